@@ -1,0 +1,34 @@
+# deblurlab: `make report` regenerates the study, `make test` runs the tests.
+# Both create the virtual environment and install everything on first use.
+PYTHON ?= python3
+VENV ?= .venv
+PROFILE ?= default
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.deblurlab-installed
+
+.PHONY: setup report test lab bench clean-runs
+
+$(STAMP): requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps -e .
+	$(PY) -m deblurlab.kernel
+	touch $@
+
+setup: $(STAMP)
+
+## Regenerate every notebook, figure and table, then report/report.html and report/report.pdf.
+report: $(STAMP)
+	$(PY) -m deblurlab.run --profile $(PROFILE)
+
+## Unit tests, and every notebook at the smoke size under nbval.
+test: $(STAMP)
+	$(PY) -m pytest -n 2 --dist loadscope tests notebooks --nbval-lax --nbval-kernel-name deblurlab
+
+## JupyterLab on the notebooks, with the project's kernel.
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab notebooks/
+
+clean-runs:
+	rm -rf runs/

@@ -1,0 +1,122 @@
+"""Every figure of the study is drawn here and saved by ``save_fig`` under figures/<name>.png."""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from .paths import figures_dir
+
+PRINT_DPI = 200
+
+
+def save_fig(name: str, fig=None, dpi: int = PRINT_DPI):
+    """Save ``fig`` (default: the current figure) as figures/<name>.png at print resolution."""
+    fig = fig or plt.gcf()
+    path = figures_dir() / f"{name}.png"
+    fig.savefig(path, dpi=dpi, bbox_inches="tight", facecolor="white")
+    return path
+
+
+def plot_training_curves(histories: dict[str, pd.DataFrame], title: str = "Training curves"):
+    """Loss and validation loss (log scale), and validation PSNR, per epoch, one colour a model."""
+    fig, (ax_loss, ax_psnr) = plt.subplots(1, 2, figsize=(10, 3.6))
+    for (label, history), colour in zip(histories.items(), plt.cm.tab10.colors):
+        epochs = history["epoch"]
+        ax_loss.plot(epochs, history["loss"], color=colour, label=f"{label} train")
+        if "val_loss" in history:
+            ax_loss.plot(epochs, history["val_loss"], color=colour, ls="--", label=f"{label} val")
+        psnr_cols = [c for c in history.columns if c.endswith("psnr")]
+        for col in psnr_cols:
+            style = "--" if col.startswith("val_") else "-"
+            ax_psnr.plot(epochs, history[col], color=colour, ls=style,
+                         label=f"{label} {'val' if col.startswith('val_') else 'train'}")
+    ax_loss.set(xlabel="epoch", ylabel="MSE loss", yscale="log", title="Loss")
+    ax_psnr.set(xlabel="epoch", ylabel="PSNR (dB)", title="PSNR")
+    for ax in (ax_loss, ax_psnr):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_restorations(blurred, restored: dict[str, np.ndarray], sharp, sigmas=None, n: int = 6,
+                      title: str | None = None):
+    """Rows of images: blurred (with sigma), each model's restoration, and the sharp original."""
+    columns = [("blurred", blurred), *restored.items(), ("sharp", sharp)]
+    n = min(n, len(sharp))
+    fig, axes = plt.subplots(n, len(columns), figsize=(1.6 * len(columns), 1.6 * n), squeeze=False)
+    for row in range(n):
+        for col, (label, images) in enumerate(columns):
+            ax = axes[row, col]
+            ax.imshow(np.clip(images[row], 0, 1), interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if row == 0:
+                ax.set_title(label, fontsize=8)
+        if sigmas is not None:
+            axes[row, 0].set_ylabel(f"σ = {sigmas[row]:.2f}", fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_blur_examples(images, sigma_values, blur_fn):
+    """Each image (row) blurred at each sigma (column)."""
+    fig, axes = plt.subplots(len(images), len(sigma_values),
+                             figsize=(1.5 * len(sigma_values), 1.5 * len(images)), squeeze=False)
+    for col, sigma in enumerate(sigma_values):
+        blurred = np.asarray(blur_fn(images, np.full(len(images), sigma, np.float32)))
+        for row in range(len(images)):
+            ax = axes[row, col]
+            ax.imshow(np.clip(blurred[row], 0, 1), interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if row == 0:
+                ax.set_title(f"σ = {sigma:g}", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+SIGMA_BINS = np.arange(0, 3.01, 0.5)
+
+
+def metrics_by_sigma(sigmas, per_image: dict[str, dict[str, np.ndarray]], bins=SIGMA_BINS) -> pd.DataFrame:
+    """Mean of each metric per sigma bin and method: columns method, bin, n, mse, psnr, ssim."""
+    which = np.clip(np.digitize(sigmas, bins) - 1, 0, len(bins) - 2)
+    rows = []
+    for method, metrics in per_image.items():
+        for b in range(len(bins) - 1):
+            mask = which == b
+            rows.append({"method": method, "σ bin": f"{bins[b]:.1f}–{bins[b + 1]:.1f}",
+                         "centre": (bins[b] + bins[b + 1]) / 2, "n": int(mask.sum()),
+                         **{m: float(np.mean(metrics[m][mask])) if mask.any() else np.nan
+                            for m in ("mse", "psnr", "ssim")}})
+    return pd.DataFrame(rows)
+
+
+def plot_sigma_distribution(sigmas, title: str = "Blur strength of the test images"):
+    fig, ax = plt.subplots(figsize=(5, 3))
+    ax.hist(sigmas, bins=SIGMA_BINS.size * 2 - 2, range=(0, 3), color="tab:blue", edgecolor="white")
+    ax.set(xlabel="gaussian σ (pixels)", ylabel="images", title=title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_metric_vs_sigma(sigmas, per_image: dict[str, dict[str, np.ndarray]], bins=SIGMA_BINS):
+    """MSE, PSNR and SSIM by sigma bin for each method: ``per_image[method][metric]`` arrays."""
+    table = metrics_by_sigma(sigmas, per_image, bins)
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
+    for method, rows in table.groupby("method", sort=False):
+        for ax, metric in zip(axes, ("mse", "psnr", "ssim")):
+            ax.plot(rows["centre"], rows[metric], marker="o", label=method)
+    for ax, metric, unit in zip(axes, ("MSE", "PSNR", "SSIM"), ("", " (dB)", "")):
+        ax.set(xlabel="blur σ (bin centre)", ylabel=metric + unit, title=f"{metric} by blur strength")
+        ax.grid(alpha=0.3)
+    axes[0].set_yscale("log")
+    axes[-1].legend(fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,62 @@
+"""ResUNet: a U-Net whose levels hold ResBlocks (report section 3.1).
+
+- Every convolution is Conv2D(3x3) -> BatchNorm -> activation.
+- The descending path goes down with a strided Conv2D and the ascending path goes up with a
+  Conv2DTranspose: both learn the resampling, with no pooling or upsampling layer.
+- A ResBlock is two such convolutions whose output is concatenated with the block's input.
+- Each level of both paths holds ``blocks_per_level`` ResBlocks (1 for ResUNet1, 3 for ResUNet3).
+- Skips concatenate the descending features with the upsampled ascending input.
+"""
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+from .layers import conv_bn_act
+from .registry import register
+
+
+def res_block(x, filters: int, activation: str, name: str):
+    y = conv_bn_act(x, filters, activation=activation, name=f"{name}_a")
+    y = conv_bn_act(y, filters, activation=activation, name=f"{name}_b")
+    return layers.Concatenate(name=f"{name}_concat")([y, x])
+
+
+def res_stack(x, filters: int, blocks: int, activation: str, name: str):
+    for i in range(blocks):
+        x = res_block(x, filters, activation, f"{name}_res{i + 1}")
+    return x
+
+
+def resunet(input_shape=(32, 32, 3), blocks_per_level: int = 1, filters=(16, 32, 64),
+            activation: str = "relu", name: str = "resunet") -> keras.Model:
+    inputs = keras.Input(input_shape, name="blurred")
+    x = conv_bn_act(inputs, filters[0], activation=activation, name="stem")
+    skips = []
+    for level, f in enumerate(filters[:-1]):
+        x = res_stack(x, f, blocks_per_level, activation, f"down{level}")
+        skips.append(x)
+        x = conv_bn_act(x, filters[level + 1], strides=2, activation=activation, name=f"down{level}_stride")
+    x = res_stack(x, filters[-1], blocks_per_level, activation, "bottom")
+    for level in reversed(range(len(filters) - 1)):
+        x = conv_bn_act(x, filters[level], strides=2, activation=activation, transpose=True,
+                        name=f"up{level}_transpose")
+        x = layers.Concatenate(name=f"up{level}_skip")([skips[level], x])
+        x = res_stack(x, filters[level], blocks_per_level, activation, f"up{level}")
+    outputs = layers.Conv2D(input_shape[-1], 1, activation="sigmoid", name="restored")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+TRAINING = dict(learning_rate=1e-3, patience=7, batch_size=128)
+
+
+@register("resunet1", family="resunet", dataset="cifar10", description="U-Net, 1 ResBlock a level",
+          training=TRAINING, reference=dict(mse=0.0018, psnr=28.49, ssim=0.930))
+def resunet1(input_shape=(32, 32, 3), **kwargs):
+    return resunet(input_shape, blocks_per_level=1, name="resunet1", **kwargs)
+
+
+@register("resunet3", family="resunet", dataset="cifar10", description="U-Net, 3 ResBlocks a level",
+          training=TRAINING, reference=dict(mse=0.0016, psnr=29.03, ssim=0.935))
+def resunet3(input_shape=(32, 32, 3), **kwargs):
+    return resunet(input_shape, blocks_per_level=3, name="resunet3", **kwargs)

@@ -1,0 +1,47 @@
+"""Where things live. One place decides every output path.
+
+Outputs (figures, tables, results, checkpoints) go under ``output_root()``: the repository root by
+default, or ``$DEBLURLAB_OUTPUT_DIR`` (the tests and nbval point it at a temporary folder so a smoke
+run never overwrites the report's figures).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+REPO_ROOT = PACKAGE_DIR.parent.parent
+SAMPLE_DIR = PACKAGE_DIR / "data" / "sample"
+
+
+def output_root() -> Path:
+    env = os.environ.get("DEBLURLAB_OUTPUT_DIR")
+    return Path(env).resolve() if env else REPO_ROOT
+
+
+def _ensure(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def figures_dir() -> Path:
+    return _ensure(output_root() / "figures")
+
+
+def tables_dir() -> Path:
+    return _ensure(output_root() / "report" / "tables")
+
+
+def results_dir() -> Path:
+    """JSON results that the report's text is filled from."""
+    return _ensure(output_root() / "report" / "results")
+
+
+def runs_dir() -> Path:
+    """Checkpoints and training histories, one folder per run name."""
+    return _ensure(output_root() / "runs")
+
+
+def shared_data_dir() -> Path:
+    """The read-only ``shared/data`` folder that sits beside a checkout, if any."""
+    return REPO_ROOT.parent / "shared" / "data"

@@ -1,0 +1,57 @@
+"""Where a number came from: data, profile, date, commit, machine."""
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import platform
+import subprocess
+
+from .paths import REPO_ROOT
+
+
+def git_commit() -> str:
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True,
+                             text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
+                               capture_output=True, text=True).stdout.strip()
+        return sha + ("+changes" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine() -> str:
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    names = []
+    for gpu in gpus:
+        details = tf.config.experimental.get_device_details(gpu)
+        names.append(details.get("device_name", gpu.name))
+    accel = f"GPU: {', '.join(names)}" if names else "no GPU"
+    return f"{cpu_name()}, {os.cpu_count()} cores, {accel}"
+
+
+def today() -> str:
+    return _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
+
+
+def provenance(data_source: str, profile: str) -> dict:
+    return {"data": data_source, "profile": profile, "date": today(), "commit": git_commit(),
+            "machine": machine()}
+
+
+def footnote(prov: dict) -> str:
+    return (f"Data: {prov['data']}. Profile: {prov['profile']}. Run {prov['date']}, commit "
+            f"{prov['commit']}, on {prov['machine']}.")

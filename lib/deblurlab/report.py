@@ -1,0 +1,126 @@
+"""Build report/report.html (self-contained) and report/report.pdf from report/report.md.
+
+report.md is a Jinja2 template in pandoc markdown. Its text reads numbers from the results that
+the notebooks wrote (``results.<chapter>``), and it places generated material by stable name:
+
+    {{ figure("resunet_training_curves", "Training curves of ResUNet1 and ResUNet3.") }}
+    {{ table("resunet", "ResUNet on the held-out CIFAR-10 test set.") }}
+    as {{ ref("resunet_training_curves") }} shows ...
+
+Figures and tables are numbered in order of appearance. A missing figure, table or result stops
+the build with a message naming the file and the notebook that makes it.
+"""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import jinja2
+
+from .paths import REPO_ROOT, figures_dir, output_root, results_dir, tables_dir
+
+TEMPLATE = REPO_ROOT / "report" / "report.md"
+STYLE = REPO_ROOT / "report" / "style.css"
+TYPST_PREAMBLE = "#set figure(numbering: none)\n#set text(size: 10pt)\n#set par(justify: true)"
+_PLACEMENT = re.compile(r"""\b(figure|table)\(\s*["']([\w.-]+)["']""")
+
+
+class ReportError(RuntimeError):
+    pass
+
+
+def report_paths() -> dict[str, Path]:
+    base = output_root() / "report"
+    return {"html": base / "report.html", "pdf": base / "report.pdf"}
+
+
+def remove_report() -> None:
+    for path in report_paths().values():
+        path.unlink(missing_ok=True)
+
+
+def load_results() -> dict:
+    return {path.stem: json.loads(path.read_text()) for path in sorted(results_dir().glob("*.json"))}
+
+
+class _Numbering:
+    """Numbers figures and tables in order of appearance, so text can cite them before or after."""
+
+    def __init__(self, source: str, image_root: str):
+        self.numbers: dict[str, str] = {}
+        counts = {"figure": 0, "table": 0}
+        for kind, name in _PLACEMENT.findall(source):
+            if name not in self.numbers:
+                counts[kind] += 1
+                self.numbers[name] = f"{kind.capitalize()} {counts[kind]}"
+        self.image_root = image_root
+
+    def ref(self, name: str) -> str:
+        if name not in self.numbers:
+            raise ReportError(f"report.md refers to {name!r}, which no figure() or table() places")
+        return self.numbers[name]
+
+    def figure(self, name: str, caption: str, width: str = "95%") -> str:
+        path = figures_dir() / f"{name}.png"
+        if not path.exists():
+            raise ReportError(f"figure {path} is missing: run the notebook that saves "
+                              f"save_fig({name!r}) (python -m deblurlab.run).")
+        return f"![{self.ref(name)}: {caption}]({self.image_root}/figures/{name}.png){{width={width}}}"
+
+    def table(self, name: str, caption: str) -> str:
+        path = tables_dir() / f"{name}.md"
+        if not path.exists():
+            raise ReportError(f"table {path} is missing: run the notebook that writes "
+                              f"write_table({name!r}) (python -m deblurlab.run).")
+        body, _, notes = path.read_text().strip().partition("\n\n")
+        return f"{body}\n\n: {self.ref(name)}: {caption}\n\n::: {{.table-note}}\n{notes.strip()}\n:::\n"
+
+
+def render(image_root: str, extra: dict | None = None) -> str:
+    """The report's markdown, with image paths under ``image_root``."""
+    if not TEMPLATE.exists():
+        raise ReportError(f"{TEMPLATE} is missing")
+    source = TEMPLATE.read_text()
+    numbering = _Numbering(source, image_root)
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    env.filters["pct"] = lambda x, digits=1: f"{100 * x:.{digits}f}%"
+    env.filters["num"] = lambda x, digits=2: f"{x:,.{digits}f}"
+    context = {"results": load_results(), "figure": numbering.figure, "table": numbering.table,
+               "ref": numbering.ref, **(extra or {})}
+    try:
+        return env.from_string(source).render(**context)
+    except jinja2.UndefinedError as error:
+        raise ReportError(f"report.md needs a result that no notebook wrote ({error}). "
+                          "Run every notebook: python -m deblurlab.run") from error
+
+
+def build_report() -> list[Path]:
+    """Render the template and write the HTML and the PDF; return their paths."""
+    import pypandoc
+    import typst
+
+    root = output_root()
+    build = root / "report" / "build"
+    build.mkdir(parents=True, exist_ok=True)
+    paths = report_paths()
+
+    html_md = build / "report.md"
+    html_md.write_text(render(str(root)))
+    args = ["--standalone", "--embed-resources", "--toc", "--number-sections", f"--css={STYLE}",
+            f"--resource-path={root}"]
+    pypandoc.convert_file(str(html_md), "html5", outputfile=str(paths["html"]), extra_args=args)
+
+    typst_md = build / "report-typst.md"
+    typst_md.write_text(render(""))  # typst resolves "/figures/x.png" against its root
+    typ = build / "report.typ"
+    pypandoc.convert_file(str(typst_md), "typst", outputfile=str(typ),
+                          extra_args=["--standalone", "--toc", "--number-sections",
+                                      "-V", f"header-includes={TYPST_PREAMBLE}"])
+    typst.compile(str(typ), output=str(paths["pdf"]), root=str(root))
+    return [paths["html"], paths["pdf"]]
+
+
+if __name__ == "__main__":
+    for built in build_report():
+        print(built)

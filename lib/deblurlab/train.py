@@ -1,0 +1,229 @@
+"""Training with checkpoints that survive interruption.
+
+``train(model, stream, val, run_name, config)`` fits with Adam and MSE (summed over the outputs of
+a multi-scale model), early stopping on the validation loss and TerminateOnNaN. After every epoch
+it writes, each atomically (temporary file, then rename), the full model with its optimizer state,
+the best weights so far, the CSV history and a small JSON state. Rerunning with the same run name
+resumes at the next epoch with the history and the early-stopping counters intact; a finished run
+is loaded, not retrained.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import keras
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+from tqdm.keras import TqdmCallback
+from tqdm.std import tqdm as text_tqdm
+
+from .paths import runs_dir
+
+
+@dataclass
+class TrainConfig:
+    epochs: int
+    batch_size: int
+    learning_rate: float = 1e-3
+    patience: int = 7
+    seed: int = 0
+    steps_per_execution: int = 1
+
+
+@dataclass
+class TrainResult:
+    history: pd.DataFrame
+    epochs_run: int
+    best_epoch: int
+    train_seconds: float
+    stopped_early: bool
+    resumed_at: int | None
+    run_dir: Path
+
+    def summary(self) -> str:
+        how = "stopped early" if self.stopped_early else "ran to the epoch limit"
+        resumed = f", resumed at epoch {self.resumed_at + 1}" if self.resumed_at else ""
+        return (f"{self.epochs_run} epochs in {self.train_seconds:.0f} s ({how}{resumed}); "
+                f"best val_loss at epoch {self.best_epoch + 1}")
+
+
+def set_seeds(seed: int) -> None:
+    keras.utils.set_random_seed(seed)
+
+
+def psnr_metric(y_true, y_pred):
+    """PSNR of the batch's images in [0, 1], averaged; a training-time view, not the evaluation."""
+    y_pred = tf.clip_by_value(tf.cast(y_pred, tf.float32), 0.0, 1.0)
+    return tf.reduce_mean(tf.image.psnr(tf.cast(y_true, tf.float32), y_pred, max_val=1.0))
+
+
+psnr_metric.__name__ = "psnr"
+
+
+def compile_for_deblurring(model: keras.Model, config: TrainConfig) -> None:
+    n_out = len(model.outputs)
+    metrics = [psnr_metric] if n_out == 1 else [[] for _ in range(n_out - 1)] + [[psnr_metric]]
+    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
+                  loss=["mse"] * n_out if n_out > 1 else "mse",
+                  metrics=metrics, steps_per_execution=config.steps_per_execution)
+
+
+def multi_scale_targets(model: keras.Model) -> Callable:
+    """Map (blurred, sharp) to (blurred, targets): one target per output, resized to its size."""
+    sizes = [tuple(out.shape[1:3]) for out in model.outputs]
+
+    def mapper(blurred, sharp):
+        if len(sizes) == 1:
+            return blurred, sharp
+        targets = tuple(sharp if None in size else tf.image.resize(sharp, size, antialias=True)
+                        for size in sizes)
+        return blurred, targets
+
+    return mapper
+
+
+def _fingerprint(model: keras.Model, config: TrainConfig) -> str:
+    """What must match for a checkpoint to be resumed (the epoch limit and patience may change)."""
+    fixed = {k: v for k, v in asdict(config).items() if k not in ("epochs", "patience", "steps_per_execution")}
+    # Layer types and weight shapes, not names: Keras numbers auto-named layers per process.
+    arch = [(layer.__class__.__name__, [tuple(w.shape) for w in layer.weights]) for layer in model.layers]
+    text = json.dumps({"arch": arch, "config": fixed}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _atomic_save(path: Path, save: Callable[[str], None]) -> None:
+    tmp = path.with_name("tmp-" + path.name)  # keeps the suffix, from which Keras picks the format
+    save(str(tmp))
+    os.replace(tmp, path)
+
+
+def _save_optimizer(optimizer, path: str) -> None:
+    np.savez(path, *[np.asarray(v) for v in optimizer.variables])
+
+
+def _load_optimizer(optimizer, model: keras.Model, path: Path) -> None:
+    optimizer.build(model.trainable_variables)
+    with np.load(path) as saved:
+        arrays = [saved[f"arr_{i}"] for i in range(len(saved.files))]
+    if len(arrays) != len(optimizer.variables):
+        raise RuntimeError(f"{path} does not match this model's optimizer; delete its run folder.")
+    for variable, value in zip(optimizer.variables, arrays):
+        variable.assign(value)
+
+
+class ResumableCheckpoint(keras.callbacks.Callback):
+    """Checkpoints, history and early stopping whose state lives on disk, not in memory."""
+
+    def __init__(self, run_dir: Path, patience: int, state: dict):
+        super().__init__()
+        self.run_dir = run_dir
+        self.patience = patience
+        self.state = state
+        self._epoch_start = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = dict(logs or {})
+        row = {"epoch": epoch + 1, **{k: float(v) for k, v in logs.items()},
+               "seconds": time.perf_counter() - self._epoch_start}
+        self.state["history"].append(row)
+        val = logs.get("val_loss", logs.get("loss"))
+        if val is not None and math.isfinite(val) and val < self.state["best"]:
+            self.state.update(best=float(val), best_epoch=epoch, wait=0)
+            _atomic_save(self.run_dir / "best.weights.h5", self.model.save_weights)
+        else:
+            self.state["wait"] += 1
+        self.state["epoch"] = epoch
+        if self.state["wait"] >= self.patience:
+            self.state["stopped_early"] = True
+            self.model.stop_training = True
+        _atomic_save(self.run_dir / "last.weights.h5", self.model.save_weights)
+        _atomic_save(self.run_dir / "optimizer.npz", lambda p: _save_optimizer(self.model.optimizer, p))
+        _atomic_write_text(self.run_dir / "history.csv", pd.DataFrame(self.state["history"]).to_csv(index=False))
+        _atomic_write_text(self.run_dir / "state.json", json.dumps(self.state, indent=1))
+
+
+def run_directory(run_name: str) -> Path:
+    return runs_dir() / run_name
+
+
+def train(model: keras.Model, make_stream: Callable[[int, int], tuple[tf.data.Dataset, int]],
+          val: tuple[np.ndarray, np.ndarray], run_name: str, config: TrainConfig,
+          verbose: bool = True, callbacks: list | None = None) -> TrainResult:
+    """Train ``model`` (compiled here) and return its history with the best weights loaded.
+
+    ``make_stream(first_epoch, last_epoch)`` returns (dataset of (blurred, sharp), steps per epoch);
+    ``val`` is (blurred, sharp) arrays.
+    """
+    run_dir = run_directory(run_name)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    set_seeds(config.seed)
+    compile_for_deblurring(model, config)
+    fingerprint = _fingerprint(model, config)
+    state_file = run_dir / "state.json"
+    resumed_at = None
+    if state_file.exists():
+        state = json.loads(state_file.read_text())
+        if state.get("fingerprint") != fingerprint:
+            raise RuntimeError(
+                f"{run_dir} holds a run of a different model or configuration. Delete that folder "
+                "(or run `python -m deblurlab.run --fresh`) to train from scratch, or pick another run name.")
+        model.load_weights(run_dir / "last.weights.h5")
+        _load_optimizer(model.optimizer, model, run_dir / "optimizer.npz")
+        resumed_at = state["epoch"] + 1
+    else:
+        state = {"fingerprint": fingerprint, "config": asdict(config), "epoch": -1, "best": math.inf,
+                 "best_epoch": -1, "wait": 0, "stopped_early": False, "history": []}
+
+    first_epoch = state["epoch"] + 1
+    if not state["stopped_early"] and first_epoch < config.epochs:
+        if resumed_at and verbose:
+            print(f"Resuming {run_name} at epoch {first_epoch + 1} of {config.epochs}.")
+        stream, steps = make_stream(first_epoch, config.epochs)
+        stream = stream.map(multi_scale_targets(model), num_parallel_calls=tf.data.AUTOTUNE)
+        val_blurred, val_sharp = val
+        _, val_targets = multi_scale_targets(model)(tf.constant(val_blurred), tf.constant(val_sharp))
+        callbacks = [keras.callbacks.TerminateOnNaN(),
+                     ResumableCheckpoint(run_dir, config.patience, state), *(callbacks or [])]
+        if verbose:
+            callbacks.append(TqdmCallback(verbose=0, tqdm_class=text_tqdm, desc=run_name,
+                                          initial=first_epoch))
+        model.fit(stream, steps_per_epoch=steps, epochs=config.epochs, initial_epoch=first_epoch,
+                  validation_data=(val_blurred, val_targets), validation_batch_size=config.batch_size,
+                  callbacks=callbacks, verbose=0, shuffle=False)
+    elif verbose:
+        print(f"{run_name} already finished ({len(state['history'])} epochs): "
+              f"loading its best weights from {run_dir}.")
+
+    if state["history"] and not math.isfinite(state["history"][-1].get("loss", 0.0)):
+        raise FloatingPointError(f"{run_name}: the loss became NaN; see {run_dir / 'history.csv'}.")
+    if (run_dir / "best.weights.h5").exists():
+        model.load_weights(run_dir / "best.weights.h5")
+    history = pd.DataFrame(state["history"])
+    return TrainResult(history=history, epochs_run=len(history), best_epoch=state["best_epoch"],
+                       train_seconds=float(history["seconds"].sum()) if len(history) else 0.0,
+                       stopped_early=state["stopped_early"], resumed_at=resumed_at, run_dir=run_dir)
+
+
+def predict(model: keras.Model, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """The finest-scale output of ``model`` for ``images``, clipped to [0, 1], as float32."""
+    out = model.predict(images, batch_size=batch_size, verbose=0)
+    if isinstance(out, (list, tuple)):
+        out = out[-1]
+    return np.clip(np.asarray(out, dtype=np.float32), 0.0, 1.0)

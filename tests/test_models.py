@@ -1,0 +1,47 @@
+import numpy as np
+import pytest
+
+from deblurlab.models import build_model, get_spec, list_models
+
+CIFAR_MODELS = list_models(dataset="cifar10")
+
+
+def test_registry_knows_the_resunets():
+    assert {"resunet1", "resunet3"} <= set(CIFAR_MODELS)
+    with pytest.raises(KeyError, match="unknown model"):
+        get_spec("no-such-model")
+
+
+@pytest.mark.parametrize("name", CIFAR_MODELS)
+def test_cifar_model_shape_and_range(name):
+    model = build_model(name, input_shape=(32, 32, 3))
+    x = np.random.default_rng(0).random((2, 32, 32, 3)).astype("float32")
+    out = model(x, training=False)
+    out = out[-1] if isinstance(out, (list, tuple)) else out
+    assert tuple(out.shape) == (2, 32, 32, 3)
+    if get_spec(name).reference.get("range", "unit") == "unit":
+        assert float(np.min(out)) >= 0.0 and float(np.max(out)) <= 1.0
+
+
+def test_resunet_parameter_counts_and_depth():
+    # Pinned counts: a change to the architecture must be deliberate.
+    one, three = build_model("resunet1"), build_model("resunet3")
+    assert one.count_params() == 246_771
+    assert three.count_params() == 885_427
+    convs = lambda m: sum(l.__class__.__name__ == "Conv2D" for l in m.layers)  # noqa: E731
+    assert convs(three) > convs(one)
+
+
+def test_resunet_resamples_with_strided_and_transposed_convs_only():
+    model = build_model("resunet1")
+    kinds = {layer.__class__.__name__ for layer in model.layers}
+    assert "Conv2DTranspose" in kinds
+    assert not kinds & {"MaxPooling2D", "AveragePooling2D", "UpSampling2D"}
+    strided = [l for l in model.layers if l.__class__.__name__ == "Conv2D" and l.strides == (2, 2)]
+    assert len(strided) == 2
+
+
+def test_resblock_concatenates_its_input():
+    model = build_model("resunet1")
+    block = model.get_layer("down0_res1_concat")
+    assert block.output.shape[-1] == 16 + 16  # conv output + block input
