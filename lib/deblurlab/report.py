@@ -1,7 +1,9 @@
 """Build report/report.html (self-contained) and report/report.pdf from report/report.md.
 
-report.md is a Jinja2 template in pandoc markdown. Its text reads numbers from the results that
-the notebooks wrote (``results.<chapter>``), and it places generated material by stable name:
+report.md is a Jinja2 template in pandoc markdown: a title block, a provenance box, then every
+file of report/sections/ in name order (one file a chapter, so chapters never edit each other's
+text). The text reads numbers from the results that the notebooks wrote (``results.<chapter>``)
+and places generated material by stable name:
 
     {{ figure("resunet_training_curves", "Training curves of ResUNet1 and ResUNet3.") }}
     {{ table("resunet", "ResUNet on the held-out CIFAR-10 test set.") }}
@@ -13,7 +15,6 @@ the build with a message naming the file and the notebook that makes it.
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import jinja2
@@ -21,9 +22,9 @@ import jinja2
 from .paths import REPO_ROOT, figures_dir, output_root, results_dir, tables_dir
 
 TEMPLATE = REPO_ROOT / "report" / "report.md"
+SECTIONS = REPO_ROOT / "report" / "sections"
 STYLE = REPO_ROOT / "report" / "style.css"
 TYPST_PREAMBLE = "#set figure(numbering: none)\n#set text(size: 10pt)\n#set par(justify: true)"
-_PLACEMENT = re.compile(r"""\b(figure|table)\(\s*["']([\w.-]+)["']""")
 
 
 class ReportError(RuntimeError):
@@ -45,28 +46,35 @@ def load_results() -> dict:
 
 
 class _Numbering:
-    """Numbers figures and tables in order of appearance, so text can cite them before or after."""
+    """Numbers figures and tables in order of appearance. The report renders twice: the first pass
+    learns the order, the second cites numbers, so text may refer forward as well as back."""
 
-    def __init__(self, source: str, image_root: str):
-        self.numbers: dict[str, str] = {}
-        counts = {"figure": 0, "table": 0}
-        for kind, name in _PLACEMENT.findall(source):
-            if name not in self.numbers:
-                counts[kind] += 1
-                self.numbers[name] = f"{kind.capitalize()} {counts[kind]}"
+    def __init__(self, image_root: str, numbers: dict[str, str] | None = None):
         self.image_root = image_root
+        self.known = numbers  # None during the first pass
+        self.numbers: dict[str, str] = {}
+        self.counts = {"figure": 0, "table": 0}
+
+    def _place(self, kind: str, name: str) -> str:
+        if name in self.numbers:
+            raise ReportError(f"the report places {kind} {name!r} twice")
+        self.counts[kind] += 1
+        self.numbers[name] = f"{kind.capitalize()} {self.counts[kind]}"
+        return self.numbers[name]
 
     def ref(self, name: str) -> str:
-        if name not in self.numbers:
-            raise ReportError(f"report.md refers to {name!r}, which no figure() or table() places")
-        return self.numbers[name]
+        if self.known is None:
+            return "(ref)"
+        if name not in self.known:
+            raise ReportError(f"the report refers to {name!r}, which no figure() or table() places")
+        return self.known[name]
 
     def figure(self, name: str, caption: str, width: str = "95%") -> str:
         path = figures_dir() / f"{name}.png"
         if not path.exists():
             raise ReportError(f"figure {path} is missing: run the notebook that saves "
                               f"save_fig({name!r}) (python -m deblurlab.run).")
-        return f"![{self.ref(name)}: {caption}]({self.image_root}/figures/{name}.png){{width={width}}}"
+        return f"![{self._place('figure', name)}: {caption}]({self.image_root}/figures/{name}.png){{width={width}}}"
 
     def table(self, name: str, caption: str) -> str:
         path = tables_dir() / f"{name}.md"
@@ -74,25 +82,31 @@ class _Numbering:
             raise ReportError(f"table {path} is missing: run the notebook that writes "
                               f"write_table({name!r}) (python -m deblurlab.run).")
         body, _, notes = path.read_text().strip().partition("\n\n")
-        return f"{body}\n\n: {self.ref(name)}: {caption}\n\n::: {{.table-note}}\n{notes.strip()}\n:::\n"
+        return f"{body}\n\n: {self._place('table', name)}: {caption}\n\n::: {{.table-note}}\n{notes.strip()}\n:::\n"
 
 
 def render(image_root: str, extra: dict | None = None) -> str:
     """The report's markdown, with image paths under ``image_root``."""
     if not TEMPLATE.exists():
         raise ReportError(f"{TEMPLATE} is missing")
-    source = TEMPLATE.read_text()
-    numbering = _Numbering(source, image_root)
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATE.parent)),
+                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
     env.filters["pct"] = lambda x, digits=1: f"{100 * x:.{digits}f}%"
     env.filters["num"] = lambda x, digits=2: f"{x:,.{digits}f}"
-    context = {"results": load_results(), "figure": numbering.figure, "table": numbering.table,
-               "ref": numbering.ref, **(extra or {})}
-    try:
-        return env.from_string(source).render(**context)
-    except jinja2.UndefinedError as error:
-        raise ReportError(f"report.md needs a result that no notebook wrote ({error}). "
-                          "Run every notebook: python -m deblurlab.run") from error
+    sections = [f"sections/{path.name}" for path in sorted(SECTIONS.glob("*.md"))]
+    results = load_results()
+    numbers = None
+    for _ in range(2):
+        numbering = _Numbering(image_root, numbers)
+        context = {"results": results, "sections": sections, "figure": numbering.figure,
+                   "table": numbering.table, "ref": numbering.ref, **(extra or {})}
+        try:
+            text = env.get_template(TEMPLATE.name).render(**context)
+        except jinja2.UndefinedError as error:
+            raise ReportError(f"the report needs a result that no notebook wrote ({error}). "
+                              "Run every notebook: python -m deblurlab.run") from error
+        numbers = numbering.numbers
+    return text
 
 
 def build_report() -> list[Path]:
