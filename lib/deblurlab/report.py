@@ -19,6 +19,7 @@ from pathlib import Path
 
 import jinja2
 
+from .provenance import today
 from .paths import REPO_ROOT, figures_dir, output_root, results_dir, tables_dir
 
 TEMPLATE = REPO_ROOT / "report" / "report.md"
@@ -93,12 +94,13 @@ def render(image_root: str, extra: dict | None = None) -> str:
                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
     env.filters["pct"] = lambda x, digits=1: f"{100 * x:.{digits}f}%"
     env.filters["num"] = lambda x, digits=2: f"{x:,.{digits}f}"
+    env.tests["search"] = lambda value, pattern: pattern in str(value)
     sections = [f"sections/{path.name}" for path in sorted(SECTIONS.glob("*.md"))]
     results = load_results()
     numbers = None
     for _ in range(2):
         numbering = _Numbering(image_root, numbers)
-        context = {"results": results, "sections": sections, "figure": numbering.figure,
+        context = {"results": results, "sections": sections, "now": today(), "figure": numbering.figure,
                    "table": numbering.table, "ref": numbering.ref, **(extra or {})}
         try:
             text = env.get_template(TEMPLATE.name).render(**context)
