@@ -154,3 +154,13 @@ def test_split_uses_the_test_batch_when_present():
     s = split_cifar10(data, n_val=5, n_test=10)
     np.testing.assert_allclose(s.test, images[:10] / 255.0)
     assert len(s.train) == 45
+
+
+def test_automatic_split_sizes_for_the_full_profile():
+    images, labels = fake_images(100)
+    subset = cifar.CifarData(images, labels, None, None, cifar.DEFAULT_CLASS_NAMES, "subset", "x")
+    s = split_cifar10(subset, n_val=None, n_test=None)
+    assert (len(s.train), len(s.val), len(s.test)) == (80, 10, 10)
+    full = cifar.CifarData(images, labels, images[:30], labels[:30], cifar.DEFAULT_CLASS_NAMES, "full", "x")
+    s = split_cifar10(full, n_val=None, n_test=None)
+    assert (len(s.train), len(s.val), len(s.test)) == (90, 10, 30)

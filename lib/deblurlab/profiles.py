@@ -20,7 +20,8 @@ ENV_VAR = "DEBLURLAB_PROFILE"
 CIFAR_SIZES = {
     "smoke": dict(n_train=96, n_val=32, n_test=48, batch_size=32, epochs=1),
     "default": dict(n_train=None, n_val=400, n_test=500, batch_size=32, epochs=None),
-    "full": dict(n_train=None, n_val=5000, n_test=10000, batch_size=None, epochs=70),
+    # None: 10% of the training images for validation; the test batch (or 10%) for test.
+    "full": dict(n_train=None, n_val=None, n_test=None, batch_size=None, epochs=70),
 }
 # Epochs of the default profile, measured to fit about 5 minutes of training on 2 CPU cores.
 DEFAULT_EPOCHS = {"resunet1": 6, "resunet3": 3}
@@ -39,8 +40,8 @@ def resolve_profile(profile: str | None = None) -> str:
 class CifarPlan:
     profile: str
     n_train: int | None
-    n_val: int
-    n_test: int
+    n_val: int | None
+    n_test: int | None
 
     @classmethod
     def for_profile(cls, profile: str) -> "CifarPlan":

@@ -280,10 +280,17 @@ class CifarSplits:
                 f"{len(self.test):,} test")
 
 
-def split_cifar10(data: CifarData, n_train: int | None = None, n_val: int = 500,
-                  n_test: int = 500, seed: int = 0) -> CifarSplits:
+def split_cifar10(data: CifarData, n_train: int | None = None, n_val: int | None = 500,
+                  n_test: int | None = 500, seed: int = 0) -> CifarSplits:
     """A reproducible split. Without a test batch, the test images come out of the training
-    batches first (fixed permutation), so they never overlap train or validation."""
+    batches first (fixed permutation), so they never overlap train or validation.
+
+    ``n_val=None`` takes 10% of the training images; ``n_test=None`` the whole test batch, or 10%
+    of the training images when there is none. ``n_train=None`` takes all that remain.
+    """
+    tenth = round(0.1 * len(data.x_train))
+    n_val = tenth if n_val is None else n_val
+    n_test = (tenth if data.x_test is None else len(data.x_test)) if n_test is None else n_test
     order = np.random.default_rng(seed).permutation(len(data.x_train))
     if data.x_test is not None:
         x_test, y_test = data.x_test[:n_test], data.y_test[:n_test]
