@@ -150,3 +150,37 @@ def save_results(chapter: str, study: CifarStudy, scores, results: dict[str, Tra
         payload["models"][name] = entry
     (results_dir() / f"{chapter}.json").write_text(json.dumps(payload, indent=1, default=float))
     return payload
+
+
+def summary_table(chapters: list[str] | None = None, name: str | None = "cifar_summary") -> pd.DataFrame:
+    """One row per trained CIFAR-10 model across the chapters' saved results, beside the report.
+
+    Reads report/results/<chapter>.json as written by ``save_results``; chapters default to all
+    that hold CIFAR-10 models. Written to report/tables/<name> with each chapter's provenance.
+    """
+    rows, notes = [], {}
+    for path in sorted(results_dir().glob("*.json")):
+        payload = json.loads(path.read_text())
+        if "models" not in payload or (chapters and payload.get("chapter") not in chapters):
+            continue
+        for model_name, entry in payload["models"].items():
+            if "epochs" not in entry:
+                continue  # the blurred input, or a row that is not a trained model
+            if get_spec(model_name).dataset != "cifar10":
+                continue
+            reference, ours = entry.get("reference", {}), entry["metrics"]
+            rows.append({"model": model_name, "chapter": payload["chapter"],
+                         "params": f"{entry['params']:,}" if entry.get("params") else "–",
+                         "epochs": entry["epochs"], "train s": round(entry["train_seconds"]),
+                         "MSE": ours["mse"], "PSNR": ours["psnr"], "SSIM": ours["ssim"],
+                         "report MSE": reference.get("mse"), "report PSNR": reference.get("psnr"),
+                         "report SSIM": reference.get("ssim")})
+            notes[payload["chapter"]] = footnote(payload["provenance"])
+    if not rows:
+        raise FileNotFoundError(f"no CIFAR-10 chapter results in {results_dir()}: run the chapter notebooks first")
+    df = pd.DataFrame(rows).astype({"epochs": "Int64", "train s": "Int64"})
+    if name:
+        distinct = sorted(set(notes.values()))
+        text = distinct[0] if len(distinct) == 1 else " ".join(f"[{c}] {n}" for c, n in sorted(notes.items()))
+        write_table(name, df, text)
+    return df
