@@ -3,6 +3,7 @@
     python -m deblurlab.run --profile default               # every notebook, then the report
     python -m deblurlab.run --profile smoke notebooks/01_resunet.ipynb
     python -m deblurlab.run --fresh                         # forget checkpoints of this profile
+    python -m deblurlab.run --profile smoke --store-checked-outputs   # refresh nbval's expectations
 
 Executed notebooks go to report/notebooks/ (as .ipynb and .html). A failing notebook stops the run
 with its name, the failing cell and the error, and no report is built: the old one was removed at
@@ -69,6 +70,30 @@ def execute_notebook(notebook: Path, profile: str, parameters: dict | None = Non
             "finished": time.strftime("%Y-%m-%d %H:%M")}
 
 
+CHECK_MARK = "# NBVAL_CHECK_OUTPUT"
+
+
+def store_checked_outputs(executed: Path, source: Path) -> int:
+    """Copy the outputs of ``# NBVAL_CHECK_OUTPUT`` cells from an executed copy into the source
+    notebook, where nbval reads its expectations; other cells stay output-free. Returns the count."""
+    import nbformat
+
+    ran = {cell.source: cell for cell in nbformat.read(executed, as_version=4).cells if cell.cell_type == "code"}
+    notebook = nbformat.read(source, as_version=4)
+    stored = 0
+    for cell in notebook.cells:
+        if cell.cell_type != "code":
+            continue
+        if cell.source.lstrip().startswith(CHECK_MARK) and cell.source in ran:
+            cell.outputs = ran[cell.source].outputs
+            cell.execution_count = ran[cell.source].execution_count  # nbval skips "unrun" cells
+            stored += 1
+        else:
+            cell.outputs, cell.execution_count = [], None
+    nbformat.write(notebook, source)
+    return stored
+
+
 def record_timing(entry: dict) -> None:
     path = results_dir() / "notebooks.json"
     timings = json.loads(path.read_text()) if path.exists() else {}
@@ -89,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", default="default", choices=PROFILES)
     parser.add_argument("--fresh", action="store_true", help="delete this profile's checkpoints first")
     parser.add_argument("--no-report", action="store_true", help="skip the report build")
+    parser.add_argument("--store-checked-outputs", action="store_true",
+                        help="copy the outputs of # NBVAL_CHECK_OUTPUT cells into the source notebooks")
     parser.add_argument("-p", "--parameter", action="append", default=[], metavar="NAME=VALUE",
                         help="extra notebook parameter, e.g. -p data_dir=/data/cifar-10-batches-py")
     args = parser.parse_args(argv)
@@ -108,6 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     for notebook in notebooks:
         try:
             record_timing(execute_notebook(notebook, args.profile, extra))
+            if args.store_checked_outputs:
+                count = store_checked_outputs(executed_dir() / notebook.name, notebook)
+                print(f"    stored the outputs of {count} checked cell(s) in {notebook.name}")
         except NotebookFailed as failure:
             print(f"\nERROR: {failure}\nNo report was built. Fix the error and run again; finished "
                   "training runs are kept and will be loaded, not retrained.", file=sys.stderr)
