@@ -30,5 +30,10 @@ test: $(STAMP)
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/
 
+## Time every registered model and the data pipelines -> report/results/bench_<cpu|gpu>.json.
+## Options through BENCH_ARGS, e.g. make bench BENCH_ARGS="--quick --models resunet1".
+bench: $(STAMP)
+	$(PY) -m deblurlab.bench $(BENCH_ARGS)
+
 clean-runs:
 	rm -rf runs/

@@ -64,9 +64,10 @@ def train_model(study: CifarStudy, model_name: str, seed: int = 0) -> tuple[kera
     config = study.plan.train_config(model_name, seed=seed)
     set_seeds(seed)  # before building, so the initial weights are reproducible
     model = build_model(model_name, input_shape=study.splits.train.shape[1:])
+    train_images = study.splits.train[:study.plan.train_images(model_name)]  # all unless the profile caps
 
     def make_stream(first_epoch, last_epoch):
-        return training_stream(study.splits.train, config.batch_size, seed, first_epoch, last_epoch)
+        return training_stream(train_images, config.batch_size, seed, first_epoch, last_epoch)
 
     result = train(model, make_stream, (study.val_blurred, study.splits.val), run_name(study, model_name), config)
     print(f"{model_name}: {result.summary()}")
@@ -138,12 +139,13 @@ def save_results(chapter: str, study: CifarStudy, scores, results: dict[str, Tra
     """Write report/results/<chapter>.json, from which the report's text takes its numbers."""
     gains = gains_over_input(scores).set_index("model").to_dict(orient="index")
     payload = {"chapter": chapter, "provenance": study.provenance, "data": study.describe(),
-               "n_test": len(study.splits.test), "models": {}}
+               "n_test": len(study.splits.test), "n_train": len(study.splits.train), "models": {}}
     for name, per_image in scores.items():
         entry = {"metrics": M.summarize(per_image)}
         if name in results:
             r = results[name]
             entry.update(epochs=r.epochs_run, train_seconds=r.train_seconds, stopped_early=r.stopped_early,
+                         train_images=len(study.splits.train[:study.plan.train_images(name)]),
                          reference=get_spec(name).reference, gains=gains.get(name))
         if models and name in models:
             entry["params"] = int(models[name].count_params())

@@ -120,3 +120,49 @@ def plot_metric_vs_sigma(sigmas, per_image: dict[str, dict[str, np.ndarray]], bi
     axes[-1].legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def style_method_lines(fig, dashed=(), dotted=()):
+    """Restyle a many-method line plot by label: ``dotted`` methods (e.g. the blurred input) in
+    black, ``dashed`` ones (e.g. classical baselines) dashed with square markers in muted colours,
+    every other method a distinct solid colour; one legend, outside the panels on the right."""
+    solid_colours = list(plt.cm.tab10.colors) + list(plt.cm.tab20.colors[1::2])
+    dashed_colours = list(plt.cm.Dark2.colors)
+    assigned: dict[str, tuple] = {}
+    for ax in fig.axes:
+        if ax.get_legend() is not None:
+            ax.get_legend().remove()
+        for line in ax.get_lines():
+            label = line.get_label()
+            if label in dotted:
+                line.set(linestyle=":", color="black")
+                continue
+            if label not in assigned:
+                pool = dashed_colours if label in dashed else solid_colours
+                used = sum(1 for name in assigned if (name in dashed) == (label in dashed))
+                assigned[label] = pool[used % len(pool)]
+            line.set_color(assigned[label])
+            if label in dashed:
+                line.set(linestyle="--", marker="s")
+    handles, labels = fig.axes[-1].get_legend_handles_labels()
+    fig.axes[-1].legend(handles, labels, fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    return fig
+
+
+def plot_method_grid(images: dict[str, np.ndarray], titles: dict[str, str] | None = None, columns: int = 6,
+                     title: str | None = None, size: float = 1.9):
+    """One image per method in a grid, each titled with its name and ``titles[name]`` (e.g. its
+    PSNR and SSIM); unused cells are left blank."""
+    names = list(images)
+    rows = int(np.ceil(len(names) / columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(size * columns, (size + 0.45) * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, name in zip(axes.flat, names):
+        ax.imshow(np.clip(images[name], 0, 1), interpolation="nearest")
+        label = name if not titles or name not in titles else f"{name}\n{titles[name]}"
+        ax.set_title(label, fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,459 @@
+"""The comparison chapter: classical baselines beside every trained CIFAR model, and what each costs.
+
+    tuned = tune_on_validation(study)                       # Wiener balance, RL iterations
+    restored, seconds = run_baselines_timed(study, tuned)   # on the held-out test set
+    scores = {**cs.evaluate(study, models), **baseline_scores(study, restored)}
+    verdicts(scores, baselines, models)                     # who beats whom, as sentences
+
+Cost measurements are small and local on purpose: an analytic FLOP count from the Keras layers,
+a timed matmul for the machine's fp32 peak, and timed ``predict`` calls for inference speed.
+"""
+from __future__ import annotations
+
+import json
+import time
+from typing import Iterable
+
+import keras
+import numpy as np
+import pandas as pd
+
+from . import baselines as B
+from . import metrics as M
+from .cifar_study import BLURRED_INPUT, VAL_SEED, CifarStudy
+from .data.blur import draw_sigmas
+from .figures import SIGMA_BINS, metrics_by_sigma
+from .paths import results_dir
+from .provenance import footnote
+from .tables import write_table
+from .train import TrainResult
+
+# --------------------------------------------------------------------------------------- baselines
+
+
+def validation_sigmas(study: CifarStudy) -> np.ndarray:
+    """The σ of each validation image: the draw ``prepare_study`` made with ``VAL_SEED``."""
+    return draw_sigmas(len(study.splits.val), VAL_SEED)
+
+
+def tune_on_validation(study: CifarStudy, grids: dict | None = None, metric: str = "mse",
+                       workers: int | None = None) -> dict[str, B.TuneResult]:
+    """Tune every baseline on the validation split (never the test split)."""
+    return B.tune_baselines(study.val_blurred, study.splits.val, validation_sigmas(study), grids, metric,
+                            workers)
+
+
+def run_baselines_timed(study: CifarStudy, tuned: dict[str, B.TuneResult], workers: int | None = None
+                        ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    """Restore the test set with each tuned baseline: ({method: images}, {method: wall seconds})."""
+    restored, seconds = {}, {}
+    for method, result in tuned.items():
+        start = time.perf_counter()
+        restored[method] = B.deconvolve(study.test_blurred, study.test_sigmas, method, workers=workers,
+                                        **result.params)
+        seconds[method] = time.perf_counter() - start
+    return restored, seconds
+
+
+def baseline_scores(study: CifarStudy, restored: dict[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
+    return {method: M.per_image_metrics(images, study.splits.test) for method, images in restored.items()}
+
+
+def tuning_table(tuned: dict[str, B.TuneResult]) -> pd.DataFrame:
+    """One row a (method, grid value) with its validation score; the chosen value is marked."""
+    rows = []
+    for method, result in tuned.items():
+        if result.scores.empty:
+            rows.append({"method": method, "parameter": "–", "value": "–",
+                         f"validation {result.metric.upper()}": None, "chosen": True})
+            continue
+        param = next(iter(result.params))
+        for _, row in result.scores.iterrows():
+            rows.append({"method": method, "parameter": param, "value": f"{row[param]:g}",
+                         f"validation {result.metric.upper()}": row[result.metric],
+                         "chosen": bool(row[param] == result.params[param])})
+    return pd.DataFrame(rows)
+
+
+# ------------------------------------------------------------------------------------------ verdicts
+
+
+def _mean(scores, name, metric):
+    return float(np.mean(scores[name][metric]))
+
+
+def beats(scores, a: str, b: str) -> dict[str, bool]:
+    """Whether method ``a`` beats method ``b`` in mean MSE (lower) and mean SSIM (higher)."""
+    return {"mse": _mean(scores, a, "mse") < _mean(scores, b, "mse"),
+            "ssim": _mean(scores, a, "ssim") > _mean(scores, b, "ssim")}
+
+
+def verdicts(scores, baselines: Iterable[str], models: Iterable[str]) -> tuple[dict, list[str]]:
+    """For each model and baseline, who wins in MSE and SSIM; plus one sentence a model.
+
+    A model "beats" a baseline when it has both the lower mean MSE and the higher mean SSIM;
+    the sentences say plainly when it does not.
+    """
+    baselines, models = list(baselines), list(models)
+    table = {m: {b: beats(scores, m, b) for b in baselines} for m in models}
+    sentences = []
+    for m in models:
+        both = [b for b in baselines if all(table[m][b].values())]
+        partial = [b for b in baselines if any(table[m][b].values()) and b not in both]
+        none = [b for b in baselines if not any(table[m][b].values())]
+        parts = []
+        if both:
+            parts.append(f"beats {_join(both)} in both MSE and SSIM")
+        for b in partial:
+            won = "MSE" if table[m][b]["mse"] else "SSIM"
+            lost = "SSIM" if won == "MSE" else "MSE"
+            parts.append(f"beats {b} in {won} only (its {lost} is "
+                         f"{_fmt(lost, _mean(scores, m, lost.lower()))} against {_fmt(lost, _mean(scores, b, lost.lower()))})")
+        if none:
+            pair = lambda name: f"{_fmt('MSE', _mean(scores, name, 'mse'))}/{_fmt('SSIM', _mean(scores, name, 'ssim'))}"  # noqa: E731
+            parts.append(f"does not beat {_join(none, 'or')}: its MSE/SSIM are {pair(m)}, against "
+                         + _join([f"{pair(b)} ({b})" for b in none]))
+        sentences.append(f"{m} " + ", and ".join(parts) + ".")
+    return table, sentences
+
+
+def _join(names: list[str], word: str = "and") -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + f" {word} " + names[-1]
+
+
+def _fmt(metric: str, value: float) -> str:
+    return f"{value:.5f}" if metric.upper() == "MSE" else f"{value:.4f}"
+
+
+# -------------------------------------------------------------------------------------- hard image
+
+
+def gradient_energy(images: np.ndarray) -> np.ndarray:
+    """Mean squared horizontal and vertical finite difference of each image: a texture measure."""
+    images = np.asarray(images, dtype=np.float64)
+    dx = np.diff(images, axis=2)
+    dy = np.diff(images, axis=1)
+    return np.mean(dx ** 2, axis=(1, 2, 3)) + np.mean(dy ** 2, axis=(1, 2, 3))
+
+
+def hard_image_index(study: CifarStudy, texture_quantile: float = 0.75) -> int:
+    """The test image with the largest σ among the richly textured ones.
+
+    "Richly textured" means a sharp-image gradient energy at or above the ``texture_quantile`` of
+    the test set. Deterministic: ties go to the lowest index.
+    """
+    energy = gradient_energy(study.splits.test)
+    rich = np.flatnonzero(energy >= np.quantile(energy, texture_quantile))
+    return int(rich[np.argmax(study.test_sigmas[rich])])
+
+
+# --------------------------------------------------------------------------------------- cost
+
+
+_CONV_DENSE = (keras.layers.Conv2D, keras.layers.Conv2DTranspose, keras.layers.Dense,
+               keras.layers.DepthwiseConv2D, keras.layers.SeparableConv2D)
+
+
+def _macs(layer, in_shape, out_shape) -> int:
+    """Multiply-accumulates of one call of a conv/dense layer, for batch size 1 (bias ignored)."""
+    if isinstance(layer, keras.layers.Dense):
+        return int(np.prod(in_shape[1:])) * int(layer.units)
+    kh, kw = layer.kernel_size
+    c_in = int(in_shape[-1])
+    if isinstance(layer, keras.layers.Conv2DTranspose):
+        # every input pixel scatters a full kh x kw x c_out kernel
+        return int(np.prod(in_shape[1:-1])) * kh * kw * c_in * int(layer.filters)
+    out_pixels = int(np.prod(out_shape[1:-1]))
+    if isinstance(layer, keras.layers.SeparableConv2D):
+        depth = c_in * int(layer.depth_multiplier)
+        return out_pixels * kh * kw * depth + out_pixels * depth * int(layer.filters)
+    if isinstance(layer, keras.layers.DepthwiseConv2D):
+        return out_pixels * kh * kw * c_in * int(layer.depth_multiplier)
+    return out_pixels * kh * kw * (c_in // int(layer.groups)) * int(layer.filters)
+
+
+def flops_per_image(model: keras.Model, input_shape=None) -> int:
+    """Forward FLOPs for one image, counting Conv2D, Conv2DTranspose, Dense (and depthwise or
+    separable) layers only: 2 x their multiply-accumulates; biases, normalisation, activations and
+    resampling are left out.
+
+    The model runs once on a zero image with each such layer's ``call`` wrapped to record its
+    input and output shapes, so nested models and layers called several times (shared weights)
+    are counted once per call. ``input_shape`` (H, W, C) is needed only when the model's input has
+    no fixed size.
+    """
+    if input_shape is None:
+        input_shape = tuple(model.inputs[0].shape[1:])
+        if any(d is None for d in input_shape):
+            raise ValueError(f"{model.name} has input shape {input_shape}: pass input_shape=(H, W, C) "
+                             "to flops_per_image")
+    total = [0]
+    patched = []
+
+    def wrap(layer):
+        original = layer.call
+
+        def call(inputs, *args, **kwargs):
+            outputs = original(inputs, *args, **kwargs)
+            total[0] += _macs(layer, tuple(inputs.shape), tuple(outputs.shape))
+            return outputs
+
+        layer.call = call
+        patched.append(layer)
+
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if isinstance(layer, _CONV_DENSE):
+            wrap(layer)
+    try:
+        model(np.zeros((1, *input_shape), dtype="float32"), training=False)
+    finally:
+        for layer in patched:
+            del layer.call  # the class's own method shows through again
+    return 2 * total[0]
+
+
+_NORMALISATION = ("BatchNormalization", "LayerNormalization", "GroupNormalization")
+
+
+def uncounted_layers(model: keras.Model) -> list[str]:
+    """Classes of the layers that hold weights but that ``flops_per_image`` does not count
+    (normalisation layers aside), e.g. a ConvLSTM2D: its FLOPs are missing from the count."""
+    names = []
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        kind = layer.__class__.__name__
+        if (layer.weights and not isinstance(layer, (_CONV_DENSE, keras.Model)) and kind not in _NORMALISATION
+                and kind not in names):
+            names.append(kind)
+    return names
+
+
+def _sync(tensor) -> None:
+    np.asarray(tensor[..., :1])  # fetching a value waits for the device to finish
+
+
+def matmul_peak_gflops(n: int = 2048, repeats: int = 7, warmup: int = 2) -> float:
+    """This machine's measured fp32 matmul throughput (GFLOP/s): the median of timed n x n
+    ``tf.linalg.matmul`` calls (2 n^3 FLOPs each) after ``warmup`` untimed ones."""
+    import tensorflow as tf
+
+    a = tf.random.stateless_uniform((n, n), seed=(1, 2), dtype=tf.float32)
+    b = tf.random.stateless_uniform((n, n), seed=(3, 4), dtype=tf.float32)
+    for _ in range(warmup):
+        _sync(tf.linalg.matmul(a, b))
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        _sync(tf.linalg.matmul(a, b))
+        times.append(time.perf_counter() - start)
+    return 2 * n ** 3 / float(np.median(times)) / 1e9
+
+
+def inference_images_per_second(model: keras.Model, images: np.ndarray, repeats: int = 3,
+                                batch_size: int = 256) -> float:
+    """Images per second of ``model.predict`` on ``images``: median of ``repeats`` timed calls
+    after one warm-up call."""
+    model.predict(images, batch_size=batch_size, verbose=0)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        model.predict(images, batch_size=batch_size, verbose=0)
+        times.append(time.perf_counter() - start)
+    return len(images) / float(np.median(times))
+
+
+def training_images_per_second(study: CifarStudy, name: str, result: TrainResult) -> float | None:
+    """Training images seen per second of training: epochs x images an epoch / train seconds.
+
+    An epoch sees ``steps x batch_size`` images (the remainder batch is dropped); the seconds are
+    the run's recorded epoch times, which include the per-epoch validation pass.
+    """
+    if not result.train_seconds:
+        return None
+    batch = study.plan.train_config(name).batch_size
+    per_epoch = (len(study.splits.train) // batch) * batch
+    return result.epochs_run * per_epoch / result.train_seconds
+
+
+def cost_table(study: CifarStudy, models: dict[str, keras.Model], results: dict[str, TrainResult],
+               peak_gflops: float, inference_ips: dict[str, float], baseline_ips: dict[str, float] | None = None,
+               name: str | None = None) -> pd.DataFrame:
+    """Parameters, forward FLOPs, training time and speed, inference speed, and the fraction of the
+    fp32 matmul peak that training reaches (3 x forward FLOPs x training images/s)."""
+    rows = []
+    for model_name, model in models.items():
+        result = results[model_name]
+        flops = flops_per_image(model, study.splits.test.shape[1:])
+        train_ips = training_images_per_second(study, model_name, result)
+        fraction = 3 * flops * train_ips / (peak_gflops * 1e9) if train_ips else None
+        rows.append({"method": model_name, "params": int(model.count_params()), "MFLOP/image": flops / 1e6,
+                     "epochs": result.epochs_run, "train s": result.train_seconds,
+                     "train img/s": train_ips, "infer img/s": inference_ips.get(model_name),
+                     "% of fp32 peak": None if fraction is None else 100 * fraction})
+    for method, ips in (baseline_ips or {}).items():
+        rows.append({"method": method, "params": None, "MFLOP/image": None, "epochs": None, "train s": None,
+                     "train img/s": None, "infer img/s": ips, "% of fp32 peak": None})
+    df = pd.DataFrame(rows).astype({"params": "Int64", "epochs": "Int64"})
+    missing = {m: uncounted_layers(model) for m, model in models.items()}
+    missing_note = "; ".join(f"{m}: {', '.join(k)}" for m, k in missing.items() if k)
+    missing_note = f" Layers with weights left out of the FLOP count: {missing_note}." if missing_note else ""
+    if name:
+        write_table(name, format_cost(df),
+                    footnote(study.provenance) + f" FLOPs count Conv2D, Conv2DTranspose and Dense layers "
+                    "only (2 × multiply-accumulates, one image, forward). Training seconds include the "
+                    "per-epoch validation pass. Inference: median of timed predict calls on test images "
+                    f"after a warm-up; baselines: one timed pass over the test set. Peak: measured fp32 "
+                    f"matmul, {peak_gflops:.1f} GFLOP/s; training FLOP/s taken as 3 × forward FLOPs × "
+                    "training images/s. Timings were taken on a shared machine and are noisy."
+                    + missing_note,
+                    convention="")
+    return df
+
+
+def _speed(value) -> str:
+    if value is None or pd.isna(value):
+        return "–"
+    return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
+
+
+def format_cost(cost: pd.DataFrame) -> pd.DataFrame:
+    """The cost table with readable numbers: speeds to 3 significant digits, FLOPs to 0.1 MFLOP."""
+    out = cost.copy()
+    for col in ("train img/s", "infer img/s", "% of fp32 peak"):
+        out[col] = out[col].map(_speed)
+    out["MFLOP/image"] = out["MFLOP/image"].map(lambda v: "–" if pd.isna(v) else f"{v:,.1f}")
+    out["train s"] = out["train s"].map(lambda v: "–" if pd.isna(v) else f"{v:,.0f}")
+    return out
+
+
+# ------------------------------------------------------------------------------------------ tables
+
+
+def comparison_table(study: CifarStudy, scores, kinds: dict[str, str], tuned: dict[str, B.TuneResult],
+                     name: str | None = None) -> pd.DataFrame:
+    """Mean MSE, PSNR and SSIM on the test set, one row a method (input, baselines, models)."""
+    rows = []
+    for method, per_image in scores.items():
+        summary = M.summarize(per_image)
+        setting = "–"
+        if method in tuned:
+            params = tuned[method].params
+            setting = ", ".join(f"{k} = {v:g}" for k, v in params.items()) if params else "self-tuned"
+        rows.append({"method": method, "kind": kinds.get(method, "model"), "setting": setting,
+                     "MSE": summary["mse"], "PSNR": summary["psnr"], "SSIM": summary["ssim"]})
+    df = pd.DataFrame(rows)
+    if name:
+        write_table(name, df, footnote(study.provenance) + f" Test set: {len(study.splits.test):,} held-out "
+                    "images blurred once with a fixed seed (σ ~ U(0, 3)). Baselines deconvolve with the true "
+                    "kernel of each image, which the networks never see; their parameters were tuned on "
+                    f"the {len(study.splits.val):,} validation images.")
+    return df
+
+
+def sigma_table(study: CifarStudy, scores, name: str | None = None, bins=SIGMA_BINS) -> pd.DataFrame:
+    """Mean MSE, PSNR and SSIM per σ bin: one row a (metric, method), one column a bin."""
+    long = metrics_by_sigma(study.test_sigmas, scores, bins)
+    digits = {"mse": 5, "psnr": 2, "ssim": 4}
+    blocks = []
+    for metric in ("mse", "psnr", "ssim"):
+        wide = long.pivot_table(index="method", columns="σ bin", values=metric, sort=False)
+        wide = wide.reindex(list(scores)).map(lambda v, d=digits[metric]: "–" if pd.isna(v) else f"{v:.{d}f}")
+        wide.insert(0, "metric", metric.upper())
+        blocks.append(wide.reset_index())
+    df = pd.concat(blocks, ignore_index=True)
+    df.columns.name = None
+    if name:
+        counts = long.drop_duplicates("σ bin").set_index("σ bin")["n"]
+        write_table(name, df, footnote(study.provenance) + " Test images per σ bin: "
+                    + ", ".join(f"{b}: {n}" for b, n in counts.items()) + ".")
+    return df
+
+
+# ------------------------------------------------------------------------------------------ results
+
+
+def save_results(study: CifarStudy, scores, kinds: dict[str, str], tuned: dict[str, B.TuneResult],
+                 cost: pd.DataFrame, peak_gflops: float, verdict_table: dict, sentences: list[str],
+                 hard: dict, padding: pd.DataFrame | None = None, baseline_seconds: dict | None = None,
+                 chapter: str = "comparison") -> dict:
+    """Write report/results/<chapter>.json with every number the report's section quotes."""
+    methods = {}
+    cost_rows = cost.set_index("method").to_dict(orient="index")
+    for method, per_image in scores.items():
+        entry = {"kind": kinds.get(method, "model"), "metrics": M.summarize(per_image)}
+        if method in tuned:
+            entry["params"] = tuned[method].params
+        if method in cost_rows:
+            entry["cost"] = {k: (None if pd.isna(v) else v) for k, v in cost_rows[method].items()}
+        methods[method] = entry
+    baselines = [m for m, k in kinds.items() if k == "baseline"]
+    models = [m for m in scores if kinds.get(m, "model") == "model"]
+    by_mse = lambda names: min(names, key=lambda n: methods[n]["metrics"]["mse"]) if names else None  # noqa: E731
+    best_baseline, best_model = by_mse(baselines), by_mse(models)
+    long = metrics_by_sigma(study.test_sigmas, scores)
+    by_sigma = {}
+    for bin_name, rows in long.groupby("σ bin", sort=False):
+        rows = rows.set_index("method")
+        entry = {"n": int(rows["n"].iloc[0]),
+                 "metrics": {m: {k: _finite(rows.loc[m, k]) for k in ("mse", "psnr", "ssim")} for m in rows.index}}
+        ranked = [m for m in rows.sort_values("mse").index if m != BLURRED_INPUT and np.isfinite(rows.loc[m, "mse"])]
+        entry.update(best=ranked[0] if ranked else None,
+                     best_baseline=next((m for m in ranked if m in baselines), None),
+                     best_model=next((m for m in ranked if m in models), None))
+        by_sigma[bin_name] = entry
+    hard = dict(hard)
+    if "scores" in hard:
+        restorers = [m for m in hard["scores"] if m != BLURRED_INPUT]
+        hard["best_psnr"] = max(restorers, key=lambda m: hard["scores"][m]["psnr"]) if restorers else None
+        hard["best_ssim"] = max(restorers, key=lambda m: hard["scores"][m]["ssim"]) if restorers else None
+    beating_all = [m for m in models if all(all(v.values()) for v in verdict_table[m].values())]
+    costs = {m: methods[m].get("cost", {}) for m in methods}
+
+    def extreme(names, key, largest=True):
+        known = [n for n in names if costs[n].get(key) is not None]
+        return (max if largest else min)(known, key=lambda n: costs[n][key]) if known else None
+
+    cost_summary = {"fewest_flops": extreme(models, "MFLOP/image", False), "most_flops": extreme(models, "MFLOP/image"),
+                    "fastest_model": extreme(models, "infer img/s"), "slowest_model": extreme(models, "infer img/s", False),
+                    "fastest_baseline": extreme(baselines, "infer img/s"),
+                    "slowest_baseline": extreme(baselines, "infer img/s", False),
+                    "best_peak_fraction": extreme(models, "% of fp32 peak")}
+    beating_none = [m for m in models if not any(any(v.values()) for v in verdict_table[m].values())]
+    payload = {
+        "chapter": chapter, "provenance": study.provenance, "data": study.describe(),
+        "n_test": len(study.splits.test), "n_val": len(study.splits.val), "methods": methods,
+        "baselines": baselines, "models": models, "best_baseline": best_baseline, "best_model": best_model,
+        "best_model_beats_best_baseline": bool(best_model and best_baseline
+                                               and all(verdict_table[best_model][best_baseline].values())),
+        "models_beating_best_baseline": [m for m in models if best_baseline
+                                         and all(verdict_table[m][best_baseline].values())],
+        "models_beating_all_baselines": beating_all, "models_beating_no_baseline": beating_none,
+        "verdicts": verdict_table, "sentences": sentences, "peak_gflops": peak_gflops, "hard_image": hard,
+        "by_sigma": by_sigma, "cost_summary": cost_summary,
+        "tuning": {m: {"params": r.params, "metric": r.metric, "grid": r.scores.to_dict(orient="list")}
+                   for m, r in tuned.items()},
+        "padding": [] if padding is None else padding.to_dict(orient="records"),
+        "baseline_seconds": baseline_seconds or {}, "pad_factor": B.PAD_FACTOR,
+    }
+    (results_dir() / f"{chapter}.json").write_text(json.dumps(payload, indent=1, default=_json_default))
+    return payload
+
+
+def _finite(value):
+    value = float(value)
+    return value if np.isfinite(value) else None
+
+
+def _json_default(value):
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if value is pd.NA:
+        return None
+    return str(value)
+
+
+def kinds_of(baselines: Iterable[str], models: Iterable[str]) -> dict[str, str]:
+    return {BLURRED_INPUT: "input", **{b: "baseline" for b in baselines}, **{m: "model" for m in models}}

@@ -1,0 +1,82 @@
+"""The benchmark runs end to end at a tiny size and writes well-formed JSON (no timing assertions)."""
+import json
+import math
+
+import keras
+import pytest
+import tensorflow as tf
+from keras import layers
+
+from deblurlab import bench
+from deblurlab.models import build_model
+
+
+def _positive(value):
+    return isinstance(value, (int, float)) and math.isfinite(value) and value > 0
+
+
+def test_quick_benchmark_writes_json(tmp_path):
+    out = tmp_path / "bench.json"
+    bench.main(["--quick", "--models", "resunet1", "--out", str(out)])
+    report = json.loads(out.read_text())
+
+    assert report["schema"] == bench.SCHEMA and report["device"] in ("cpu", "gpu")
+    assert {"machine", "cpu_flags", "settings", "methods", "bound_rules", "peaks", "pipelines"} <= set(report)
+    assert report["settings"]["quick"] is True
+    for dtype in ("float32", "bfloat16"):
+        assert _positive(report["peaks"][dtype]["flops_per_s"])
+    assert _positive(report["peaks"]["bandwidth"]["bytes_per_s"])
+    assert _positive(report["pipelines"]["cifar_blur_stream"]["batches_per_s"])
+    reds = report["pipelines"]["reds_patches"]
+    assert "skipped" in reds or "source" in reds
+
+    [row] = report["models"]
+    assert "error" not in row, row.get("error")
+    assert row["name"] == "resunet1" and row["input_shape"] == [32, 32, 3]
+    for key in ("forward_flops_per_image", "train_images_per_s", "infer_images_per_s", "train_flops_per_s",
+                "infer_flops_per_s", "train_frac_fp32_peak", "train_frac_bf16_peak", "infer_frac_fp32_peak",
+                "peak_rss_mb", "arithmetic_intensity", "pipeline_headroom", "params"):
+        assert _positive(row[key]), key
+    assert all(_positive(v) for v in row["train_images_per_s_samples"] + row["infer_images_per_s_samples"])
+    assert row["flops_method"] and isinstance(row["bound"], str) and row["bound"]
+    assert row["train_flops_per_s"] == pytest.approx(3 * row["forward_flops_per_image"] * row["train_images_per_s"])
+
+
+def test_bad_model_name_names_the_option():
+    with pytest.raises(SystemExit, match="--models: unknown model"):
+        bench.main(["--quick", "--models", "no-such-model"])
+
+
+def test_analytic_flops_of_known_layers():
+    inputs = keras.Input((8, 8, 3))
+    x = layers.Conv2D(4, 3, padding="same", use_bias=False)(inputs)      # 2*8*8*4*9*3 = 13,824
+    x = layers.Conv2D(4, 3, strides=2, padding="same")(x)               # 2*4*4*4*9*4 = 4,608
+    x = layers.Conv2DTranspose(2, 3, strides=2, padding="same")(x)      # 2*4*4*4*9*2 = 2,304
+    x = layers.BatchNormalization()(x)
+    x = layers.Dense(5)(x)                                              # 2*8*8*2*5 = 1,280
+    counted = bench.analytic_flops(keras.Model(inputs, x))
+    assert counted["flops"] == 13_824 + 4_608 + 2_304 + 1_280
+    assert counted["uncounted_layers"] == []
+    assert 0 < counted["memory_bound_traffic_share"] < 1
+
+
+def test_analytic_flops_agree_with_the_tensorflow_profiler():
+    """The count for ResUNet1 is within 1% of TensorFlow's graph profiler (which adds BN and biases)."""
+    model = build_model("resunet1")
+    graph = tf.function(lambda x: model(x, training=False)).get_concrete_function(
+        tf.TensorSpec((1, 32, 32, 3), tf.float32)).graph
+    options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
+    options["output"] = "none"
+    profiled = tf.compat.v1.profiler.profile(graph, options=options).total_float_ops
+    assert bench.analytic_flops(model)["flops"] == pytest.approx(profiled, rel=0.01)
+
+
+def test_bound_reads_the_evidence():
+    peaks = {"machine_balance_flop_per_byte": 20.0}
+    row = {"train_frac_fp32_peak": 0.1, "arithmetic_intensity": 5.0, "infer_train_ratio": 5.0,
+           "traffic": {"memory_bound_traffic_share": 0.7, "mean_channels": 16},
+           "overhead": {"share": 0.5}}
+    bound = bench.bound_of(row, peaks)
+    for cause in ("memory traffic", "small channel counts", "per-call overhead", "backward/optimizer heavy"):
+        assert cause in bound
+    assert bench.bound_of({**row, "train_frac_fp32_peak": 0.8}, peaks).startswith("compute")

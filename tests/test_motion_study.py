@@ -1,0 +1,112 @@
+"""The motion-blur chapter's workflow: full-resolution inference (pad, crop back, tiles), a tiny
+end-to-end run on a GoPro-layout tree, and the results table's dataset flags."""
+import dataclasses
+import json
+
+import keras
+import numpy as np
+import pytest
+from keras import layers
+from test_motion_data import make_gopro
+
+from deblurlab import motion_study as MS
+from deblurlab.models import build_model
+from deblurlab.profiles import MotionPlan
+
+
+def test_pad_to_multiple_and_back():
+    image = np.random.default_rng(0).random((37, 50, 3)).astype(np.float32)
+    padded, size = MS.pad_to_multiple(image, 8)
+    assert padded.shape == (40, 56, 3) and size == (37, 50)
+    np.testing.assert_array_equal(padded[:37, :50], image)
+    assert MS.pad_to_multiple(image[:32, :48], 8)[0].shape == (32, 48, 3)
+
+
+@pytest.mark.parametrize("shape", [(37, 50), (45, 61)])
+def test_full_resolution_output_has_input_size(shape):
+    model = build_model("srndeblur_reds", input_shape=(None, None, 3))
+    assert MS.network_multiple(model) == 8
+    blurred = np.random.default_rng(1).random((*shape, 3)).astype(np.float32)
+    restored = MS.deblur_frame(model, blurred)
+    assert restored.shape == (*shape, 3) and 0.0 <= restored.min() and restored.max() <= 1.0
+
+
+def test_tiled_inference_matches_whole_frame():
+    inputs = keras.Input((None, None, 3))
+    model = keras.Model(inputs, layers.Conv2D(3, 1, activation="sigmoid")(inputs))  # pointwise: tiles are exact
+    image = np.random.default_rng(2).random((70, 90, 3)).astype(np.float32)
+    whole = MS.deblur_frame(model, image, multiple=8)
+    tiled = MS.deblur_frame(model, image, multiple=8, tile=32, overlap=8)
+    np.testing.assert_allclose(tiled, whole, atol=1e-6)
+    with pytest.raises(ValueError, match="multiple of 8"):
+        MS.deblur_frame(model, image, multiple=8, tile=30)
+
+
+def test_exponential_decay_endpoints():
+    schedule = MS.exponential_decay(1e-4, 1e-6, 150)
+    assert schedule(0) == pytest.approx(1e-4) and schedule(149) == pytest.approx(1e-6)
+    assert schedule(75) == pytest.approx(1e-5, rel=0.05)
+
+
+def test_detail_box_finds_the_blurred_region():
+    sharp = np.zeros((60, 80, 3), np.float32)
+    blurred = sharp.copy()
+    blurred[40:55, 60:75] = 1.0
+    top, left, h, w = MS.detail_box(blurred, sharp, 16)
+    assert (h, w) == (16, 16) and 39 <= top <= 40 and 59 <= left <= 60
+
+
+def test_identity_init_reproduces_the_input():
+    model = MS.identity_init(build_model("srndeblur_reds", input_shape=(16, 24, 3)))
+    image = np.random.default_rng(3).random((2, 16, 24, 3)).astype(np.float32)
+    coarse, fine = (np.asarray(t) for t in model(image))
+    np.testing.assert_allclose(fine, image, atol=1e-5)
+    np.testing.assert_allclose(coarse, image.reshape(2, 8, 2, 12, 2, 3).mean(axis=(2, 4)), atol=1e-5)
+    with pytest.raises(ValueError, match="no layer"):
+        MS.identity_init(keras.Sequential([keras.Input((8, 8, 3)), layers.Conv2D(3, 1)]))
+
+
+def tiny_two_scale(input_shape=(None, None, 3), **_):
+    """A stand-in with SRNDeblur's interface ([coarse, fine], any size, stride 8) that traces in
+    a second, so the workflow test does not pay for the real network's graph."""
+    inputs = keras.Input(input_shape)
+    coarse = layers.Conv2D(3, 3, padding="same", name="coarse")(layers.AveragePooling2D(2)(inputs))
+    model = keras.Model(inputs, [coarse, layers.Conv2D(3, 3, padding="same", name="fine")(inputs)])
+    model.required_multiple = 8
+    return model
+
+
+def test_tiny_end_to_end_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("DEBLURLAB_OUTPUT_DIR", str(tmp_path / "out"))
+    monkeypatch.setattr(MS, "build_model", lambda name, input_shape, **kw: tiny_two_scale(input_shape))
+    root = make_gopro(tmp_path / "data", frames=20, size=(61, 45))  # neither side a multiple of 8
+    plan = dataclasses.replace(MotionPlan.for_profile("smoke"), patch_size=16, batch_size=2,
+                               images_per_epoch=2, n_val=2, n_eval=2, eval_crop=None)
+    study = MS.prepare_study(data_dir=root, plan=plan)
+    assert study.val[0].shape == study.val[1].shape == (2, 16, 16, 3)  # fixed validation patches
+    assert len(study.test_indices) == 2  # 2 of the 10 test frames
+    assert MS.run_name(study, lr_decay=True).endswith("-lrdecay-smoke") and "gopro-sample" in MS.run_name(study)
+    model, result = MS.train_model(study, init="default")
+    assert result.epochs_run == 1 and np.isfinite(result.history["loss"]).all()
+    evaluation = MS.evaluate(study, {MS.MODEL: model}, verbose=False)
+    assert evaluation.hardest[MS.MODEL].shape == (45, 61, 3)
+    assert set(evaluation.scores) == {MS.BLURRED_INPUT, MS.MODEL}
+    table = MS.results_table(study, evaluation, {MS.MODEL: result}, {MS.MODEL: model}, name="motion_test")
+    assert list(table["comparable"][-2:]) == ["not comparable: different data"] * 2
+    assert table["data"].str.contains("GoPro sample").iloc[0]
+    assert (tmp_path / "out/report/tables/motion_test.md").exists()
+    payload = MS.save_results("motion_test", study, evaluation, {MS.MODEL: result}, {MS.MODEL: model})
+    saved = json.loads((tmp_path / "out/report/results/motion_test.json").read_text())
+    assert saved["data_kind"] == "gopro-sample" and saved["n_eval"] == 2
+    assert saved["models"][MS.MODEL]["params"] == payload["models"][MS.MODEL]["params"] > 0
+    assert "frames improved" in saved["models"][MS.MODEL]["gains"]
+
+
+def test_reference_rows_flag_other_data():
+    class Data:
+        kind = "reds"
+
+    report, published = MS.references()
+    assert report["psnr"] == 27.23 and published["psnr"] == 30.26
+    assert MS._comparable(report, Data()) != "not comparable: different data"
+    assert MS._comparable(published, Data()) == "not comparable: different data"
