@@ -62,7 +62,8 @@ def true_psfs(sigmas) -> list[np.ndarray]:
     """
     sigmas = np.asarray(sigmas, dtype=np.float32).reshape(-1)
     if not np.all(np.isfinite(sigmas)) or np.any(sigmas < 0):
-        raise ValueError(f"sigmas must be finite and >= 0, got {sigmas[~(np.isfinite(sigmas) & (sigmas >= 0))][:3]}")
+        bad = sigmas[~(np.isfinite(sigmas) & (sigmas >= 0))]
+        raise ValueError(f"sigmas must be finite and >= 0, got {bad[:3]}")
     if len(sigmas) == 0:
         return []
     radius = max(kernel_radius(), int(math.ceil(TRUNCATE * float(sigmas.max()))) + 1)

@@ -107,12 +107,11 @@ def verdicts(scores, baselines: Iterable[str], models: Iterable[str]) -> tuple[d
         for b in partial:
             won = "MSE" if table[m][b]["mse"] else "SSIM"
             lost = "SSIM" if won == "MSE" else "MSE"
-            parts.append(f"beats {b} in {won} only (its {lost} is "
-                         f"{_fmt(lost, _mean(scores, m, lost.lower()))} against {_fmt(lost, _mean(scores, b, lost.lower()))})")
+            parts.append(f"beats {b} in {won} only (its {lost} is {_value(scores, m, lost)} against "
+                         f"{_value(scores, b, lost)})")
         if none:
-            pair = lambda name: f"{_fmt('MSE', _mean(scores, name, 'mse'))}/{_fmt('SSIM', _mean(scores, name, 'ssim'))}"  # noqa: E731
-            parts.append(f"does not beat {_join(none, 'or')}: its MSE/SSIM are {pair(m)}, against "
-                         + _join([f"{pair(b)} ({b})" for b in none]))
+            parts.append(f"does not beat {_join(none, 'or')}: its MSE/SSIM are {_pair(scores, m)}, against "
+                         + _join([f"{_pair(scores, b)} ({b})" for b in none]))
         sentences.append(f"{m} " + ", and ".join(parts) + ".")
     return table, sentences
 
@@ -123,6 +122,14 @@ def _join(names: list[str], word: str = "and") -> str:
 
 def _fmt(metric: str, value: float) -> str:
     return f"{value:.5f}" if metric.upper() == "MSE" else f"{value:.4f}"
+
+
+def _value(scores, name: str, metric: str) -> str:
+    return _fmt(metric, _mean(scores, name, metric.lower()))
+
+
+def _pair(scores, name: str) -> str:
+    return f"{_value(scores, name, 'MSE')}/{_value(scores, name, 'SSIM')}"
 
 
 # -------------------------------------------------------------------------------------- hard image
@@ -275,8 +282,8 @@ def training_images_per_second(study: CifarStudy, name: str, result: TrainResult
 
 
 def cost_table(study: CifarStudy, models: dict[str, keras.Model], results: dict[str, TrainResult],
-               peak_gflops: float, inference_ips: dict[str, float], baseline_ips: dict[str, float] | None = None,
-               name: str | None = None) -> pd.DataFrame:
+               peak_gflops: float, inference_ips: dict[str, float],
+               baseline_ips: dict[str, float] | None = None, name: str | None = None) -> pd.DataFrame:
     """Parameters, forward FLOPs, training time and speed, inference speed, and the fraction of the
     fp32 matmul peak that training reaches (3 x forward FLOPs x training images/s)."""
     rows = []
@@ -394,8 +401,10 @@ def save_results(study: CifarStudy, scores, kinds: dict[str, str], tuned: dict[s
     for bin_name, rows in long.groupby("σ bin", sort=False):
         rows = rows.set_index("method")
         entry = {"n": int(rows["n"].iloc[0]),
-                 "metrics": {m: {k: _finite(rows.loc[m, k]) for k in ("mse", "psnr", "ssim")} for m in rows.index}}
-        ranked = [m for m in rows.sort_values("mse").index if m != BLURRED_INPUT and np.isfinite(rows.loc[m, "mse"])]
+                 "metrics": {m: {k: _finite(rows.loc[m, k]) for k in ("mse", "psnr", "ssim")}
+                             for m in rows.index}}
+        ranked = [m for m in rows.sort_values("mse").index
+                  if m != BLURRED_INPUT and np.isfinite(rows.loc[m, "mse"])]
         entry.update(best=ranked[0] if ranked else None,
                      best_baseline=next((m for m in ranked if m in baselines), None),
                      best_model=next((m for m in ranked if m in models), None))
@@ -412,8 +421,10 @@ def save_results(study: CifarStudy, scores, kinds: dict[str, str], tuned: dict[s
         known = [n for n in names if costs[n].get(key) is not None]
         return (max if largest else min)(known, key=lambda n: costs[n][key]) if known else None
 
-    cost_summary = {"fewest_flops": extreme(models, "MFLOP/image", False), "most_flops": extreme(models, "MFLOP/image"),
-                    "fastest_model": extreme(models, "infer img/s"), "slowest_model": extreme(models, "infer img/s", False),
+    cost_summary = {"fewest_flops": extreme(models, "MFLOP/image", False),
+                    "most_flops": extreme(models, "MFLOP/image"),
+                    "fastest_model": extreme(models, "infer img/s"),
+                    "slowest_model": extreme(models, "infer img/s", False),
                     "fastest_baseline": extreme(baselines, "infer img/s"),
                     "slowest_baseline": extreme(baselines, "infer img/s", False),
                     "best_peak_fraction": extreme(models, "% of fp32 peak")}
