@@ -38,7 +38,7 @@ def test_quick_benchmark_writes_json(tmp_path):
                 "peak_rss_mb", "arithmetic_intensity", "pipeline_headroom", "params"):
         assert _positive(row[key]), key
     assert all(_positive(v) for v in row["train_images_per_s_samples"] + row["infer_images_per_s_samples"])
-    assert row["flops_method"] and isinstance(row["bound"], str) and row["bound"]
+    assert row["flops_method"] and row["bound"] and row["bound_evidence"]
     assert row["train_flops_per_s"] == pytest.approx(3 * row["forward_flops_per_image"] * row["train_images_per_s"])
 
 
@@ -75,8 +75,9 @@ def test_bound_reads_the_evidence():
     peaks = {"machine_balance_flop_per_byte": 20.0}
     row = {"train_frac_fp32_peak": 0.1, "arithmetic_intensity": 5.0, "infer_train_ratio": 5.0,
            "traffic": {"memory_bound_traffic_share": 0.7, "mean_channels": 16},
-           "overhead": {"share": 0.5}}
-    bound = bench.bound_of(row, peaks)
-    for cause in ("memory traffic", "small channel counts", "per-call overhead", "backward/optimizer heavy"):
-        assert cause in bound
-    assert bench.bound_of({**row, "train_frac_fp32_peak": 0.8}, peaks).startswith("compute")
+           "overhead": {"share": 0.5, "fixed_s": 0.01}}
+    label, evidence = bench.bound_of(row, peaks)
+    for cause in ("memory", "thin channels", "per-call overhead", "backward-heavy"):
+        assert cause in label
+    assert "BatchNorm" in evidence
+    assert bench.bound_of({**row, "train_frac_fp32_peak": 0.8}, peaks)[0] == "compute"

@@ -69,7 +69,7 @@ def test_changing_a_shared_weight_changes_both_scales(name):
     model = build_model(name, input_shape=(32, 32, 3), **SMALL)
     x = images(2, 32, 32, seed=1)
     before = run(model, x)
-    for layer_name in ("enc0_res1_a_conv", "output_conv"):
+    for layer_name in ("enc1_down_conv", "output_conv"):
         kernel = model.get_layer(layer_name).kernel
         kernel.assign(kernel.numpy() * 1.5)
         after = run(model, x)
@@ -147,3 +147,11 @@ def test_metrics_per_scale_compares_each_output_with_a_resized_target():
     assert list(table["scale"]) == ["coarse", "fine"] and list(table["size"]) == ["16×16", "32×32"]
     assert {"input MSE", "input SSIM", "MSE", "PSNR", "SSIM"} <= set(table.columns)
     assert table["input MSE"].iloc[0] < table["input MSE"].iloc[1]  # halving hides part of the blur
+
+
+def test_cifar_batchnorm_is_set_for_short_runs():
+    model = build_model("srndeblur_cifar", **SMALL)
+    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert norms and all(layer.momentum == 0.9 for layer in norms)
+    assert not np.any(model.get_layer("enc0_res1_b_bn").gamma.numpy())  # each ResBlock starts as identity
+    assert np.all(model.get_layer("enc0_res1_a_bn").gamma.numpy() == 1.0)

@@ -46,7 +46,7 @@ QUICK_BATCH = 8             # --quick caps every batch at this
 # Time allowances (seconds). The whole default run must stay under 10 minutes on 2 cores.
 DEFAULT = dict(repeats=5, window_s=1.0, total_budget_s=480.0, matmul_n=2048, bandwidth_elems=1 << 25,
                stream_images=2048, model_timeout_s=600.0)
-QUICK = dict(repeats=3, window_s=0.2, total_budget_s=30.0, matmul_n=1024, bandwidth_elems=1 << 22,
+QUICK = dict(repeats=3, window_s=0.15, total_budget_s=30.0, matmul_n=1024, bandwidth_elems=1 << 22,
              stream_images=256, model_timeout_s=180.0)
 
 # Evidence thresholds of the "bound" column (written into the JSON beside the results).
@@ -85,14 +85,14 @@ METHODS = {
     "pipeline_headroom": "data batches/s produced (alone) / model training batches/s consumed; < 1 = starving",
 }
 BOUND_RULES = {
-    "compute (near fp32 peak)": f"training FLOP/s >= {NEAR_PEAK:.0%} of the fp32 matmul peak",
-    "memory traffic": (f"forward arithmetic intensity below the machine balance (fp32 peak / bandwidth), or "
-                       f"memory-bound layers (BatchNorm, concat, activations) >= {MEMORY_SHARE:.0%} of the "
-                       "roofline time (memory_time_share)"),
-    "small channel counts": f"FLOP-weighted mean of min(C_in, C_out) over conv layers < {THIN_CHANNELS}",
-    "per-call overhead": f"fixed cost per inference call > {OVERHEAD_SHARE:.0%} of the batch's time "
-                         "(Python/graph dispatch, thread start-up)",
-    "backward/optimizer heavy": f"inference img/s / training img/s > {BACKWARD_RATIO} (3 expected from FLOPs)",
+    "compute": f"training FLOP/s >= {NEAR_PEAK:.0%} of the fp32 matmul peak",
+    "memory (share of time)": (
+        "forward arithmetic intensity below the machine balance (fp32 peak / bandwidth), or memory-bound "
+        f"layers (BatchNorm, concat, activations) >= {MEMORY_SHARE:.0%} of the roofline time (memory_time_share)"),
+    "thin channels (mean)": f"FLOP-weighted mean of min(C_in, C_out) over conv layers < {THIN_CHANNELS}",
+    "per-call overhead (share)": (f"fixed cost per inference call > {OVERHEAD_SHARE:.0%} of the batch's time "
+                                  "(Python/graph dispatch, thread start-up)"),
+    "backward-heavy (ratio)": f"inference img/s / training img/s > {BACKWARD_RATIO} (3 expected from FLOPs)",
 }
 
 
@@ -807,32 +807,42 @@ def derive(row: dict, peaks: dict, pipelines: dict | None) -> dict:
     if feed.get("batches_per_s") and feed.get("batch_size") == row["batch_size"] and same_size:
         row["pipeline"] = key
         row["pipeline_headroom"] = feed["batches_per_s"] / model_batches
-    row["bound"] = bound_of(row, peaks)
+    row["bound"], row["bound_evidence"] = bound_of(row, peaks)
     return row
 
 
-def bound_of(row: dict, peaks: dict) -> str:
-    """What limits the model, from the evidence in ``row`` (see BOUND_RULES)."""
+def bound_of(row: dict, peaks: dict) -> tuple[str, str]:
+    """What limits the model, from the evidence in ``row`` (see BOUND_RULES): a short label for the
+    table and the evidence behind it, in words."""
     frac = row.get("train_frac_fp32_peak", 0.0)
     if frac >= NEAR_PEAK:
-        return "compute (near fp32 peak)"
-    reasons = []
-    balance = peaks.get("machine_balance_flop_per_byte")
+        return "compute", f"training runs at {frac:.0%} of the fp32 matmul peak"
+    labels, evidence = [], [f"training at {frac:.0%} of the fp32 peak"]
+    balance = peaks.get("machine_balance_flop_per_byte") or 0.0
     share = row["traffic"]["memory_bound_traffic_share"]
     mem_time = row.get("memory_time_share", 0.0)
     if (balance and row["arithmetic_intensity"] < balance) or mem_time >= MEMORY_SHARE:
-        reasons.append(f"memory traffic (BN/concat/act {share:.0%} of bytes, ~{mem_time:.0%} of time; "
-                       f"AI {row['arithmetic_intensity']:.0f} vs balance {balance:.0f} FLOP/B)")
-    if row["traffic"]["mean_channels"] < THIN_CHANNELS:
-        reasons.append(f"small channel counts (mean {row['traffic']['mean_channels']:.0f})")
+        labels.append(f"memory ({mem_time:.0%})")
+        evidence.append(f"BatchNorm/concat/activation layers move {share:.0%} of the bytes, ~{mem_time:.0%} of "
+                        f"the roofline time; arithmetic intensity {row['arithmetic_intensity']:.0f} vs machine "
+                        f"balance {balance:.0f} FLOP/B")
+    channels = row["traffic"]["mean_channels"]
+    if channels < THIN_CHANNELS:
+        labels.append(f"thin channels ({channels:.0f})")
+        evidence.append(f"FLOP-weighted mean of min(C_in, C_out) is {channels:.0f} < {THIN_CHANNELS}")
     overhead = row.get("overhead") or {}
     if overhead.get("share", 0.0) > OVERHEAD_SHARE:
-        reasons.append(f"per-call overhead ({overhead['share']:.0%} of a batch)")
+        labels.append(f"per-call overhead ({overhead['share']:.0%})")
+        evidence.append(f"a fixed {overhead['fixed_s'] * 1e3:.1f} ms per inference call is "
+                        f"{overhead['share']:.0%} of a batch's time")
     if row["infer_train_ratio"] > BACKWARD_RATIO:
-        reasons.append(f"backward/optimizer heavy (infer/train {row['infer_train_ratio']:.1f}x)")
-    if not reasons:
-        reasons.append("no single cause found (see the traffic and overhead evidence in the JSON)")
-    return "; ".join(reasons)
+        labels.append(f"backward-heavy ({row['infer_train_ratio']:.1f}x)")
+        evidence.append(f"inference is {row['infer_train_ratio']:.1f}x faster than training per image "
+                        "(3x expected from FLOPs): BatchNorm/concat gradients, optimizer updates")
+    if not labels:
+        labels.append("unclear")
+        evidence.append("no rule fired: see traffic, overhead and infer_train_ratio")
+    return ", ".join(labels), "; ".join(evidence)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -60,9 +60,10 @@ class MotionStudy:
     @property
     def eval_description(self) -> str:
         n = len(self.test_indices)
-        crop = (f"centre {self.plan.eval_crop[1]}x{self.plan.eval_crop[0]} crops of " if self.plan.eval_crop
-                else "whole ")
-        return f"{crop}{n} test frame{'s' if n != 1 else ''} of {self.data.label}"
+        frames = f"{n} test frame{'s' if n != 1 else ''} of {self.data.label}"
+        if self.plan.eval_crop:
+            return f"centre {self.plan.eval_crop[1]}x{self.plan.eval_crop[0]} crops of {frames}"
+        return f"{n} whole test frame{'s' if n != 1 else ''} of {self.data.label}"
 
     def describe(self) -> str:
         return f"{self.data.source}; profile {self.profile}"
@@ -401,6 +402,10 @@ def save_results(chapter: str, study: MotionStudy, evaluation: Evaluation, resul
                  "final_learning_rate_with_decay": MOTION_FINAL_LR, "lr_decay_runs": list(plan.lr_decay)},
         "references": references(), "models": {},
     }
+    if evaluation.hardest_name:
+        at = evaluation.names.index(evaluation.hardest_name)
+        payload["hardest_frame_metrics"] = {name: {m: float(v[at]) for m, v in per.items()}
+                                            for name, per in evaluation.scores.items()}
     for name, per_image in evaluation.scores.items():
         entry = {"metrics": M.summarize(per_image)}
         if name in results:
