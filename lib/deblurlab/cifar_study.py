@@ -163,7 +163,7 @@ def summary_table(chapters: list[str] | None = None, name: str | None = "cifar_s
     rows, notes = [], {}
     for path in sorted(results_dir().glob("*.json")):
         payload = json.loads(path.read_text())
-        if "models" not in payload or (chapters and payload.get("chapter") not in chapters):
+        if not isinstance(payload.get("models"), dict) or (chapters and payload.get("chapter") not in chapters):
             continue
         for model_name, entry in payload["models"].items():
             if "epochs" not in entry:
