@@ -25,7 +25,9 @@ CIFAR_SIZES = {
 }
 # Epochs of the default profile, measured to fit about 5 minutes of training on 2 CPU cores.
 DEFAULT_EPOCHS = {"resunet1": 5, "resunet3": 2, "eddensenet": 1,
-                  "srndeblur_cifar": 1, "srndeblur_cifar_lstm": 1,  # ~17 img/s: one epoch is ~4 min
+                  # SRNDeblur: best of 2 timed loops at batch 32 on the shared CPU, 23 and 12 img/s
+                  # (LSTM ~0.85x the plain model when measured side by side): one epoch is ~3-4 min.
+                  "srndeblur_cifar": 1, "srndeblur_cifar_lstm": 1,
                   # EDDenseNet ~20 img/s: one epoch; CAESSC ~10 and ~6 img/s: one capped epoch (below).
                   "caessc_d30_f64": 1, "caessc_d22_f128_half": 1, "caessc_d22_f128_half_no_sigmoid": 1}
 DEFAULT_EPOCHS_FALLBACK = 3
