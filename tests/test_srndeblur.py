@@ -155,3 +155,20 @@ def test_cifar_batchnorm_is_set_for_short_runs():
     assert norms and all(layer.momentum == 0.9 for layer in norms)
     assert not np.any(model.get_layer("enc0_res1_b_bn").gamma.numpy())  # each ResBlock starts as identity
     assert np.all(model.get_layer("enc0_res1_a_bn").gamma.numpy() == 1.0)
+
+
+def test_multi_scale_targets_fit_a_model_of_any_input_size(reds):
+    from deblurlab.train import multi_scale_targets
+
+    sharp = images(2, 48, 64)
+    _, (coarse, fine) = multi_scale_targets(reds)(sharp, sharp)
+    assert tuple(coarse.shape) == (2, 24, 32, 3) and tuple(fine.shape) == (2, 48, 64, 3)
+    assert [tuple(o.shape) for o in reds(sharp)] == [tuple(coarse.shape), tuple(fine.shape)]
+
+
+def test_convlstm_cell_from_conv_gates_is_fully_counted(reds):
+    from deblurlab.comparison import uncounted_layers
+
+    assert uncounted_layers(reds) == []
+    assert "ConvLSTMCell" in uncounted_layers(keras.Sequential([keras.Input((4, 8, 8, 3)),
+                                                                keras.layers.ConvLSTM2D(4, 3)]))

@@ -223,13 +223,17 @@ _NORMALISATION = ("BatchNormalization", "LayerNormalization", "GroupNormalizatio
 
 
 def uncounted_layers(model: keras.Model) -> list[str]:
-    """Classes of the layers that hold weights but that ``flops_per_image`` does not count
-    (normalisation layers aside), e.g. a ConvLSTM2D: its FLOPs are missing from the count."""
+    """Classes of the layers that own weights that ``flops_per_image`` does not count
+    (normalisation layers aside), e.g. a ConvLSTM2D: its FLOPs are missing from the count.
+    A layer whose weights all sit in counted sublayers (a ConvLSTM cell built from Conv2D gates)
+    is counted through them."""
     names = []
     for layer in model._flatten_layers(include_self=False, recursive=True):
         kind = layer.__class__.__name__
-        if (layer.weights and not isinstance(layer, (_CONV_DENSE, keras.Model)) and kind not in _NORMALISATION
-                and kind not in names):
+        if isinstance(layer, (_CONV_DENSE, keras.Model)) or kind in _NORMALISATION or kind in names:
+            continue
+        nested = {id(w) for sub in layer._flatten_layers(include_self=False, recursive=True) for w in sub.weights}
+        if any(id(w) not in nested for w in layer.weights):
             names.append(kind)
     return names
 

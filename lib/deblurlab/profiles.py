@@ -23,12 +23,14 @@ CIFAR_SIZES = {
     # None: 10% of the training images for validation; the test batch (or 10%) for test.
     "full": dict(n_train=None, n_val=None, n_test=None, batch_size=None, epochs=70),
 }
-# Epochs of the default profile, measured to fit about 5 minutes of training on 2 CPU cores.
+# Epochs of the default profile, to fit about 5 minutes of training a model on 2 CPU cores
+# (python -m deblurlab.bench, batch 32, AVX2 EPYC: ResUNet1 ~96 img/s, ResUNet3 ~28, i.e. ~45 s and
+# ~150 s an epoch of ~4,200 images, plus validation).
 DEFAULT_EPOCHS = {"resunet1": 5, "resunet3": 2, "eddensenet": 1,
-                  # SRNDeblur: best of 2 timed loops at batch 32 on the shared CPU, 23 and 12 img/s
-                  # (LSTM ~0.85x the plain model when measured side by side): one epoch is ~3-4 min.
+                  # SRNDeblur: 23 and 12 img/s at batch 32 (LSTM ~0.85x the plain model measured side
+                  # by side): one epoch is ~3-4 min.
                   "srndeblur_cifar": 1, "srndeblur_cifar_lstm": 1,
-                  # EDDenseNet ~20 img/s: one epoch; CAESSC ~10 and ~6 img/s: one capped epoch (below).
+                  # EDDenseNet ~20 img/s: one epoch; CAESSC ~7 and ~6 img/s: one capped epoch (below).
                   "caessc_d30_f64": 1, "caessc_d22_f128_half": 1, "caessc_d22_f128_half_no_sigmoid": 1}
 DEFAULT_EPOCHS_FALLBACK = 3
 # Training images per epoch at the default profile, for models too slow to see all ~4,200 of them

@@ -25,7 +25,10 @@ from .paths import REPO_ROOT, figures_dir, output_root, results_dir, tables_dir
 TEMPLATE = REPO_ROOT / "report" / "report.md"
 SECTIONS = REPO_ROOT / "report" / "sections"
 STYLE = REPO_ROOT / "report" / "style.css"
-TYPST_PREAMBLE = "#set figure(numbering: none)\n#set text(size: 10pt)\n#set par(justify: true)"
+# Tables set smaller and unjustified, so the widest results tables fit the page.
+TYPST_PREAMBLE = ("#set figure(numbering: none)\n#set text(size: 10pt)\n#set par(justify: true)\n"
+                  "#show table: set text(size: 7.5pt)\n#show table: set par(justify: false)\n"
+                  "#set table(inset: 3pt)")
 
 
 class ReportError(RuntimeError):

@@ -77,13 +77,20 @@ def compile_for_deblurring(model: keras.Model, config: TrainConfig) -> None:
 
 
 def multi_scale_targets(model: keras.Model) -> Callable:
-    """Map (blurred, sharp) to (blurred, targets): one target per output, resized to its size."""
-    sizes = [tuple(out.shape[1:3]) for out in model.outputs]
+    """Map (blurred, sharp) to (blurred, targets): one target per output, resized to its size.
+
+    The output sizes come from the model's shape inference at the batch's own size, so a model
+    built for any input size (None, None, 3) gets targets of the right size too.
+    """
+    if len(model.outputs) == 1:
+        return lambda blurred, sharp: (blurred, sharp)
 
     def mapper(blurred, sharp):
-        if len(sizes) == 1:
-            return blurred, sharp
-        targets = tuple(sharp if None in size else tf.image.resize(sharp, size, antialias=True)
+        shape = tuple(sharp.shape)
+        if None in shape[1:3]:
+            raise ValueError("multi-scale targets need batches of a known height and width")
+        sizes = [tuple(out[1:3]) for out in model.compute_output_shape((None, *shape[1:]))]
+        targets = tuple(sharp if size == tuple(shape[1:3]) else tf.image.resize(sharp, size, antialias=True)
                         for size in sizes)
         return blurred, targets
 

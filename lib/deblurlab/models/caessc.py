@@ -24,7 +24,7 @@ the correction, which is the point of the skip (Mao et al. 2016, section 4.1). B
 switchable: ``input_skip="direct"`` adds the raw input (``act(Deconv_1(g_1) + input)``), and
 ``zero_init_last=False`` keeps Keras' default initialisation.
 
-Batch normalisation uses a moving-average momentum of 0.9 (``BN_MOMENTUM``), see below.
+Batch normalisation uses a moving-average momentum of 0.9 (``layers.BN_MOMENTUM``).
 
 Layers are named ``enc<i>_*`` and ``dec<i>_*`` (``dec3_skip`` is an addition), so the diagram
 renderer groups each convolution with its BN, addition and activation.
@@ -39,14 +39,11 @@ import numpy as np
 import pandas as pd
 from keras import layers
 
+from .layers import BN_MOMENTUM
 from .registry import register
 
 
 INPUT_CLIP = 1e-3  # the logit of the input is taken on [INPUT_CLIP, 1 - INPUT_CLIP]
-# Batch normalisation's moving averages follow about the last 10 batches (Keras' default, 0.99,
-# about 100): the report does not set it, and short CPU runs would otherwise evaluate with
-# statistics still dominated by the initial mean 0 and variance 1.
-BN_MOMENTUM = 0.9
 
 
 @keras.saving.register_keras_serializable(package="deblurlab")

@@ -12,7 +12,7 @@
 - The decoder runs DenseBlocks of [3, 6] layers, each followed by a transition that doubles the
   resolution with a Conv2DTranspose and halves the channels.
 - A final Conv2DTranspose (3x3, stride 1) with a sigmoid maps the features to RGB in [0, 1].
-- Batch normalisation uses a moving-average momentum of 0.9 (``BN_MOMENTUM``, see there).
+- Batch normalisation uses a moving-average momentum of 0.9 (``layers.BN_MOMENTUM``).
 
 Layers are named ``<block>_<detail>`` (``enc1_l3_conv3``, ``down1_conv``, ``bottleneck_conv``,
 ``up2_deconv``), so the diagram renderer groups them by block.
@@ -22,15 +22,12 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from .layers import BN_MOMENTUM
 from .registry import register
 
 GROWTH = 16
 ENCODER_BLOCKS = (6, 6, 3)
 DECODER_BLOCKS = (3, 6)
-# Batch normalisation's moving averages follow about the last 10 batches (Keras' default, 0.99,
-# about 100): the report does not set it, and short CPU runs would otherwise evaluate with
-# statistics still dominated by the initial mean 0 and variance 1.
-BN_MOMENTUM = 0.9
 
 
 def bn_relu(x, name: str):

@@ -42,6 +42,7 @@ from keras import layers
 
 from .. import metrics as M
 from .convlstm import ConvLSTMCell
+from .layers import BN_MOMENTUM
 from .registry import build_model, register
 
 # Each scale network halves its input (len(filters) - 1) times and the coarse scale sees the input
@@ -75,7 +76,7 @@ class _Conv:
 
     @classmethod
     def make(cls, filters, kernel_size, name, strides=1, transpose=False, batch_norm=True, act=None,
-             bn_momentum=0.9, zero_gamma=False):
+             bn_momentum=BN_MOMENTUM, zero_gamma=False):
         kind = layers.Conv2DTranspose if transpose else layers.Conv2D
         conv = kind(filters, kernel_size, strides=strides, padding="same", use_bias=not batch_norm,
                     name=f"{name}_conv")
@@ -93,7 +94,7 @@ class _Conv:
 class _ResBlock:
     """conv-BN-act-conv-BN, added to the block's input (no activation after the sum)."""
 
-    def __init__(self, filters, kernel_size, name, batch_norm, act, bn_momentum=0.9, zero_gamma=False):
+    def __init__(self, filters, kernel_size, name, batch_norm, act, bn_momentum=BN_MOMENTUM, zero_gamma=False):
         self.a = _Conv.make(filters, kernel_size, f"{name}_a", batch_norm=batch_norm, act=act, bn_momentum=bn_momentum)
         self.b = _Conv.make(filters, kernel_size, f"{name}_b", batch_norm=batch_norm, bn_momentum=bn_momentum,
                             zero_gamma=zero_gamma)
@@ -110,7 +111,7 @@ class ScaleNetwork:
 
     def __init__(self, filters=(32, 64, 128), blocks_per_level=2, kernel_size=3, batch_norm=True,
                  activation="leaky_relu", out_channels=3, stem="single", bottleneck=None,
-                 lstm_units=32, bn_momentum=0.9, zero_gamma=False):
+                 lstm_units=32, bn_momentum=BN_MOMENTUM, zero_gamma=False):
         self.filters = tuple(filters)
         self.bottleneck = bottleneck
         self.lstm_units = lstm_units
