@@ -22,9 +22,14 @@ setup: $(STAMP)
 report: $(STAMP)
 	$(PY) -m deblurlab.run --profile $(PROFILE)
 
-## Unit tests, and every notebook at the smoke size under nbval.
+TEST_OUTPUT := build/test-output
+
+## Unit tests, every notebook at the smoke size under nbval, then the report built from what the
+## smoke-size notebooks wrote (so every figure, table and result it references must exist).
 test: $(STAMP)
-	$(PY) -m pytest -n 2 --dist loadscope tests notebooks --nbval-lax --nbval-kernel-name deblurlab
+	rm -rf $(TEST_OUTPUT)
+	DEBLURLAB_TEST_OUTPUT=$(CURDIR)/$(TEST_OUTPUT) $(PY) -m pytest -n 2 --dist loadscope tests notebooks --nbval-lax --nbval-kernel-name deblurlab
+	$(PY) -m deblurlab.report --merge $(TEST_OUTPUT)/gw* --out $(TEST_OUTPUT)/report
 
 ## JupyterLab on the notebooks, with the project's kernel.
 lab: $(STAMP)

@@ -15,7 +15,8 @@ def _positive(value):
     return isinstance(value, (int, float)) and math.isfinite(value) and value > 0
 
 
-def test_quick_benchmark_writes_json(tmp_path):
+def test_quick_benchmark_writes_json(tmp_path, monkeypatch):
+    monkeypatch.setenv("DEBLURLAB_OUTPUT_DIR", str(tmp_path))
     out = tmp_path / "bench.json"
     bench.main(["--quick", "--models", "resunet1", "--out", str(out)])
     report = json.loads(out.read_text())
@@ -40,6 +41,13 @@ def test_quick_benchmark_writes_json(tmp_path):
     assert all(_positive(v) for v in row["train_images_per_s_samples"] + row["infer_images_per_s_samples"])
     assert row["flops_method"] and row["bound"] and row["bound_evidence"]
     assert row["train_flops_per_s"] == pytest.approx(3 * row["forward_flops_per_image"] * row["train_images_per_s"])
+    assert row["train_ceiling_images_per_s"] == pytest.approx(
+        report["peaks"]["float32"]["flops_per_s"] / (3 * row["forward_flops_per_image"]))
+
+    # The report's speed table: one row a model, the footnote names the measured peak and the commit.
+    markdown = bench.write_speed_table(report)
+    assert "| resunet1 | 32×32 |" in markdown and report["commit"] in markdown and "GFLOP/s" in markdown
+    assert (tmp_path / "report" / "tables" / f"speed_{report['device']}.csv").exists()
 
 
 def test_bad_model_name_names_the_option():

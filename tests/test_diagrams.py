@@ -103,7 +103,8 @@ def test_resunet_renders_with_its_level_names():
     fig = plot_architecture(build_model("resunet1"))
     names = [b.name for b in fig.diagram_blocks]
     assert names == ["blurred", "stem", "down0", "down1", "bottom", "up1", "up0", "restored"]
-    assert {(a[0], a[1]) for a in fig.diagram_arcs} == {("down0", "up0"), ("down1", "up1")}
+    # The U-Net's two skips, and the input-to-output skip.
+    assert {(a[0], a[1]) for a in fig.diagram_arcs} == {("down0", "up0"), ("down1", "up1"), ("blurred", "restored")}
 
 
 def test_failures_raise_clear_errors():

@@ -792,6 +792,8 @@ def derive(row: dict, peaks: dict, pipelines: dict | None) -> dict:
             row[f"train_frac_{short}_peak"] = row["train_flops_per_s"] / peak
             row[f"infer_frac_{short}_peak"] = row["infer_flops_per_s"] / peak
     row["infer_train_ratio"] = row["infer_images_per_s"] / row["train_images_per_s"]
+    # Training images/s if every FLOP ran at the measured fp32 matmul peak: no setting can beat it.
+    row["train_ceiling_images_per_s"] = peaks["float32"]["flops_per_s"] / (3 * fwd) if fwd else None
     traffic = row["traffic"]
     bytes_per_image = traffic["traffic_bytes"] + traffic["weight_bytes"] / row["batch_size"]
     row["arithmetic_intensity"] = fwd / bytes_per_image if bytes_per_image else 0.0
@@ -856,23 +858,24 @@ def _fmt(value, scale=1.0, digits=1, pct=False):
 
 
 def format_table(rows: list[dict]) -> str:
-    header = ["model", "input", "batch", "MFLOP/img", "train img/s", "infer img/s", "train GFLOP/s",
-              "fp32 pk", "bf16 pk", "RSS MB", "data x", "bound"]
+    header = ["model", "input", "batch", "MFLOP/img", "train img/s", "at peak", "infer img/s",
+              "train GFLOP/s", "fp32 pk", "bf16 pk", "RSS MB", "data x", "bound"]
     lines = []
     for r in rows:
         if "error" in r:
-            lines.append([r["name"], "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "ERROR: " + r["error"][:80]])
+            lines.append([r["name"], *["-"] * 11, "ERROR: " + r["error"][:80]])
             continue
         shape = "x".join(str(v) for v in r["input_shape"][:2])
         mem = r.get("peak_gpu_mb", r["model_rss_mb"])
         lines.append([r["name"], shape, str(r["batch_size"]), _fmt(r["forward_flops_per_image"], 1e6),
-                      _fmt(r["train_images_per_s"]), _fmt(r["infer_images_per_s"]),
+                      _fmt(r["train_images_per_s"]), _fmt(r.get("train_ceiling_images_per_s")),
+                      _fmt(r["infer_images_per_s"]),
                       _fmt(r["train_flops_per_s"], 1e9, 2), _fmt(r.get("train_frac_fp32_peak"), pct=True),
                       _fmt(r.get("train_frac_bf16_peak"), pct=True), _fmt(mem, digits=0),
                       _fmt(r.get("pipeline_headroom"), digits=1), r["bound"]])
     widths = [max(len(h), *(len(line[i]) for line in lines)) if lines else len(h) for i, h in enumerate(header)]
     def row(cells):
-        return "  ".join(c.ljust(w) if i in (0, 11) else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+        return "  ".join(c.ljust(w) if i in (0, 12) else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
     return "\n".join([row(header), row(["-" * w for w in widths]), *(row(line) for line in lines)])
 
 
@@ -1090,15 +1093,51 @@ def main(argv=None) -> dict:
           f"{peaks['bfloat16']['flops_per_s'] / 1e9:.1f} GFLOP/s, bandwidth "
           f"{peaks['bandwidth']['bytes_per_s'] / 1e9:.1f} GB/s.\n'data x' = batches/s of the chapter's data "
           "pipeline (CIFAR blur stream, REDS patch sampler), timed alone / training batches/s: below 1 the "
-          "model waits for data (and the pipeline shares the same cores when both run).")
+          "model waits for data (and the pipeline shares the same cores when both run).\n'at peak' = training "
+          "img/s if every FLOP ran at the fp32 matmul peak (3x the forward FLOPs): a ceiling no setting beats.")
     if args.tune:
         print("\nTuning (training img/s relative to the baseline):")
         for name, variants_ in report["tuning"]["summary"].items():
             cells = ", ".join(f"{v}: train x{r['train_ratio']:.2f} infer x{r['infer_ratio']:.2f}"
                               for v, r in variants_.items())
             print(f"  {name}: {cells or 'failed'}")
+    if not args.quick and args.out is None:
+        write_speed_table(report)
     print(f"\nwrote {out} ({report['seconds']:.0f} s)")
     return report
+
+
+def speed_table(report: dict):
+    """One row per model of a benchmark report, for the written report."""
+    import pandas as pd
+
+    rows = []
+    for r in report["models"]:
+        if "error" in r:
+            continue
+        rows.append({"model": r["name"], "input": "×".join(map(str, r["input_shape"][:2])),
+                     "batch": r["batch_size"], "MFLOP/img": r["forward_flops_per_image"] / 1e6,
+                     "train img/s": r["train_images_per_s"],
+                     "at fp32 peak": r.get("train_ceiling_images_per_s"),
+                     "infer img/s": r["infer_images_per_s"],
+                     "fp32 peak share": f"{100 * r.get('train_frac_fp32_peak', 0.0):.0f}%",
+                     "bound": r["bound"]})
+    return pd.DataFrame(rows)
+
+
+def write_speed_table(report: dict) -> str:
+    """report/tables/speed_<device>.md from a benchmark report, with its provenance."""
+    from .tables import write_table
+
+    peaks = report["peaks"]
+    note = (f"Benchmark: python -m deblurlab.bench ({report['settings']['precision']}, steps_per_execution "
+            f"{report['settings']['steps_per_execution']}, XLA {report['settings']['jit']}); medians of timed "
+            f"windows after a warm-up; FLOPs counted analytically (training = 3x forward). Measured peaks: "
+            f"fp32 matmul {peaks['float32']['flops_per_s'] / 1e9:.1f} GFLOP/s, bf16 "
+            f"{peaks['bfloat16']['flops_per_s'] / 1e9:.1f} GFLOP/s, memory {peaks['bandwidth']['bytes_per_s'] / 1e9:.1f} GB/s. "
+            f"'at fp32 peak' is the training img/s that the fp32 peak would allow. Run {report['date']}, commit "
+            f"{report['commit']}, on {report['machine']}.")
+    return write_table(f"speed_{report['device']}", speed_table(report), note, digits=1, convention="")
 
 
 def summarize_tuning(tuning: dict) -> dict:

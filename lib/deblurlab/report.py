@@ -14,7 +14,9 @@ the build with a message naming the file and the notebook that makes it.
 """
 from __future__ import annotations
 
+import argparse
 import json
+import shutil
 from pathlib import Path
 
 import jinja2
@@ -115,9 +117,17 @@ def render(image_root: str, extra: dict | None = None) -> str:
 
 
 def build_report() -> list[Path]:
-    """Render the template and write the HTML and the PDF; return their paths."""
+    """Write the cross-chapter tables, render the template, write the HTML and the PDF; return
+    their paths."""
     import pypandoc
     import typst
+
+    from .cifar_study import summary_table
+
+    try:
+        summary_table()  # every CIFAR-10 chapter's models in one table, from their saved results
+    except FileNotFoundError as error:
+        raise ReportError(str(error)) from error
 
     root = output_root()
     build = root / "report" / "build"
@@ -140,6 +150,40 @@ def build_report() -> list[Path]:
     return [paths["html"], paths["pdf"]]
 
 
+GENERATED = ("figures", "report/tables", "report/results")
+
+
+def merge_outputs(sources: list[Path], dest: Path) -> None:
+    """Copy the figures, tables and results of several output folders (one per test worker) into
+    ``dest``; a file that two folders both hold must be the same chapter's, so the later one wins."""
+    for source in sources:
+        for sub in GENERATED:
+            if (Path(source) / sub).is_dir():
+                shutil.copytree(Path(source) / sub, Path(dest) / sub, dirs_exist_ok=True)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description="Build report/report.html and report.pdf from the "
+                                     "figures, tables and results already generated.")
+    parser.add_argument("--merge", nargs="+", type=Path, metavar="DIR",
+                        help="first merge the outputs of these folders (e.g. test workers') into --out")
+    parser.add_argument("--out", type=Path, help="output folder to build in (default: $DEBLURLAB_OUTPUT_DIR "
+                        "or the checkout)")
+    args = parser.parse_args(argv)
+    if args.out:
+        import os
+
+        args.out.mkdir(parents=True, exist_ok=True)
+        os.environ["DEBLURLAB_OUTPUT_DIR"] = str(args.out.resolve())
+    if args.merge:
+        merge_outputs([d for d in args.merge if d.resolve() != output_root()], output_root())
+    try:
+        built = build_report()
+    except ReportError as error:
+        raise SystemExit(f"report build failed: {error}") from None
+    for path in built:
+        print(path)
+
+
 if __name__ == "__main__":
-    for built in build_report():
-        print(built)
+    main()

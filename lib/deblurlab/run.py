@@ -144,9 +144,6 @@ def main(argv: list[str] | None = None) -> int:
             return 1
     print(f"All {len(notebooks)} notebooks ran in {time.perf_counter() - started:.0f} s.")
     if not args.no_report:
-        from .cifar_study import summary_table
-
-        summary_table()  # every CIFAR-10 chapter's models in one table, from their saved results
         for path in build_report():
             print(f"report: {path}")
     return 0

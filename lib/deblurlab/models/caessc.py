@@ -39,27 +39,10 @@ import numpy as np
 import pandas as pd
 from keras import layers
 
-from .layers import BN_MOMENTUM
+from .layers import BN_MOMENTUM, Logit
 from .registry import register
 
 
-INPUT_CLIP = 1e-3  # the logit of the input is taken on [INPUT_CLIP, 1 - INPUT_CLIP]
-
-
-@keras.saving.register_keras_serializable(package="deblurlab")
-class Logit(layers.Layer):
-    """log(x / (1 - x)) of the input clipped to [eps, 1 - eps]: the sigmoid's inverse."""
-
-    def __init__(self, eps: float = INPUT_CLIP, **kwargs):
-        super().__init__(**kwargs)
-        self.eps = eps
-
-    def call(self, x):
-        x = keras.ops.clip(x, self.eps, 1.0 - self.eps)
-        return keras.ops.log(x) - keras.ops.log1p(-x)
-
-    def get_config(self):
-        return {**super().get_config(), "eps": self.eps}
 
 
 def _inverse_activation(x, activation: str, name: str):

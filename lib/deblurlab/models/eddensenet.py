@@ -12,6 +12,9 @@
 - The decoder runs DenseBlocks of [3, 6] layers, each followed by a transition that doubles the
   resolution with a Conv2DTranspose and halves the channels.
 - A final Conv2DTranspose (3x3, stride 1) with a sigmoid maps the features to RGB in [0, 1].
+- Our one addition (``input_skip=True``, as in ResUNet): the input joins the output before the
+  sigmoid, through its inverse, and the final Conv2DTranspose starts at zero, so a fresh network
+  returns its input. ``input_skip=False`` builds the report's network exactly.
 - Batch normalisation uses a moving-average momentum of 0.9 (``layers.BN_MOMENTUM``).
 
 Layers are named ``<block>_<detail>`` (``enc1_l3_conv3``, ``down1_conv``, ``bottleneck_conv``,
@@ -22,7 +25,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from .layers import BN_MOMENTUM
+from .layers import BN_MOMENTUM, sigmoid_with_input_skip
 from .registry import register
 
 GROWTH = 16
@@ -64,7 +67,7 @@ def transition(x, compression: float, up: bool, name: str):
 
 def eddensenet_model(input_shape=(32, 32, 3), growth: int = GROWTH, encoder_blocks=ENCODER_BLOCKS,
                      decoder_blocks=DECODER_BLOCKS, stem_filters: int = 16, compression: float = 0.5,
-                     bottleneck: bool = True, name: str = "eddensenet") -> keras.Model:
+                     bottleneck: bool = True, input_skip: bool = True, name: str = "eddensenet") -> keras.Model:
     """The EDDenseNet graph. ``bottleneck=False`` drops the channel-reducing layer at the end of the
     encoder (for the parameter comparison of the report); the decoder then starts from all of
     the last DenseBlock's channels."""
@@ -88,8 +91,13 @@ def eddensenet_model(input_shape=(32, 32, 3), growth: int = GROWTH, encoder_bloc
         x = dense_block(x, n, growth, f"dec{i}")
         x = transition(x, compression, up=True, name=f"up{i}")
     x = bn_relu(x, "head_pre")
-    outputs = layers.Conv2DTranspose(input_shape[-1], 3, padding="same", activation="sigmoid",
-                                     name="restored")(x)
+    if input_skip:
+        correction = layers.Conv2DTranspose(input_shape[-1], 3, padding="same", kernel_initializer="zeros",
+                                            name="restored_deconv")(x)
+        outputs = sigmoid_with_input_skip(correction, inputs)
+    else:
+        outputs = layers.Conv2DTranspose(input_shape[-1], 3, padding="same", activation="sigmoid",
+                                         name="restored")(x)
     return keras.Model(inputs, outputs, name=name)
 
 
