@@ -17,7 +17,8 @@ scale, so its weights are shared, not copied:
 Variants:
 
 - ``srndeblur_cifar`` / ``srndeblur_cifar_lstm`` (32x32): BatchNorm (momentum 0.9, the last one
-  of each ResBlock initialised to zero), LeakyReLU, sigmoid output, filters (32, 64, 128), one
+  of each ResBlock initialised to zero), LeakyReLU, sigmoid output with an input skip through the
+  logit (each scale starts as the identity; ``input_skip=False`` is the report's), filters (32, 64, 128), one
   ResBlock a level. The ``_lstm`` variant adds a vector-LSTM bottleneck: the bottleneck's
   pixels are read as a sequence of ``c``-dimensional vectors (h·w steps), so the LSTM(32) has the
   same input size, hence the same weights, at both scales; its final state starts the fine scale's
@@ -42,7 +43,7 @@ from keras import layers
 
 from .. import metrics as M
 from .convlstm import ConvLSTMCell
-from .layers import BN_MOMENTUM
+from .layers import BN_MOMENTUM, sigmoid_with_input_skip
 from .registry import build_model, register
 
 # Each scale network halves its input (len(filters) - 1) times and the coarse scale sees the input
@@ -111,7 +112,7 @@ class ScaleNetwork:
 
     def __init__(self, filters=(32, 64, 128), blocks_per_level=2, kernel_size=3, batch_norm=True,
                  activation="leaky_relu", out_channels=3, stem="single", bottleneck=None,
-                 lstm_units=32, bn_momentum=BN_MOMENTUM, zero_gamma=False):
+                 lstm_units=32, bn_momentum=BN_MOMENTUM, zero_gamma=False, zero_output=False):
         self.filters = tuple(filters)
         self.bottleneck = bottleneck
         self.lstm_units = lstm_units
@@ -134,7 +135,8 @@ class ScaleNetwork:
         self.up = [_Conv.make(self.filters[i - 1], kernel_size, f"dec{i}_up", strides=2, transpose=True, **conv)
                    for i in range(1, len(self.filters))]
         self.skip = [layers.Add(name=f"dec{i}_skip") for i in range(len(self.filters) - 1)]
-        self.out = layers.Conv2D(out_channels, kernel_size, padding="same", name="output_conv")
+        self.out = layers.Conv2D(out_channels, kernel_size, padding="same", name="output_conv",
+                                 kernel_initializer="zeros" if zero_output else "glorot_uniform")
         if bottleneck == "convlstm":
             self.cell = ConvLSTMCell(self.filters[-1], kernel_size, name="bottleneck_convlstm")
         elif bottleneck == "lstm":
@@ -186,9 +188,14 @@ def srndeblur(input_shape=(32, 32, 3), scales: int = 2, filters=(32, 64, 128), b
               kernel_size: int = 3, batch_norm: bool = True, activation: str = "leaky_relu",
               output_activation: str | None = "sigmoid", stem: str = "single", bottleneck: str | None = None,
               lstm_units: int = 32, carry_state: bool = True, bn_momentum: float = 0.9,
-              zero_gamma: bool = False, name: str = "srndeblur") -> keras.Model:
+              zero_gamma: bool = False, input_skip: bool = False, name: str = "srndeblur") -> keras.Model:
     """A ``scales``-scale SRNDeblur. ``carry_state=False`` starts every scale's recurrent layer from
-    a zero state (an ablation; the weights are the same, so ``set_weights`` transfers)."""
+    a zero state (an ablation; the weights are the same, so ``set_weights`` transfers).
+    ``input_skip=True`` (sigmoid output only) adds each scale's blurred image to its output before
+    the sigmoid, through the logit, and starts the shared output convolution at zero: every scale
+    starts as the identity, as ResUNet and EDDenseNet do here."""
+    if input_skip and output_activation != "sigmoid":
+        raise ValueError("input_skip=True needs output_activation='sigmoid'")
     if scales < 1:
         raise ValueError(f"scales={scales}: use 1 or more")
     multiple = required_multiple(len(filters), scales)
@@ -198,7 +205,7 @@ def srndeblur(input_shape=(32, 32, 3), scales: int = 2, filters=(32, 64, 128), b
                              f"{len(filters)} levels needs height and width that are multiples of "
                              f"{multiple}; crop or pad the images.")
     net = ScaleNetwork(filters, blocks_per_level, kernel_size, batch_norm, activation, input_shape[-1],
-                       stem, bottleneck, lstm_units, bn_momentum, zero_gamma)
+                       stem, bottleneck, lstm_units, bn_momentum, zero_gamma, zero_output=input_skip)
     names = scale_names(scales)
     blurred = keras.Input(input_shape, name="blurred")
     upsample = layers.UpSampling2D(2, interpolation="bilinear", name="upsample_estimate")
@@ -214,7 +221,10 @@ def srndeblur(input_shape=(32, 32, 3), scales: int = 2, filters=(32, 64, 128), b
         elif state is not None and bottleneck == "convlstm":  # the next bottleneck is twice as large
             state = [upsample_state(s) for s in state]
         y, state = net(x, state, scale)
-        estimate = layers.Activation(output_activation or "linear", name=scale)(y)
+        if input_skip:
+            estimate = sigmoid_with_input_skip(y, image, name=scale)
+        else:
+            estimate = layers.Activation(output_activation or "linear", name=scale)(y)
         outputs.append(estimate)
     model = keras.Model(blurred, outputs if scales > 1 else outputs[0], name=name)
     model.required_multiple = multiple
@@ -231,10 +241,12 @@ def _remember(model: keras.Model, overrides: dict) -> keras.Model:
 # Two choices for short runs, neither of which changes the parameters: BatchNorm's moving averages
 # follow the batches with momentum 0.9 (Keras' 0.99 leaves a quarter of the initial statistics in
 # them after the ~130 steps of the default profile), and the last BatchNorm of every ResBlock
-# starts with gamma = 0, so each block starts as the identity (Goyal et al. 2017).
+# starts with gamma = 0, so each block starts as the identity (Goyal et al. 2017). One change that
+# adds no parameter: the input-to-output skip through the logit (``input_skip``), as for ResUNet
+# and EDDenseNet, so that both scales start as the identity.
 CIFAR = dict(filters=(32, 64, 128), blocks_per_level=1, kernel_size=3, batch_norm=True,
-             activation="leaky_relu", output_activation="sigmoid", stem="single", bn_momentum=0.9,
-             zero_gamma=True)
+             activation="leaky_relu", output_activation="sigmoid", stem="single", bn_momentum=BN_MOMENTUM,
+             zero_gamma=True, input_skip=True)
 CIFAR_TRAINING = dict(learning_rate=1e-3, patience=7, batch_size=150)
 
 
