@@ -19,24 +19,31 @@ def save_fig(name: str, fig=None, dpi: int = PRINT_DPI):
 
 
 def plot_training_curves(histories: dict[str, pd.DataFrame], title: str = "Training curves"):
-    """Loss and validation loss (log scale), and validation PSNR, per epoch, one colour a model."""
+    """Loss and validation loss (log scale), and validation PSNR, per epoch, one colour a model.
+    Every epoch is marked, so a run of one or two epochs still shows."""
     fig, (ax_loss, ax_psnr) = plt.subplots(1, 2, figsize=(10, 3.6))
+    line = dict(marker="o", markersize=4)
+    all_epochs = set()
     for (label, history), colour in zip(histories.items(), plt.cm.tab10.colors):
         epochs = history["epoch"]
-        ax_loss.plot(epochs, history["loss"], color=colour, label=f"{label} train")
+        all_epochs.update(int(e) for e in epochs)
+        ax_loss.plot(epochs, history["loss"], color=colour, label=f"{label} train", **line)
         if "val_loss" in history:
-            ax_loss.plot(epochs, history["val_loss"], color=colour, ls="--", label=f"{label} val")
+            ax_loss.plot(epochs, history["val_loss"], color=colour, ls="--", label=f"{label} val",
+                         **{**line, "marker": "s"})
         psnr_cols = [c for c in history.columns if c.endswith("psnr")]
         for col in psnr_cols:
-            style = "--" if col.startswith("val_") else "-"
-            ax_psnr.plot(epochs, history[col], color=colour, ls=style,
-                         label=f"{label} {'val' if col.startswith('val_') else 'train'}")
+            val = col.startswith("val_")
+            ax_psnr.plot(epochs, history[col], color=colour, ls="--" if val else "-",
+                         label=f"{label} {'val' if val else 'train'}", **{**line, "marker": "s" if val else "o"})
     ax_loss.set(xlabel="epoch", ylabel="MSE loss", yscale="log", title="Loss")
     ax_psnr.set(xlabel="epoch", ylabel="PSNR (dB)", title="PSNR")
     for ax in (ax_loss, ax_psnr):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
         ax.xaxis.get_major_locator().set_params(integer=True)
+        if all_epochs:
+            ax.set_xlim(min(all_epochs) - 0.5, max(all_epochs) + 0.5)
     fig.suptitle(title)
     fig.tight_layout()
     return fig

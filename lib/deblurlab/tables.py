@@ -28,10 +28,13 @@ def _format(value, digits: int) -> str:
 def to_markdown(df: pd.DataFrame, digits: int = 3) -> str:
     """A pipe table; MSE, PSNR and SSIM columns get 5, 2 and 4 decimals, other floats ``digits``."""
     places = [DIGITS.get(str(col).split()[-1].lower(), digits) for col in df.columns]
+    cells = [[_format(v, d) for v, d in zip(row, places)] for row in df.itertuples(index=False)]
     header = "| " + " | ".join(map(str, df.columns)) + " |"
-    rule = "|" + "|".join(":---" if i == 0 else "---:" for i in range(len(df.columns))) + "|"
-    rows = ["| " + " | ".join(_format(v, d) for v, d in zip(row, places)) + " |"
-            for row in df.itertuples(index=False)]
+    # Pandoc sizes the columns of a wide table by the dashes of this rule: as many as the widest cell.
+    widths = [max([len(str(col)), *(len(row[i]) for row in cells)], default=3) for i, col in enumerate(df.columns)]
+    rule = "|" + "|".join(f":{'-' * max(3, w)}" if i == 0 else f"{'-' * max(3, w)}:"
+                          for i, w in enumerate(widths)) + "|"
+    rows = ["| " + " | ".join(row) + " |" for row in cells]
     return "\n".join([header, rule, *rows])
 
 
