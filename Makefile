@@ -29,7 +29,7 @@ TEST_OUTPUT := build/test-output
 test: $(STAMP)
 	rm -rf $(TEST_OUTPUT)
 	DEBLURLAB_TEST_OUTPUT=$(CURDIR)/$(TEST_OUTPUT) $(PY) -m pytest -n 2 --dist loadscope tests notebooks --nbval-lax --nbval-kernel-name deblurlab
-	$(PY) -m deblurlab.report --merge $(TEST_OUTPUT)/gw* --out $(TEST_OUTPUT)/report
+	$(PY) -m deblurlab.report --merge $(TEST_OUTPUT)/gw* $(TEST_OUTPUT)/main --out $(TEST_OUTPUT)/report
 
 ## JupyterLab on the notebooks, with the project's kernel.
 lab: $(STAMP)

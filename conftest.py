@@ -2,15 +2,24 @@
 
 Outputs go to a temporary folder so that a test or smoke run never overwrites the report's
 figures and tables, and notebooks run at the smoke size. With ``$DEBLURLAB_TEST_OUTPUT`` set
-(``make test`` sets it), each pytest-xdist worker writes to its own subfolder of it, so that the
-report can be built afterwards from what the smoke-size notebooks produced.
+(``make test`` sets it), each pytest-xdist worker writes to its own subfolder of it (gw0, gw1, ...;
+"main" without xdist), so that the report can be built afterwards from what the smoke-size
+notebooks produced, and two workers never share a training run.
 """
 import os
 import tempfile
 
 os.environ.setdefault("DEBLURLAB_PROFILE", "smoke")
-if os.environ.get("DEBLURLAB_TEST_OUTPUT"):
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-    os.environ.setdefault("DEBLURLAB_OUTPUT_DIR", os.path.join(os.environ["DEBLURLAB_TEST_OUTPUT"], worker))
-os.environ.setdefault("DEBLURLAB_OUTPUT_DIR", tempfile.mkdtemp(prefix="deblurlab-test-"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def pytest_configure(config):
+    # Here, not at import: xdist names the worker (config.workerinput) only once it is configured.
+    # $DEBLURLAB_TEST_OUTPUT wins over an inherited $DEBLURLAB_OUTPUT_DIR: workers start with the
+    # controller's environment.
+    base = os.environ.get("DEBLURLAB_TEST_OUTPUT")
+    if base:
+        worker = getattr(config, "workerinput", {}).get("workerid", "main")
+        os.environ["DEBLURLAB_OUTPUT_DIR"] = os.path.join(base, worker)
+    elif "DEBLURLAB_OUTPUT_DIR" not in os.environ:
+        os.environ["DEBLURLAB_OUTPUT_DIR"] = tempfile.mkdtemp(prefix="deblurlab-test-")
