@@ -19,14 +19,14 @@ ENV_VAR = "DEBLURLAB_PROFILE"
 
 CIFAR_SIZES = {
     "smoke": dict(n_train=96, n_val=32, n_test=48, batch_size=32, epochs=1),
-    "default": dict(n_train=None, n_val=400, n_test=500, batch_size=32, epochs=None),
+    "default": dict(n_train=None, n_val=400, n_test=400, batch_size=32, epochs=None),
     # None: 10% of the training images for validation; the test batch (or 10%) for test.
     "full": dict(n_train=None, n_val=None, n_test=None, batch_size=None, epochs=70),
 }
 # Epochs of the default profile, to fit about 5 minutes of training a model on 2 CPU cores
 # (python -m deblurlab.bench, batch 32, AVX2 EPYC: ResUNet1 ~96 img/s, ResUNet3 ~28, i.e. ~45 s and
 # ~150 s an epoch of ~4,200 images, plus validation).
-DEFAULT_EPOCHS = {"resunet1": 5, "resunet3": 2, "eddensenet": 1,
+DEFAULT_EPOCHS = {"resunet1": 4, "resunet3": 2, "eddensenet": 1,
                   # SRNDeblur: one epoch is ~2-2.5 min.
                   "srndeblur_cifar": 1, "srndeblur_cifar_lstm": 1,
                   # EDDenseNet ~20 img/s: one epoch; CAESSC ~7 and ~6 img/s: one capped epoch (below).
@@ -81,7 +81,7 @@ MOTION_SIZES = {
     "smoke": dict(patch_size=64, batch_size=4, patches_per_image=2, images_per_epoch=4, epochs=1,
                   n_val=4, n_eval=1, eval_crop=(180, 252), synthetic_kernels=2, analysis_frames=4,
                   analysis_patches_per_image=2, lr_decay=(False,)),
-    "default": dict(patch_size=64, batch_size=10, patches_per_image=2, images_per_epoch=50, epochs=10,
+    "default": dict(patch_size=64, batch_size=10, patches_per_image=2, images_per_epoch=50, epochs=8,
                     n_val=20, n_eval=10, eval_crop=None, synthetic_kernels=8, analysis_frames=None,
                     analysis_patches_per_image=16, lr_decay=(False,)),
     "full": dict(patch_size=256, batch_size=10, patches_per_image=2, images_per_epoch=None, epochs=150,
