@@ -459,15 +459,21 @@ def machine_peaks(device: str, opts: dict, earlier: dict | None = None) -> dict:
     return peaks
 
 
-def _rss_mb() -> float:
+def _proc_status_mb(field: str) -> float | None:
+    """A memory line of /proc/self/status (``VmRSS``, ``VmHWM``) in MB, or None off Linux."""
     try:
         with open("/proc/self/status") as handle:
             for line in handle:
-                if line.startswith("VmRSS:"):
+                if line.startswith(f"{field}:"):
                     return int(line.split()[1]) / 1024
     except OSError:
         pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return None
+
+
+def _rss_mb() -> float:
+    current = _proc_status_mb("VmRSS")
+    return current if current is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _cpu_seconds() -> float:
@@ -478,13 +484,9 @@ def _cpu_seconds() -> float:
 def _maxrss_mb() -> float:
     """This process's peak resident memory: VmHWM where Linux has it (``ru_maxrss`` keeps the
     forking parent's peak across exec, so it overstates a child), else ``ru_maxrss``."""
-    try:
-        with open("/proc/self/status") as handle:
-            for line in handle:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
+    peak = _proc_status_mb("VmHWM")
+    if peak is not None:
+        return peak
     scale = 1024 * 1024 if sys.platform == "darwin" else 1024  # bytes on macOS, KiB on Linux
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / scale
 

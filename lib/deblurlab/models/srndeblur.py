@@ -187,7 +187,7 @@ class ScaleNetwork:
 def srndeblur(input_shape=(32, 32, 3), scales: int = 2, filters=(32, 64, 128), blocks_per_level: int = 2,
               kernel_size: int = 3, batch_norm: bool = True, activation: str = "leaky_relu",
               output_activation: str | None = "sigmoid", stem: str = "single", bottleneck: str | None = None,
-              lstm_units: int = 32, carry_state: bool = True, bn_momentum: float = 0.9,
+              lstm_units: int = 32, carry_state: bool = True, bn_momentum: float = BN_MOMENTUM,
               zero_gamma: bool = False, input_skip: bool = False, name: str = "srndeblur") -> keras.Model:
     """A ``scales``-scale SRNDeblur. ``carry_state=False`` starts every scale's recurrent layer from
     a zero state (an ablation; the weights are the same, so ``set_weights`` transfers).
