@@ -8,6 +8,7 @@ import tensorflow as tf
 from keras import layers
 
 from deblurlab import bench
+from deblurlab import report as REPORT
 from deblurlab.models import build_model
 
 
@@ -44,10 +45,53 @@ def test_quick_benchmark_writes_json(tmp_path, monkeypatch):
     assert row["train_ceiling_images_per_s"] == pytest.approx(
         report["peaks"]["float32"]["flops_per_s"] / (3 * row["forward_flops_per_image"]))
 
+    # Training's own XLA choice is what is timed; every target is checked and says how it stands.
+    from deblurlab import compute
+    assert row["jit_compile"] == (compute.current("resunet1").jit_compile is True)
+    kinds = {(c["model"], c["kind"]) for c in report["targets"]}
+    assert ("resunet1", "train_frac_fp32_peak") in kinds
+    assert all(isinstance(c["met"], bool) and c["text"].startswith(c["model"]) for c in report["targets"])
+
     # The report's speed table: one row a model, the footnote names the measured peak and the commit.
     markdown = bench.write_speed_table(report)
     assert "| resunet1 | 32×32 |" in markdown and report["commit"] in markdown and "GFLOP/s" in markdown
     assert (tmp_path / "report" / "tables" / f"speed_{report['device']}.csv").exists()
+
+    # ... and the report's speed chapter renders it, the targets included.
+    (tmp_path / "report" / "results").mkdir(parents=True, exist_ok=True)
+    (tmp_path / "report" / "results" / "bench_cpu.json").write_text(json.dumps(report))
+    sections = tmp_path / "sections"
+    sections.mkdir()
+    (sections / "35_speed.md").write_text((REPORT.SECTIONS / "35_speed.md").read_text())
+    monkeypatch.setattr(REPORT, "SECTIONS", sections)
+    monkeypatch.setattr(REPORT, "TEMPLATE", tmp_path / "report.md")
+    (tmp_path / "report.md").write_text("{% for section in sections %}{% include section %}\n{% endfor %}")
+    text = REPORT.render("")
+    assert "Table 1: Training and inference speed" in text and "| resunet1 | 32×32 |" in text
+    assert "resunet1: " in text and "of the fp32 peak vs 40%" in text
+    assert "tuning pass has not been run" in text
+
+
+def test_tuning_pairs_each_change_with_the_reference(tmp_path, monkeypatch):
+    monkeypatch.setenv("DEBLURLAB_OUTPUT_DIR", str(tmp_path))
+    variants = {"reference": {"precision": "float32", "steps_per_execution": 1, "jit": False},
+                "steps_per_execution=2": {"precision": "float32", "steps_per_execution": 2, "jit": False},
+                "batch x2": {"precision": "float32", "steps_per_execution": 1, "jit": False, "batch_size_factor": 2}}
+    result = bench.tune_model("resunet1", [16, 16, 3], 4, variants, rounds=2, window_s=0.05)
+    assert result["reference"] == "reference" and set(result["variants"]) == set(variants)
+    assert result["variants"]["batch x2"]["batch_size"] == 8
+    for v in result["variants"].values():
+        assert len(v["train_ratio_samples"]) == 2 and all(_positive(r) for r in v["train_ratio_samples"])
+        assert _positive(v["train_images_per_s"]) and _positive(v["infer_images_per_s"])
+    assert result["variants"]["reference"]["train_ratio"] == 1.0
+
+    report = {"device": "cpu", "date": "today", "commit": "abc", "machine": "here",
+              "settings": {"steps_per_execution": 1, "jit": False},
+              "tuning": {"models": {"resunet1": result}, "variants": variants}}
+    markdown = bench.write_tuning_table(report)
+    assert "| resunet1 | 4 |" in markdown and "steps_per_execution=2 (train ×)" in markdown
+    assert "(float32, no XLA, one step per call)" in markdown
+    assert (tmp_path / "report" / "tables" / "tuning_cpu.csv").exists()
 
 
 def test_bad_model_name_names_the_option():
@@ -89,3 +133,11 @@ def test_bound_reads_the_evidence():
         assert cause in label
     assert "BatchNorm" in evidence
     assert bench.bound_of({**row, "train_frac_fp32_peak": 0.8}, peaks)[0] == "compute"
+
+
+def test_a_tuning_pass_keeps_the_models_of_earlier_passes(tmp_path):
+    path = tmp_path / "bench_cpu_tuning.json"
+    path.write_text(json.dumps({"device": "cpu", "tuning": {"models": {"a": {"rounds": 5}, "b": {"error": "x"}}}}))
+    assert bench.earlier_tuning(path, "cpu") == {"a": {"rounds": 5}}
+    assert bench.earlier_tuning(path, "gpu") == {}
+    assert bench.earlier_tuning(tmp_path / "none.json", "cpu") == {}

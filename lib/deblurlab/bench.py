@@ -132,8 +132,13 @@ def _gpu_memory_growth() -> None:
             pass
 
 
-def bench_plan(name: str, quick: bool = False, motion_patch: int | None = None) -> dict:
-    """Input shape and batch of ``name`` as the default profile trains it, and where they came from."""
+def bench_plan(name: str, quick: bool = False, motion_patch: int | None = None, device: str = "cpu") -> dict:
+    """Input shape and batch of ``name`` as the device's profile trains it, and where they came from.
+
+    CIFAR models: 32x32 at the default profile's batch. Motion models: the default profile's patch
+    on a CPU (what the CPU profile trains at; the network is fully convolutional, so its cost per
+    pixel barely depends on the patch) and the full profile's (the report's 256x256) on a GPU.
+    """
     from . import profiles
     from .models import get_spec
 
@@ -144,17 +149,18 @@ def bench_plan(name: str, quick: bool = False, motion_patch: int | None = None) 
         if quick:
             batch, source = min(int(batch), QUICK_BATCH), source + f"; --quick: batch <= {QUICK_BATCH}"
         return dict(input_shape=list(CIFAR_SIZE), batch_size=int(batch), source=source)
-    sizes = getattr(profiles, "MOTION_SIZES", {}).get("default", {})
+    profile = "full" if device == "gpu" else "default"
+    sizes = getattr(profiles, "MOTION_SIZES", {}).get(profile, {})
     batch = sizes.get("batch_size") or spec.training.get("batch_size") or MOTION_BATCH
-    source = ("batch: profiles.MOTION_SIZES['default']['batch_size']" if sizes.get("batch_size")
+    source = (f"batch: profiles.MOTION_SIZES['{profile}']['batch_size']" if sizes.get("batch_size")
               else f"batch: the report's {MOTION_BATCH}")
     if motion_patch:
         patch = int(motion_patch)
         source += f"; patch: --motion-patch {patch}"
     else:
-        patch = MOTION_PATCH
-        source += f"; patch: the report's {MOTION_PATCH}x{MOTION_PATCH} (the default profile trains at " \
-                  f"{sizes.get('patch_size', '?')}; --motion-patch to change)"
+        patch = int(sizes.get("patch_size") or MOTION_PATCH)
+        source += f"; patch: profiles.MOTION_SIZES['{profile}']['patch_size'] (the {profile} profile on a {device}; " \
+                  f"--motion-patch to change)"
     if quick:
         patch, batch = min(int(patch), QUICK_MOTION_PATCH), min(int(batch), QUICK_BATCH)
         source += f"; --quick: {patch}x{patch}, batch <= {QUICK_BATCH}"
@@ -646,18 +652,18 @@ def tune_model(name: str, input_shape, batch_size: int, variants: dict, rounds: 
     if detect_device() == "gpu":
         _gpu_memory_growth()
     rng = np.random.default_rng(0)
-    x = rng.random((batch_size, *input_shape), dtype=np.float32)
-    y = rng.random((batch_size, *input_shape), dtype=np.float32)
-    xt = tf.identity(x)
     labels = list(variants)
     built = {}
     for label in labels:
         v = variants[label]
+        batch = int(v.get("batch_size") or batch_size * v.get("batch_size_factor", 1))
+        x = rng.random((batch, *input_shape), dtype=np.float32)
+        y = rng.random((batch, *input_shape), dtype=np.float32)
         keras.mixed_precision.set_global_policy(v.get("precision", "float32"))
         set_seeds(0)
         model = build_model(name, input_shape=tuple(input_shape))
         spe = int(v.get("steps_per_execution", 1))
-        compile_for_deblurring(model, TrainConfig(epochs=1, batch_size=batch_size, steps_per_execution=spe))
+        compile_for_deblurring(model, TrainConfig(epochs=1, batch_size=batch, steps_per_execution=spe))
         if v.get("jit") is not None:
             model.jit_compile = bool(v["jit"])
         ds = tf.data.Dataset.from_tensors((x, y)).map(multi_scale_targets(model)).cache().repeat()
@@ -667,9 +673,11 @@ def tune_model(name: str, input_shape, batch_size: int, variants: dict, rounds: 
         first = time.perf_counter() - t0
         infer_fn = tf.function(lambda images, m=model: m(images, training=False),
                                jit_compile=bool(model.jit_compile))
+        xt = tf.identity(x)
         infer_fn(xt)  # trace
-        built[label] = dict(model=model, ds=ds, timer=timer, infer=infer_fn, spe=spe, first_execution_s=first,
-                            jit_compile=bool(model.jit_compile), precision=v.get("precision", "float32"))
+        built[label] = dict(model=model, ds=ds, timer=timer, infer=infer_fn, xt=xt, batch=batch, spe=spe,
+                            first_execution_s=first, jit_compile=bool(model.jit_compile),
+                            precision=v.get("precision", "float32"))
     keras.mixed_precision.set_global_policy("float32")
 
     def last(out):
@@ -678,22 +686,22 @@ def tune_model(name: str, input_shape, batch_size: int, variants: dict, rounds: 
     def train_window(label, steps):
         b = built[label]
         b["model"].fit(b["ds"], steps_per_epoch=steps, epochs=1, verbose=0, callbacks=[b["timer"]])
-        return steps * batch_size / b["timer"].seconds[-1]
+        return steps * b["batch"] / b["timer"].seconds[-1]
 
     def infer_window(label, calls):
-        fn = built[label]["infer"]
+        b = built[label]
         t0 = time.perf_counter()
         for _ in range(calls):
-            out = fn(xt)
+            out = b["infer"](b["xt"])
         float(tf.reduce_sum(last(out)[0, 0, 0]))
-        return calls * batch_size / (time.perf_counter() - t0)
+        return calls * b["batch"] / (time.perf_counter() - t0)
 
     ref = labels[0]
     steps, calls = {}, {}
     for label, b in built.items():  # size each variant's windows from one warm window of its own
-        step_s = batch_size / train_window(label, b["spe"])
+        step_s = b["batch"] / train_window(label, b["spe"])
         steps[label] = max(b["spe"], int(round(window_s / step_s / b["spe"])) * b["spe"])
-        calls[label] = max(1, int(round((infer_window_s or window_s) / (batch_size / infer_window(label, 1)))))
+        calls[label] = max(1, int(round((infer_window_s or window_s) / (b["batch"] / infer_window(label, 1)))))
     train = {label: [] for label in labels}
     infer = {label: [] for label in labels}
     for r in range(rounds):
@@ -707,7 +715,7 @@ def tune_model(name: str, input_shape, batch_size: int, variants: dict, rounds: 
         tr = [a / b for a, b in zip(train[label], train[ref])]
         inf = [a / b for a, b in zip(infer[label], infer[ref])]
         result["variants"][label] = {
-            "settings": variants[label], "jit_compile": built[label]["jit_compile"],
+            "settings": variants[label], "batch_size": built[label]["batch"], "jit_compile": built[label]["jit_compile"],
             "first_execution_s": built[label]["first_execution_s"],
             "train_images_per_s": statistics.median(train[label]), "train_images_per_s_samples": train[label],
             "infer_images_per_s": statistics.median(infer[label]), "infer_images_per_s_samples": infer[label],
@@ -860,16 +868,17 @@ def _fmt(value, scale=1.0, digits=1, pct=False):
 
 
 def format_table(rows: list[dict]) -> str:
-    header = ["model", "input", "batch", "MFLOP/img", "train img/s", "at peak", "infer img/s",
+    header = ["model", "input", "batch", "xla", "MFLOP/img", "train img/s", "at peak", "infer img/s",
               "train GFLOP/s", "fp32 pk", "bf16 pk", "RSS MB", "data x", "bound"]
     lines = []
     for r in rows:
         if "error" in r:
-            lines.append([r["name"], *["-"] * 11, "ERROR: " + r["error"][:80]])
+            lines.append([r["name"], *["-"] * 12, "ERROR: " + r["error"][:80]])
             continue
         shape = "x".join(str(v) for v in r["input_shape"][:2])
         mem = r.get("peak_gpu_mb", r["model_rss_mb"])
-        lines.append([r["name"], shape, str(r["batch_size"]), _fmt(r["forward_flops_per_image"], 1e6),
+        lines.append([r["name"], shape, str(r["batch_size"]), "yes" if r.get("jit_compile") else "no",
+                      _fmt(r["forward_flops_per_image"], 1e6),
                       _fmt(r["train_images_per_s"]), _fmt(r.get("train_ceiling_images_per_s")),
                       _fmt(r["infer_images_per_s"]),
                       _fmt(r["train_flops_per_s"], 1e9, 2), _fmt(r.get("train_frac_fp32_peak"), pct=True),
@@ -877,14 +886,14 @@ def format_table(rows: list[dict]) -> str:
                       _fmt(r.get("pipeline_headroom"), digits=1), r["bound"]])
     widths = [max(len(h), *(len(line[i]) for line in lines)) if lines else len(h) for i, h in enumerate(header)]
     def row(cells):
-        return "  ".join(c.ljust(w) if i in (0, 12) else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+        return "  ".join(c.ljust(w) if i in (0, 13) else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
     return "\n".join([row(header), row(["-" * w for w in widths]), *(row(line) for line in lines)])
 
 
-def default_out(device: str) -> Path:
+def default_out(device: str, tuning: bool = False) -> Path:
     from .paths import results_dir
 
-    return results_dir() / f"bench_{device}.json"
+    return results_dir() / f"bench_{device}{'_tuning' if tuning else ''}.json"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -898,19 +907,21 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="tiny sizes and few repeats (tests, smoke checks); numbers are rough")
     parser.add_argument("--models", default="", help="comma-separated model names (default: every registered model)")
     parser.add_argument("--out", default=None, help="JSON path (default: report/results/bench_<cpu|gpu>.json)")
-    parser.add_argument("--precision", default="float32", choices=PRECISIONS,
-                        help="Keras dtype policy (mixed_float16 is for GPUs)")
+    parser.add_argument("--precision", default=None, choices=PRECISIONS,
+                        help="Keras dtype policy (default: what training uses here, deblurlab.compute: "
+                             "float32 on a CPU, mixed precision on a GPU)")
     parser.add_argument("--steps-per-execution", type=int, default=1, help="Keras steps_per_execution")
     parser.add_argument("--jit", action=argparse.BooleanOptionalAction, default=None,
-                        help="XLA on/off (default: Keras' auto = off on CPU, on on GPU)")
+                        help="XLA on/off (default: what training uses for each model, deblurlab.compute: "
+                             "CPU_XLA on a CPU, Keras' auto on a GPU)")
     parser.add_argument("--repeats", type=int, default=None, help="timed windows per measurement")
     parser.add_argument("--window", type=float, default=None, help="seconds per timed window")
     parser.add_argument("--budget", type=float, default=None,
                         help="seconds of model timing for the whole run, shared out among the models")
     parser.add_argument("--model-timeout", type=float, default=None, help="seconds before a model's process is killed")
     parser.add_argument("--motion-patch", type=int, default=None,
-                        help=f"patch side for the motion models (default {MOTION_PATCH}, the report's; "
-                             "the default profile trains at profiles.MOTION_SIZES['default']['patch_size'])")
+                        help="patch side for the motion models (default: the patch the device's profile "
+                             "trains at: profiles.MOTION_SIZES 'default' on a CPU, 'full' (256, the report's) on a GPU)")
     parser.add_argument("--tune", action="store_true",
                         help="also time steps_per_execution=10, mixed precision and XLA against the baseline")
     parser.add_argument("--skip-pipelines", action="store_true", help="do not time the data pipelines")
@@ -948,14 +959,17 @@ def _select_models(text: str) -> list[str]:
 
 
 def tuning_variants(device: str, base: dict) -> dict:
-    """The reference set-up (``base``) and each tuning change applied alone."""
+    """The reference set-up (float32, no XLA, one step per call, unless the command line says
+    otherwise) and each tuning change applied alone."""
     mixed = "mixed_float16" if device == "gpu" else "mixed_bfloat16"
-    ref = {"precision": base["precision"], "steps_per_execution": base["steps_per_execution"], "jit": base["jit"]}
+    ref = {"precision": "float32" if base["precision"].startswith("mixed") else base["precision"],
+           "steps_per_execution": base["steps_per_execution"], "jit": bool(base["jit"])}
     return {
         "reference": ref,
         "steps_per_execution=10": {**ref, "steps_per_execution": 10},
         mixed: {**ref, "precision": mixed},
         "jit_compile": {**ref, "jit": True},
+        "batch x4": {**ref, "batch_size_factor": 4},
     }
 
 
@@ -974,88 +988,30 @@ def main(argv=None) -> dict:
     import keras
     import tensorflow as tf
 
+    from .models import get_spec
     from .provenance import git_commit, machine, today
 
     device = detect_device()
     if device == "gpu":
         _gpu_memory_growth()
-    if args.precision == "mixed_float16" and device == "cpu":
+    from . import compute
+
+    precision = args.precision or compute.current().precision
+    if precision == "mixed_float16" and device == "cpu":
         print("note: mixed_float16 on a CPU is emulated and slow; mixed_bfloat16 is the CPU's option")
-    out = Path(args.out) if args.out else default_out(device)
-    print(f"deblurlab.bench on {device} ({machine()}); {len(models)} model(s)"
+    out = Path(args.out) if args.out else default_out(device, tuning=args.tune)
+    what = "tuning pass" if args.tune else "benchmark"
+    print(f"deblurlab.bench {what} on {device} ({machine()}); {len(models)} model(s)"
           f"{' [--quick: tiny sizes, rough numbers]' if args.quick else ''}", flush=True)
 
     print("machine peaks:", flush=True)
     peaks = machine_peaks(device, opts)
-    from .models import get_spec
-
-    plans = {m: bench_plan(m, args.quick, args.motion_patch) for m in models}
-    cifar = [m for m in models if get_spec(m).dataset == "cifar10"]
-    motion = [m for m in models if m not in cifar]
-    pipelines = {}
-    if not args.skip_pipelines:
-        if cifar:  # every CIFAR model trains at the default profile's one batch size
-            stream = bench_blur_stream(plans[cifar[0]]["batch_size"], opts["stream_images"], opts["window_s"],
-                                       opts["repeats"])
-            print(f"  CIFAR blur stream (batch {stream['batch_size']}): {stream['batches_per_s']:.1f} batches/s",
-                  flush=True)
-        else:
-            stream = {"skipped": "no CIFAR model selected"}
-        pipelines["cifar_blur_stream"] = stream
-        if motion:
-            plan = plans[motion[0]]
-            reds = bench_reds_patches(args.quick, plan["batch_size"], plan["input_shape"][0])
-        else:
-            reds = {"skipped": "no motion model selected"}
-        pipelines["reds_patches"] = reds
-        if "skipped" in reds:
-            print(f"  REDS patch sampler: skipped: {reds['skipped']}", flush=True)
-        else:
-            print(f"  REDS patch sampler (batch {reds['batch_size']}, {reds.get('patch_size')}px): "
-                  f"{reds['batches_per_s']:.2f} batches/s on {reds.get('data', '?')}", flush=True)
-
-    base = dict(precision=args.precision, steps_per_execution=args.steps_per_execution, jit=args.jit,
+    plans = {m: bench_plan(m, args.quick, args.motion_patch, device) for m in models}
+    base = dict(precision=precision, steps_per_execution=args.steps_per_execution, jit=args.jit,
                 repeats=opts["repeats"], window_s=opts["window_s"])
-    rows, tuning = [], {}
-    budget_left = opts["total_budget_s"]
-    for i, name in enumerate(models):
-        plan = plans[name]
-        share = budget_left / (len(models) - i)
-        t0 = time.perf_counter()
-        print(f"[{i + 1}/{len(models)}] {name} {plan['input_shape']} batch {plan['batch_size']} ...",
-              end=" ", flush=True)
-        row = run_model(name, {**base, "input_shape": plan["input_shape"], "batch_size": plan["batch_size"],
-                               "budget_s": share}, opts["model_timeout_s"])
-        budget_left = max(budget_left - (time.perf_counter() - t0), 0.0)
-        row["plan_source"] = plan["source"]
-        if "error" in row:
-            print(f"FAILED: {row['error']}", flush=True)
-        else:
-            print(f"train {row['train_images_per_s']:.1f} img/s, infer {row['infer_images_per_s']:.1f} img/s "
-                  f"({time.perf_counter() - t0:.0f} s)", flush=True)
-        rows.append(row)
-    if args.tune:
-        print("\ntuning: each change alone against the reference, paired round by round", flush=True)
-        variants = tuning_variants(device, base)
-        for i, name in enumerate(models):
-            plan = plans[name]
-            t0 = time.perf_counter()
-            print(f"[{i + 1}/{len(models)}] {name} ...", end=" ", flush=True)
-            tuning[name] = run_model(name, {"mode": "tune", "variants": variants, "rounds": opts["repeats"],
-                                            "window_s": opts["window_s"], "input_shape": plan["input_shape"],
-                                            "batch_size": plan["batch_size"]}, opts["model_timeout_s"] * 3)
-            if "error" in tuning[name]:
-                print(f"FAILED: {tuning[name]['error']}", flush=True)
-            else:
-                print(", ".join(f"{k} x{v['train_ratio']:.2f}" for k, v in tuning[name]["variants"].items()
-                                if k != "reference") + f" ({time.perf_counter() - t0:.0f} s)", flush=True)
-
-    print("machine peaks, second pass (each peak is the higher of the two passes):", flush=True)
-    peaks = machine_peaks(device, opts, earlier=peaks)
-    rows = [derive(row, peaks, pipelines) for row in rows]
-
     report = {
         "schema": SCHEMA,
+        "kind": what,
         "device": device,
         "machine": machine(),
         "cpu_flags": cpu_flags(),
@@ -1066,47 +1022,204 @@ def main(argv=None) -> dict:
         "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "unset (TensorFlow's default: on for x86 CPUs)"),
         "date": today(),
         "commit": git_commit(),
-        "settings": {"quick": args.quick, "precision": args.precision,
+        "settings": {"quick": args.quick, "precision": precision,
                      "steps_per_execution": args.steps_per_execution,
-                     "jit": "auto" if args.jit is None else args.jit, **opts},
+                     "jit": "per model (deblurlab.compute)" if args.jit is None else args.jit, **opts},
         "methods": METHODS,
-        "bound_rules": BOUND_RULES,
-        "peaks": peaks,
-        "pipelines": pipelines,
-        "models": rows,
-        "seconds": time.perf_counter() - t_run,
-        "notes": [
-            "Timings on a shared machine are noisy; compare runs made on a quiet one.",
-            "Each model runs in a fresh process: peak_rss_mb includes TensorFlow's own resident memory "
-            "(base_rss_mb); model_rss_mb is the rest.",
-        ],
+        "notes": ["Timings on a shared machine are noisy; compare runs made on a quiet one."],
     }
     if args.tune:
-        report["tuning"] = {"method": tune_model.__doc__.split("\n\n")[1].strip(), "models": tuning,
-                            "summary": summarize_tuning(tuning)}
+        tuning = run_tuning(models, plans, device, base, opts)
+    else:
+        pipelines = {} if args.skip_pipelines else bench_pipelines(models, plans, opts, args.quick)
+        rows = run_benchmarks(models, plans, base, opts)
+
+    print("machine peaks, second pass (each peak is the higher of the two passes):", flush=True)
+    peaks = machine_peaks(device, opts, earlier=peaks)
+    report["peaks"] = peaks
+    if args.tune:
+        for result in tuning.values():
+            result.update(date=report["date"], commit=report["commit"])
+        if args.out is None:  # the tuning file gathers models over runs: each keeps its own date
+            tuning = {**earlier_tuning(out, device), **tuning}
+        report["tuning"] = {"method": tune_model.__doc__.split("\n\n")[1].strip(), "variants": tuning_variants(device, base),
+                            "models": tuning, "summary": summarize_tuning(tuning)}
+    else:
+        rows = [derive(row, peaks, pipelines) for row in rows]
+        report.update(bound_rules=BOUND_RULES, pipelines=pipelines, models=rows,
+                      targets=target_checks(rows, quick=args.quick))
+        report["notes"].append("Each model runs in a fresh process: peak_rss_mb includes TensorFlow's own "
+                               "resident memory (base_rss_mb); model_rss_mb is the rest.")
+    report["seconds"] = time.perf_counter() - t_run
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_text(json.dumps(report, indent=1, default=float))
     os.replace(tmp, out)
 
     print()
-    print(format_table(rows))
-    print(f"\nfp32 peak {peaks['float32']['flops_per_s'] / 1e9:.1f} GFLOP/s, bf16 peak "
-          f"{peaks['bfloat16']['flops_per_s'] / 1e9:.1f} GFLOP/s, bandwidth "
-          f"{peaks['bandwidth']['bytes_per_s'] / 1e9:.1f} GB/s.\n'data x' = batches/s of the chapter's data "
-          "pipeline (CIFAR blur stream, REDS patch sampler), timed alone / training batches/s: below 1 the "
-          "model waits for data (and the pipeline shares the same cores when both run).\n'at peak' = training "
-          "img/s if every FLOP ran at the fp32 matmul peak (3x the forward FLOPs): a ceiling no setting beats.")
     if args.tune:
-        print("\nTuning (training img/s relative to the baseline):")
-        for name, variants_ in report["tuning"]["summary"].items():
-            cells = ", ".join(f"{v}: train x{r['train_ratio']:.2f} infer x{r['infer_ratio']:.2f}"
-                              for v, r in variants_.items())
-            print(f"  {name}: {cells or 'failed'}")
+        print("Tuning (median paired ratio to the reference set-up; > 1 = faster):")
+        print(format_tuning(report))
+    else:
+        print(format_table(report["models"]))
+        print(f"\nfp32 peak {peaks['float32']['flops_per_s'] / 1e9:.1f} GFLOP/s, bf16 peak "
+              f"{peaks['bfloat16']['flops_per_s'] / 1e9:.1f} GFLOP/s, bandwidth "
+              f"{peaks['bandwidth']['bytes_per_s'] / 1e9:.1f} GB/s.\n'data x' = batches/s of the chapter's data "
+              "pipeline (CIFAR blur stream, REDS patch sampler), timed alone / training batches/s: below 1 the "
+              "model waits for data (and the pipeline shares the same cores when both run).\n'at peak' = training "
+              "img/s if every FLOP ran at the fp32 matmul peak (3x the forward FLOPs): a ceiling no setting beats.")
+        if report["targets"]:
+            print("\nTargets (issue 6: " + TARGETS_SOURCE + "):")
+            for check in report["targets"]:
+                print(f"  {'met ' if check['met'] else 'MISS'}  {check['text']}")
     if not args.quick and args.out is None:
-        write_speed_table(report)
+        (write_tuning_table if args.tune else write_speed_table)(report)
     print(f"\nwrote {out} ({report['seconds']:.0f} s)")
     return report
+
+
+def bench_pipelines(models: list[str], plans: dict, opts: dict, quick: bool) -> dict:
+    """The CIFAR blur stream and the REDS patch sampler, each timed alone, at the models' batch."""
+    from .models import get_spec
+
+    cifar = [m for m in models if get_spec(m).dataset == "cifar10"]
+    motion = [m for m in models if m not in cifar]
+    pipelines = {}
+    if cifar:  # every CIFAR model trains at the default profile's one batch size
+        stream = bench_blur_stream(plans[cifar[0]]["batch_size"], opts["stream_images"], opts["window_s"],
+                                   opts["repeats"])
+        print(f"  CIFAR blur stream (batch {stream['batch_size']}): {stream['batches_per_s']:.1f} batches/s",
+              flush=True)
+    else:
+        stream = {"skipped": "no CIFAR model selected"}
+    pipelines["cifar_blur_stream"] = stream
+    if motion:
+        plan = plans[motion[0]]
+        reds = bench_reds_patches(quick, plan["batch_size"], plan["input_shape"][0])
+    else:
+        reds = {"skipped": "no motion model selected"}
+    pipelines["reds_patches"] = reds
+    if "skipped" in reds:
+        print(f"  REDS patch sampler: skipped: {reds['skipped']}", flush=True)
+    else:
+        print(f"  REDS patch sampler (batch {reds['batch_size']}, {reds.get('patch_size')}px): "
+              f"{reds['batches_per_s']:.2f} batches/s on {reds.get('data', '?')}", flush=True)
+    return pipelines
+
+
+def run_benchmarks(models: list[str], plans: dict, base: dict, opts: dict) -> list[dict]:
+    """Every model in its own process, sharing out the run's time budget."""
+    rows = []
+    budget_left = opts["total_budget_s"]
+    for i, name in enumerate(models):
+        plan = plans[name]
+        share = budget_left / (len(models) - i)
+        t0 = time.perf_counter()
+        print(f"[{i + 1}/{len(models)}] {name} {plan['input_shape']} batch {plan['batch_size']} ...",
+              end=" ", flush=True)
+        jit = base["jit"] if base["jit"] is not None else _training_jit(name)
+        row = run_model(name, {**base, "jit": jit, "input_shape": plan["input_shape"],
+                               "batch_size": plan["batch_size"], "budget_s": share}, opts["model_timeout_s"])
+        budget_left = max(budget_left - (time.perf_counter() - t0), 0.0)
+        row["plan_source"] = plan["source"]
+        if "error" in row:
+            print(f"FAILED: {row['error']}", flush=True)
+        else:
+            print(f"train {row['train_images_per_s']:.1f} img/s, infer {row['infer_images_per_s']:.1f} img/s "
+                  f"({time.perf_counter() - t0:.0f} s)", flush=True)
+        rows.append(row)
+    return rows
+
+
+def _training_jit(name: str):
+    """XLA as training sets it for ``name`` on this machine: True, False or None (Keras' choice)."""
+    from . import compute
+
+    jit = compute.current(name).jit_compile
+    return None if jit == "auto" else bool(jit)
+
+
+def run_tuning(models: list[str], plans: dict, device: str, base: dict, opts: dict) -> dict:
+    """``tune_model`` for every model, each in its own process."""
+    print("tuning: each change alone against the reference, paired round by round", flush=True)
+    variants = tuning_variants(device, base)
+    tuning = {}
+    for i, name in enumerate(models):
+        plan = plans[name]
+        t0 = time.perf_counter()
+        print(f"[{i + 1}/{len(models)}] {name} {plan['input_shape']} batch {plan['batch_size']} ...",
+              end=" ", flush=True)
+        tuning[name] = run_model(name, {"mode": "tune", "variants": variants, "rounds": opts["repeats"],
+                                        "window_s": opts["window_s"], "input_shape": plan["input_shape"],
+                                        "batch_size": plan["batch_size"]}, opts["model_timeout_s"] * 3)
+        if "error" in tuning[name]:
+            print(f"FAILED: {tuning[name]['error']}", flush=True)
+        else:
+            print(", ".join(f"{k} x{v['train_ratio']:.2f}" for k, v in tuning[name]["variants"].items()
+                            if k != "reference") + f" ({time.perf_counter() - t0:.0f} s)", flush=True)
+    return tuning
+
+
+# Issue 6's targets for the default profile, as training images/s (measured by the issue's author on
+# a 2-core machine with AVX-512 and AVX512_BF16), and the share of the fp32 peak for the CIFAR nets.
+TARGETS_SOURCE = "set on a 2-core AVX-512/BF16 machine"
+TRAIN_TARGETS = {"resunet3": 400.0, "caessc_d30_f64": 110.0}
+PEAK_SHARE_TARGET = 0.4
+
+
+def target_checks(rows: list[dict], quick: bool = False) -> list[dict]:
+    """Each target against the measurement, with the ceiling and the bound where it is missed."""
+    checks = []
+    for r in rows:
+        if "error" in r:
+            continue
+        bound = f"bound: {r['bound']}"
+        target = TRAIN_TARGETS.get(r["name"])
+        if target is not None:
+            ceiling = r.get("train_ceiling_images_per_s") or 0.0
+            met = r["train_images_per_s"] >= target
+            why = ("" if met else
+                   f"; above this machine's ceiling of {ceiling:.1f} img/s (every FLOP at the fp32 peak): out of "
+                   f"reach here" if ceiling < target else f"; reachable in principle ({bound})")
+            checks.append({"model": r["name"], "kind": "train_images_per_s", "target": target,
+                           "measured": r["train_images_per_s"], "ceiling": ceiling, "met": met,
+                           "text": f"{r['name']}: {r['train_images_per_s']:.1f} train img/s vs {target:.0f}{why}"})
+        if r["dataset"] == "cifar10":
+            share = r.get("train_frac_fp32_peak", 0.0)
+            met = share >= PEAK_SHARE_TARGET
+            checks.append({"model": r["name"], "kind": "train_frac_fp32_peak", "target": PEAK_SHARE_TARGET,
+                           "measured": share, "met": met,
+                           "text": f"{r['name']}: {share:.0%} of the fp32 peak vs {PEAK_SHARE_TARGET:.0%}"
+                                   + ("" if met else f" ({bound})")})
+    if quick:
+        for check in checks:
+            check["text"] += " [--quick sizes: not the default profile]"
+    return checks
+
+
+def earlier_tuning(path: Path, device: str) -> dict:
+    """The per-model results of an earlier tuning pass on this device (failed models left out)."""
+    try:
+        earlier = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    if earlier.get("device") != device or "tuning" not in earlier:
+        return {}
+    return {name: r for name, r in earlier["tuning"].get("models", {}).items() if "error" not in r}
+
+
+def format_tuning(report: dict) -> str:
+    lines = []
+    for name, result in report["tuning"]["models"].items():
+        if "error" in result:
+            lines.append(f"  {name}: FAILED: {result['error']}")
+            continue
+        ref = result["variants"][result["reference"]]
+        cells = [f"reference {ref['train_images_per_s']:.1f} train / {ref['infer_images_per_s']:.1f} infer img/s"]
+        cells += [f"{label}: train x{v['train_ratio']:.2f}, infer x{v['infer_ratio']:.2f}"
+                  for label, v in result["variants"].items() if label != result["reference"]]
+        lines.append(f"  {name}: " + "; ".join(cells))
+    return "\n".join(lines)
 
 
 def speed_table(report: dict):
@@ -1118,7 +1231,8 @@ def speed_table(report: dict):
         if "error" in r:
             continue
         rows.append({"model": r["name"], "input": "×".join(map(str, r["input_shape"][:2])),
-                     "batch": r["batch_size"], "MFLOP/img": r["forward_flops_per_image"] / 1e6,
+                     "batch": r["batch_size"], "XLA": "yes" if r.get("jit_compile") else "no",
+                     "MFLOP/img": r["forward_flops_per_image"] / 1e6,
                      "train img/s": r["train_images_per_s"],
                      "at fp32 peak": r.get("train_ceiling_images_per_s"),
                      "infer img/s": r["infer_images_per_s"],
@@ -1133,13 +1247,59 @@ def write_speed_table(report: dict) -> str:
 
     peaks = report["peaks"]
     note = (f"Benchmark: python -m deblurlab.bench ({report['settings']['precision']}, steps_per_execution "
-            f"{report['settings']['steps_per_execution']}, XLA {report['settings']['jit']}); medians of timed "
+            f"{report['settings']['steps_per_execution']}, XLA as training uses it for each model); medians of timed "
             f"windows after a warm-up; FLOPs counted analytically (training = 3x forward). Measured peaks: "
             f"fp32 matmul {peaks['float32']['flops_per_s'] / 1e9:.1f} GFLOP/s, bf16 "
             f"{peaks['bfloat16']['flops_per_s'] / 1e9:.1f} GFLOP/s, memory {peaks['bandwidth']['bytes_per_s'] / 1e9:.1f} GB/s. "
             f"'at fp32 peak' is the training img/s that the fp32 peak would allow. Run {report['date']}, commit "
             f"{report['commit']}, on {report['machine']}.")
     return write_table(f"speed_{report['device']}", speed_table(report), note, digits=1, convention="")
+
+
+def tuning_table(report: dict):
+    """One row per model of a tuning report: the reference's training img/s and each change's ratio."""
+    import pandas as pd
+
+    rows = []
+    for name, result in report["tuning"]["models"].items():
+        if "error" in result:
+            continue
+        ref = result["variants"][result["reference"]]
+        row = {"model": name, "batch": result["batch_size"], "train img/s": ref["train_images_per_s"]}
+        for label, v in result["variants"].items():
+            if label != result["reference"]:
+                row[f"{label} (train ×)"] = v["train_ratio"]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def write_tuning_table(report: dict) -> str:
+    """report/tables/tuning_<device>.md from a ``--tune`` report, with its provenance."""
+    from .tables import write_table
+
+    tuning = report["tuning"]
+    rounds = next((r["rounds"] for r in tuning["models"].values() if "rounds" in r), "?")
+    runs = sorted({(r.get("date", report["date"]), r.get("commit", report["commit"]))
+                   for r in tuning["models"].values() if "error" not in r})
+    when = "; ".join(f"{date}, commit {commit}" for date, commit in runs)
+    note = (f"Benchmark: python -m deblurlab.bench --tune. Each model's set-ups were built in one process and "
+            f"timed round by round ({rounds} rounds, rotating order); each ratio is the median over rounds of "
+            f"training img/s against the reference of the same round ({describe_setup(tuning_reference(report))}); "
+            f"above 1 is faster. "
+            f"'batch x4' compares throughput only (a larger batch also changes the optimisation). Inference ratios "
+            f"are in report/results/bench_{report['device']}_tuning.json. Run {when}, on {report['machine']}.")
+    return write_table(f"tuning_{report['device']}", tuning_table(report), note, digits=2, convention="")
+
+
+def tuning_reference(report: dict) -> dict:
+    variants = report["tuning"].get("variants") or {}
+    return variants.get("reference", {"precision": "float32", "steps_per_execution": 1, "jit": False})
+
+
+def describe_setup(settings: dict) -> str:
+    spe = settings.get("steps_per_execution", 1)
+    return (f"{settings.get('precision', 'float32')}, {'XLA' if settings.get('jit') else 'no XLA'}, "
+            f"{'one step' if spe == 1 else f'{spe} steps'} per call")
 
 
 def summarize_tuning(tuning: dict) -> dict:

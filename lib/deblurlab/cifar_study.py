@@ -14,6 +14,7 @@ import keras
 import numpy as np
 import pandas as pd
 
+from . import compute
 from . import metrics as M
 from .data.blur import TEST_SEED, make_blurred_set, training_stream
 from .data.cifar import CifarSplits, load_cifar10, split_cifar10
@@ -62,15 +63,18 @@ def run_name(study: CifarStudy, model_name: str) -> str:
 def train_model(study: CifarStudy, model_name: str, seed: int = 0) -> tuple[keras.Model, TrainResult]:
     """Build ``model_name`` from the registry and train it (or resume, or load a finished run)."""
     config = study.plan.train_config(model_name, seed=seed)
-    set_seeds(seed)  # before building, so the initial weights are reproducible
-    model = build_model(model_name, input_shape=study.splits.train.shape[1:])
     train_images = study.splits.train[:study.plan.train_images(model_name)]  # all unless the profile caps
 
     def make_stream(first_epoch, last_epoch):
         return training_stream(train_images, config.batch_size, seed, first_epoch, last_epoch)
 
-    result = train(model, make_stream, (study.val_blurred, study.splits.val), run_name(study, model_name), config)
-    print(f"{model_name}: {result.summary()}")
+    setup = compute.current(model_name)
+    with setup.scope():  # precision and, on several GPUs, MirroredStrategy
+        set_seeds(seed)  # before building, so the initial weights are reproducible
+        model = build_model(model_name, input_shape=study.splits.train.shape[1:])
+        result = train(model, make_stream, (study.val_blurred, study.splits.val), run_name(study, model_name),
+                       config, setup=setup)
+    print(f"{model_name} ({setup.describe()}): {result.summary()}")
     return model, result
 
 

@@ -21,6 +21,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from . import compute
 from . import metrics as M
 from .data import patches as P
 from .data.pairs import FrameSet, MotionData, find_motion_data
@@ -155,8 +156,9 @@ def identity_init(model: keras.Model, channels: int = 3) -> keras.Model:
     size = tuple(s or 16 for s in model.input_shape[1:3])
     probe = np.random.default_rng(0).random((1, *size, channels)).astype(np.float32)
     outputs = model(probe, training=False)
-    fine = np.asarray(outputs[-1] if isinstance(outputs, (list, tuple)) else outputs)
-    if not np.allclose(fine, probe, atol=1e-5):
+    fine = np.asarray(outputs[-1] if isinstance(outputs, (list, tuple)) else outputs, dtype=np.float32)
+    tolerance = 1e-5 if model.compute_dtype == "float32" else 2e-2  # 16-bit arithmetic under mixed precision
+    if not np.allclose(fine, probe, atol=tolerance):
         raise ValueError("identity_init: the network does not reproduce its input after "
                          "initialisation; models/srndeblur.py has changed its structure.")
     return model
@@ -171,11 +173,7 @@ def train_model(study: MotionStudy, model_name: str = MODEL, lr_decay: bool = Fa
     """
     plan = study.plan
     config = plan.train_config(model_name, seed=seed)
-    set_seeds(seed)
-    model = build_model(model_name, input_shape=(plan.patch_size, plan.patch_size, 3))
-    if init == "identity":
-        identity_init(model)
-    elif init != "default":
+    if init not in ("identity", "default"):
         raise ValueError(f"init={init!r}: choose 'identity' or 'default'")
 
     def make_stream(first_epoch, last_epoch):
@@ -188,8 +186,14 @@ def train_model(study: MotionStudy, model_name: str = MODEL, lr_decay: bool = Fa
             exponential_decay(config.learning_rate, MOTION_FINAL_LR, config.epochs)))
     name = run_name(study, model_name, lr_decay) if init == "identity" else \
         run_name(study, model_name + "-defaultinit", lr_decay)
-    result = train(model, make_stream, study.val, name, config, callbacks=callbacks)
-    print(f"{label(model_name, lr_decay)}: {result.summary()}")
+    setup = compute.current(model_name)
+    with setup.scope():  # precision and, on several GPUs, MirroredStrategy
+        set_seeds(seed)
+        model = build_model(model_name, input_shape=(plan.patch_size, plan.patch_size, 3))
+        if init == "identity":
+            identity_init(model)
+        result = train(model, make_stream, study.val, name, config, callbacks=callbacks, setup=setup)
+    print(f"{label(model_name, lr_decay)} ({setup.describe()}): {result.summary()}")
     return model, result
 
 

@@ -48,10 +48,13 @@ def today() -> str:
 
 
 def provenance(data_source: str, profile: str) -> dict:
-    return {"data": data_source, "profile": profile, "date": today(), "commit": git_commit(),
-            "machine": machine()}
+    from .compute import current
+
+    return {"data": data_source, "profile": profile, "compute": current().arithmetic(), "date": today(),
+            "commit": git_commit(), "machine": machine()}
 
 
 def footnote(prov: dict) -> str:
-    return (f"Data: {prov['data']}. Profile: {prov['profile']}. Run {prov['date']}, commit "
+    compute = f" Compute: {prov['compute']}." if prov.get("compute") else ""
+    return (f"Data: {prov['data']}. Profile: {prov['profile']}.{compute} Run {prov['date']}, commit "
             f"{prov['commit']}, on {prov['machine']}.")

@@ -172,16 +172,19 @@ def run_directory(run_name: str) -> Path:
 
 def train(model: keras.Model, make_stream: Callable[[int, int], tuple[tf.data.Dataset, int]],
           val: tuple[np.ndarray, np.ndarray], run_name: str, config: TrainConfig,
-          verbose: bool = True, callbacks: list | None = None) -> TrainResult:
+          verbose: bool = True, callbacks: list | None = None, setup=None) -> TrainResult:
     """Train ``model`` (compiled here) and return its history with the best weights loaded.
 
     ``make_stream(first_epoch, last_epoch)`` returns (dataset of (blurred, sharp), steps per epoch);
-    ``val`` is (blurred, sharp) arrays.
+    ``val`` is (blurred, sharp) arrays. ``setup`` (a ``compute.ComputeSetup``, under whose scope the
+    model was built) sets XLA; its description is kept in the run's state.
     """
     run_dir = run_directory(run_name)
     run_dir.mkdir(parents=True, exist_ok=True)
     set_seeds(config.seed)
     compile_for_deblurring(model, config)
+    if setup is not None:
+        setup.apply(model)
     fingerprint = _fingerprint(model, config)
     state_file = run_dir / "state.json"
     resumed_at = None
@@ -196,7 +199,8 @@ def train(model: keras.Model, make_stream: Callable[[int, int], tuple[tf.data.Da
         resumed_at = state["epoch"] + 1
     else:
         state = {"fingerprint": fingerprint, "config": asdict(config), "epoch": -1, "best": math.inf,
-                 "best_epoch": -1, "wait": 0, "stopped_early": False, "history": []}
+                 "best_epoch": -1, "wait": 0, "stopped_early": False, "history": [],
+                 "compute": setup.describe() if setup is not None else None}
 
     first_epoch = state["epoch"] + 1
     if not state["stopped_early"] and first_epoch < config.epochs:
