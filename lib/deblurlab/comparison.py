@@ -272,6 +272,14 @@ def inference_images_per_second(model: keras.Model, images: np.ndarray, repeats:
     return len(images) / float(np.median(times))
 
 
+def training_setup(result: TrainResult) -> str | None:
+    """How a run trained (``compute.ComputeSetup.describe``), from its saved state; None if unknown."""
+    try:
+        return json.loads((result.run_dir / "state.json").read_text()).get("compute")
+    except (OSError, ValueError, TypeError):
+        return None
+
+
 def training_images_per_second(study: CifarStudy, name: str, result: TrainResult) -> float | None:
     """Training images seen per second of training: epochs x images an epoch / train seconds.
 
@@ -307,6 +315,11 @@ def cost_table(study: CifarStudy, models: dict[str, keras.Model], results: dict[
     missing = {m: uncounted_layers(model) for m, model in models.items()}
     missing_note = "; ".join(f"{m}: {', '.join(k)}" for m, k in missing.items() if k)
     missing_note = f" Layers with weights left out of the FLOP count: {missing_note}." if missing_note else ""
+    setups = {m: training_setup(results[m]) for m in models}
+    with_xla = [m for m, text in setups.items() if text and ", XLA," in text]
+    if any(setups.values()):
+        missing_note += (f" Trained with XLA (deblurlab.compute): {', '.join(with_xla)}; the others without."
+                         if with_xla else " Trained without XLA.")
     if name:
         write_table(name, format_cost(df),
                     footnote(study.provenance) + f" FLOPs count Conv2D, Conv2DTranspose and Dense layers "

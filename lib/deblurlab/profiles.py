@@ -24,9 +24,10 @@ CIFAR_SIZES = {
     "full": dict(n_train=None, n_val=None, n_test=None, batch_size=None, epochs=70),
 }
 # Epochs of the default profile, to fit about 5 minutes of training a model on 2 CPU cores
-# (python -m deblurlab.bench, batch 32, AVX2 EPYC: ResUNet1 ~96 img/s, ResUNet3 ~28, i.e. ~45 s and
-# ~150 s an epoch of ~4,200 images, plus validation).
-DEFAULT_EPOCHS = {"resunet1": 4, "resunet3": 2, "eddensenet": 1,
+# (python -m deblurlab.bench, batch 32, AVX2 EPYC, float32: ResUNet1 ~116 img/s and ResUNet3 ~29
+# without XLA, x1.42 and x1.37 with it (deblurlab.compute.CPU_XLA), i.e. ~25 s and ~110 s an epoch
+# of ~4,200 images, plus validation; XLA's gain bought ResUNet3 its third epoch).
+DEFAULT_EPOCHS = {"resunet1": 4, "resunet3": 3, "eddensenet": 1,
                   # SRNDeblur: one epoch is ~2-2.5 min.
                   "srndeblur_cifar": 1, "srndeblur_cifar_lstm": 1,
                   # EDDenseNet ~20 img/s: one epoch; CAESSC ~7 and ~6 img/s: one capped epoch (below).
