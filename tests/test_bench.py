@@ -89,7 +89,7 @@ def test_tuning_pairs_each_change_with_the_reference(tmp_path, monkeypatch):
               "settings": {"steps_per_execution": 1, "jit": False},
               "tuning": {"models": {"resunet1": result}, "variants": variants}}
     markdown = bench.write_tuning_table(report)
-    assert "| resunet1 | 4 |" in markdown and "steps_per_execution=2 (train ×)" in markdown
+    assert "| resunet1 | 4 |" in markdown and "steps_per_execution=2 ×" in markdown
     assert "(float32, no XLA, one step per call)" in markdown
     assert (tmp_path / "report" / "tables" / "tuning_cpu.csv").exists()
 

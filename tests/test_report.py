@@ -73,3 +73,27 @@ def test_merge_outputs_gathers_each_workers_files(tmp_path):
     report.merge_outputs([tmp_path / "gw0", tmp_path / "gw1"], tmp_path / "merged")
     for sub in report.GENERATED:
         assert sorted(p.name for p in (tmp_path / "merged" / sub).iterdir()) == ["a.txt", "b.txt"]
+
+
+def test_speed_tables_come_from_the_benchmark_records_and_skip_quick_ones(tmp_path, monkeypatch):
+    import json
+
+    from deblurlab.paths import results_dir, tables_dir
+
+    monkeypatch.setenv("DEBLURLAB_OUTPUT_DIR", str(tmp_path))
+    variant = {"train_images_per_s": 10.0, "infer_images_per_s": 30.0, "train_ratio": 1.0, "infer_ratio": 1.0}
+    record = {"device": "cpu", "date": "2026-01-01", "commit": "abc", "machine": "here",
+              "settings": {"quick": False, "steps_per_execution": 1},
+              "tuning": {"variants": {"reference": {"precision": "float32", "jit": False}},
+                         "models": {"m": {"rounds": 3, "batch_size": 32, "reference": "reference",
+                                          "variants": {"reference": variant,
+                                                       "jit_compile": {**variant, "train_ratio": 1.3}}}}}}
+    (results_dir() / "bench_cpu_tuning.json").write_text(json.dumps(record))
+    report.speed_tables()
+    assert "| m | 32 | 10.00 | 1.30 |" in (tables_dir() / "tuning_cpu.md").read_text()
+
+    (tables_dir() / "tuning_cpu.md").unlink()
+    record["settings"]["quick"] = True
+    (results_dir() / "bench_cpu_tuning.json").write_text(json.dumps(record))
+    report.speed_tables()
+    assert not (tables_dir() / "tuning_cpu.md").exists()

@@ -1265,10 +1265,10 @@ def tuning_table(report: dict):
         if "error" in result:
             continue
         ref = result["variants"][result["reference"]]
-        row = {"model": name, "batch": result["batch_size"], "train img/s": ref["train_images_per_s"]}
+        row = {"model": name, "batch": result["batch_size"], "reference img/s": ref["train_images_per_s"]}
         for label, v in result["variants"].items():
             if label != result["reference"]:
-                row[f"{label} (train ×)"] = v["train_ratio"]
+                row[f"{label} ×"] = v["train_ratio"]
         rows.append(row)
     return pd.DataFrame(rows)
 

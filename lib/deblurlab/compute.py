@@ -31,6 +31,7 @@ CPU_XLA = {
     "resunet3": True,         # x1.37
     "srndeblur_cifar": True,  # x1.25
     "caessc_d30_f64": True,   # x1.14
+    "srndeblur_reds": True,   # x1.16 (64x64 patches, batch 10)
     # eddensenet: x1.07, below XLA_MIN_GAIN
 }
 PRECISION_ENV = "DEBLURLAB_PRECISION"

@@ -116,6 +116,21 @@ def render(image_root: str, extra: dict | None = None) -> str:
     return text
 
 
+def speed_tables() -> None:
+    """The speed chapter's tables, from whichever benchmark records exist (``make bench`` writes
+    bench_cpu.json; the tuning record, an hour of CPU time, is kept in git)."""
+    from . import bench
+
+    for device in ("cpu", "gpu"):
+        for tuning, write in ((False, bench.write_speed_table), (True, bench.write_tuning_table)):
+            path = bench.default_out(device, tuning=tuning)
+            if path.exists():
+                record = json.loads(path.read_text())
+                if record.get("settings", {}).get("quick"):
+                    continue  # --quick numbers are a smoke check, not the report's
+                write(record)
+
+
 def build_report() -> list[Path]:
     """Write the cross-chapter tables, render the template, write the HTML and the PDF; return
     their paths."""
@@ -128,6 +143,7 @@ def build_report() -> list[Path]:
         summary_table()  # every CIFAR-10 chapter's models in one table, from their saved results
     except FileNotFoundError as error:
         raise ReportError(str(error)) from error
+    speed_tables()
 
     root = output_root()
     build = root / "report" / "build"
