@@ -191,3 +191,19 @@ def test_flops_per_image_matches_a_hand_count():
     assert C.flops_per_image(shared, (8, 8, 3)) == 2 * (8 * 8) * 3 * 27
     # the wrapped calls are removed again
     assert "call" not in shared.layers[1].__dict__
+
+
+def test_training_speed_counts_the_images_the_profile_trains_on():
+    """A model whose default profile caps its training images is timed on the capped count."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from deblurlab.profiles import DEFAULT_TRAIN_IMAGES, CifarPlan
+
+    study = SimpleNamespace(plan=CifarPlan.for_profile("default"),
+                            splits=SimpleNamespace(train=np.zeros((4285, 1, 1, 1), np.float32)))
+    result = SimpleNamespace(train_seconds=100.0, epochs_run=2)
+    assert C.training_images_per_second(study, "resunet1", result) == 2 * 4256 / 100.0
+    cap = DEFAULT_TRAIN_IMAGES["caessc_d30_f64"]
+    assert C.training_images_per_second(study, "caessc_d30_f64", result) == 2 * (cap // 32 * 32) / 100.0

@@ -283,13 +283,15 @@ def training_setup(result: TrainResult) -> str | None:
 def training_images_per_second(study: CifarStudy, name: str, result: TrainResult) -> float | None:
     """Training images seen per second of training: epochs x images an epoch / train seconds.
 
-    An epoch sees ``steps x batch_size`` images (the remainder batch is dropped); the seconds are
-    the run's recorded epoch times, which include the per-epoch validation pass.
+    An epoch sees ``steps x batch_size`` of the images the profile trains ``name`` on (all, or the
+    profile's cap; the remainder batch is dropped); the seconds are the run's recorded epoch times,
+    which include the per-epoch validation pass.
     """
     if not result.train_seconds:
         return None
     batch = study.plan.train_config(name).batch_size
-    per_epoch = (len(study.splits.train) // batch) * batch
+    images = len(study.splits.train[:study.plan.train_images(name)])
+    per_epoch = (images // batch) * batch
     return result.epochs_run * per_epoch / result.train_seconds
 
 
