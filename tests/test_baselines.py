@@ -207,3 +207,14 @@ def test_training_speed_counts_the_images_the_profile_trains_on():
     assert C.training_images_per_second(study, "resunet1", result) == 2 * 4256 / 100.0
     cap = DEFAULT_TRAIN_IMAGES["caessc_d30_f64"]
     assert C.training_images_per_second(study, "caessc_d30_f64", result) == 2 * (cap // 32 * 32) / 100.0
+
+
+def test_training_setup_reads_the_runs_kept_record(tmp_path):
+    import json
+    from types import SimpleNamespace
+
+    (tmp_path / "state.json").write_text(json.dumps({"compute": {"jit_compile": True, "precision": "float32"}}))
+    assert C.training_setup(SimpleNamespace(run_dir=tmp_path))["jit_compile"] is True
+    (tmp_path / "state.json").write_text(json.dumps({"compute": "float32, XLA, CPU"}))  # an older run
+    assert C.training_setup(SimpleNamespace(run_dir=tmp_path)) is None
+    assert C.training_setup(SimpleNamespace(run_dir=tmp_path / "missing")) is None

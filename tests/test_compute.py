@@ -64,7 +64,8 @@ def test_mixed_bfloat16_scope_trains_and_restores_the_global_policy(tmp_path, mo
     assert model.compute_dtype == "bfloat16" and model.weights[0].dtype == "float32"
     assert np.isfinite(result.history["loss"]).all() and np.isfinite(result.history["val_loss"]).all()
     state = json.loads((result.run_dir / "state.json").read_text())
-    assert state["compute"] == "mixed_bfloat16, XLA as Keras chooses, CPU"
+    assert state["compute"]["precision"] == "mixed_bfloat16"
+    assert state["compute"]["description"] == "mixed_bfloat16, XLA as Keras chooses, CPU"
 
 
 MIRRORED = textwrap.dedent("""
@@ -100,3 +101,16 @@ def test_mirrored_strategy_trains_a_multi_scale_model_over_two_devices(tmp_path)
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["replicas"] == 2 and out["describe"].endswith("MirroredStrategy over 2 devices")
     assert len(out["loss"]) == 2 and all(np.isfinite(out["loss"]))
+
+
+def test_cpu_xla_table_agrees_with_the_kept_tuning_record():
+    """XLA is on exactly for the tuned models whose measured training gain reaches XLA_MIN_GAIN."""
+    from deblurlab.paths import REPO_ROOT
+
+    record = json.loads((REPO_ROOT / "report" / "results" / "bench_cpu_tuning.json").read_text())
+    gains = {name: r["variants"]["jit_compile"]["train_ratio"]
+             for name, r in record["tuning"]["models"].items() if "error" not in r}
+    assert gains, "the tuning record holds no model"
+    for name, gain in gains.items():
+        assert compute.CPU_XLA.get(name, False) == (gain >= compute.XLA_MIN_GAIN), (name, gain)
+    assert set(compute.CPU_XLA) <= set(gains), "CPU_XLA names a model the record has not tuned"

@@ -17,8 +17,9 @@ does not stop the others. The data pipelines (the CIFAR blur stream, the REDS pa
 timed alone and compared with the batches/s each model consumes.
 
 Results are printed as a table and written to ``report/results/bench_<cpu|gpu>.json`` (``--out``).
-``--tune`` also times each model with ``steps_per_execution=10``, mixed precision and XLA, the
-evidence for tuning the default profile.
+``--tune`` is a separate pass: it times each model's reference set-up against
+``steps_per_execution=10``, mixed precision, XLA and a 4x batch, and writes
+``report/results/bench_<device>_tuning.json``, the evidence behind ``deblurlab.compute``.
 """
 from __future__ import annotations
 
@@ -934,7 +935,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="patch side for the motion models (default: the patch the device's profile "
                              "trains at: profiles.MOTION_SIZES 'default' on a CPU, 'full' (256, the report's) on a GPU)")
     parser.add_argument("--tune", action="store_true",
-                        help="also time steps_per_execution=10, mixed precision and XLA against the baseline")
+                        help="instead of the benchmark, the tuning pass: steps_per_execution=10, mixed precision, "
+                             "XLA and a 4x batch against the reference, per model (-> bench_<device>_tuning.json)")
     parser.add_argument("--skip-pipelines", action="store_true", help="do not time the data pipelines")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

@@ -272,12 +272,13 @@ def inference_images_per_second(model: keras.Model, images: np.ndarray, repeats:
     return len(images) / float(np.median(times))
 
 
-def training_setup(result: TrainResult) -> str | None:
-    """How a run trained (``compute.ComputeSetup.describe``), from its saved state; None if unknown."""
+def training_setup(result: TrainResult) -> dict | None:
+    """How a run trained (``compute.ComputeSetup.record``), from its saved state; None if unknown."""
     try:
-        return json.loads((result.run_dir / "state.json").read_text()).get("compute")
+        setup = json.loads((result.run_dir / "state.json").read_text()).get("compute")
     except (OSError, ValueError, TypeError):
         return None
+    return setup if isinstance(setup, dict) else None  # runs from before the record was kept: unknown
 
 
 def training_images_per_second(study: CifarStudy, name: str, result: TrainResult) -> float | None:
@@ -318,7 +319,7 @@ def cost_table(study: CifarStudy, models: dict[str, keras.Model], results: dict[
     missing_note = "; ".join(f"{m}: {', '.join(k)}" for m, k in missing.items() if k)
     missing_note = f" Layers with weights left out of the FLOP count: {missing_note}." if missing_note else ""
     setups = {m: training_setup(results[m]) for m in models}
-    with_xla = [m for m, text in setups.items() if text and ", XLA," in text]
+    with_xla = [m for m, setup in setups.items() if setup and setup.get("jit_compile") is True]
     if any(setups.values()):
         missing_note += (f" Trained with XLA (deblurlab.compute): {', '.join(with_xla)}; the others without."
                          if with_xla else " Trained without XLA.")

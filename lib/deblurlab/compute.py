@@ -13,11 +13,12 @@ The choices come from ``python -m deblurlab.bench --tune`` (report/results/bench
 
 ``DEBLURLAB_PRECISION`` (a Keras dtype policy such as ``float32``) and ``DEBLURLAB_JIT`` (``0``/``1``)
 override the choice, e.g. to train the float32 reference a mixed-precision run is compared with.
-Every saved result records the set-up that produced it (``ComputeSetup.describe``).
+Every run's state keeps the set-up that trained it (``ComputeSetup.record``).
 """
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 from dataclasses import dataclass
 
@@ -54,6 +55,10 @@ class ComputeSetup:
         where = (f"MirroredStrategy over {replicas} {'GPUs' if self.device == 'gpu' else 'devices'}" if self.distribute
                  else f"{self.gpus} GPU" if self.device == "gpu" else "CPU")
         return f"{self.precision}, {jit}, {where}"
+
+    def record(self) -> dict:
+        """The set-up as a run's state keeps it: every field and the description."""
+        return {**dataclasses.asdict(self), "description": self.describe()}
 
     def arithmetic(self) -> str:
         """The part of the set-up that can change a result: the precision, and where it ran."""

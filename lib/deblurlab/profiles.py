@@ -24,9 +24,9 @@ CIFAR_SIZES = {
     "full": dict(n_train=None, n_val=None, n_test=None, batch_size=None, epochs=70),
 }
 # Epochs of the default profile, to fit about 5 minutes of training a model on 2 CPU cores
-# (python -m deblurlab.bench, batch 32, AVX2 EPYC, float32: ResUNet1 ~116 img/s and ResUNet3 ~29
-# without XLA, x1.42 and x1.37 with it (deblurlab.compute.CPU_XLA), i.e. ~25 s and ~110 s an epoch
-# of ~4,200 images, plus validation; XLA's gain bought ResUNet3 its third epoch).
+# (batch 32, AVX2 EPYC, float32, XLA per deblurlab.compute.CPU_XLA: python -m deblurlab.bench gives
+# ResUNet1 ~148 img/s and ResUNet3 ~42; make report measured epochs of ~35 s and ~115 s over ~4,200
+# images, validation included. XLA's x1.37 bought ResUNet3 its third epoch).
 DEFAULT_EPOCHS = {"resunet1": 4, "resunet3": 3, "eddensenet": 1,
                   # SRNDeblur: one epoch is ~2-2.5 min.
                   "srndeblur_cifar": 1, "srndeblur_cifar_lstm": 1,

@@ -200,7 +200,7 @@ def train(model: keras.Model, make_stream: Callable[[int, int], tuple[tf.data.Da
     else:
         state = {"fingerprint": fingerprint, "config": asdict(config), "epoch": -1, "best": math.inf,
                  "best_epoch": -1, "wait": 0, "stopped_early": False, "history": [],
-                 "compute": setup.describe() if setup is not None else None}
+                 "compute": setup.record() if setup is not None else None}
 
     first_epoch = state["epoch"] + 1
     if not state["stopped_early"] and first_epoch < config.epochs:
