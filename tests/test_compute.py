@@ -15,7 +15,7 @@ from deblurlab.train import TrainConfig, train
 
 
 def test_cpu_keeps_float32_and_gpus_get_mixed_precision_and_mirroring():
-    cpu = compute.choose(0, env={})
+    cpu = compute.choose(0, env={}, records={})
     assert (cpu.device, cpu.precision, cpu.distribute) == ("cpu", "float32", False)
     assert cpu.describe() == "float32, XLA as Keras chooses, CPU"
     h100 = compute.choose(1, (9, 0), env={})
@@ -26,11 +26,51 @@ def test_cpu_keeps_float32_and_gpus_get_mixed_precision_and_mirroring():
     assert four_v100.arithmetic() == "mixed_float16 on 4 GPUs" and cpu.arithmetic() == "float32 on CPU"
 
 
-def test_xla_on_a_cpu_follows_the_measured_table(monkeypatch):
-    monkeypatch.setattr(compute, "CPU_XLA", {"fast_model": True})
-    assert compute.choose(0, env={}, model_name="fast_model").jit_compile is True
-    assert compute.choose(0, env={}, model_name="other").jit_compile == "auto"
-    assert compute.choose(1, (9, 0), env={}, model_name="fast_model").jit_compile == "auto"
+def _record(flags: dict, **gains) -> dict:
+    """A tuning record of one model "m" with the given train ratios (labels with "+" as "__")."""
+    summary = {label.replace("__", "+"): {"train_ratio": ratio} for label, ratio in gains.items()}
+    return {"cpu_flags": flags, "tuning": {"summary": {"m": summary}}}
+
+
+AVX2 = {"avx2": True, "avx512_bf16": False, "amx_bf16": False}
+BF16 = {"avx2": True, "avx512f": True, "avx512_bf16": True, "amx_bf16": True}
+
+
+def test_a_cpu_follows_its_own_tuning_record():
+    records = {"cpu-avx2": _record(AVX2, jit_compile=1.4, mixed_bfloat16=0.2),
+               "cpu-avx512-bf16-amx": _record(BF16, jit_compile=1.05, mixed_bfloat16=2.1,
+                                              mixed_bfloat16__jit_compile=2.5)}
+    avx2 = compute.choose(0, env={}, model_name="m", key="cpu-avx2", records=records)
+    assert (avx2.precision, avx2.jit_compile, avx2.source) == ("float32", True, "tuning record cpu-avx2")
+    amx = compute.choose(0, env={}, model_name="m", key="cpu-avx512-bf16-amx", records=records)
+    assert (amx.precision, amx.jit_compile) == ("mixed_bfloat16", True)
+    # bf16 measured faster, but the pair with XLA failed to compile (absent): bf16 without XLA
+    records["cpu-avx512-bf16-amx"] = _record(BF16, jit_compile=1.3, mixed_bfloat16=2.1)
+    amx = compute.choose(0, env={}, model_name="m", key="cpu-avx512-bf16-amx", records=records)
+    assert (amx.precision, amx.jit_compile) == ("mixed_bfloat16", False)
+    # a record claiming a bf16 gain on a CPU without bf16 instructions is not believed
+    records["cpu-avx2"] = _record(AVX2, jit_compile=1.0, mixed_bfloat16=3.0)
+    assert compute.choose(0, env={}, model_name="m", key="cpu-avx2", records=records).precision == "float32"
+
+
+def test_a_machine_without_a_record_uses_float32_and_the_closest_records_xla():
+    records = {"cpu-a-avx2": _record(AVX2, jit_compile=1.4, mixed_bfloat16=3.0),
+               "cpu-b-avx512-bf16": _record(BF16, jit_compile=1.0, mixed_bfloat16=3.0)}
+    new = compute.choose(0, env={}, model_name="m", key="cpu-z-avx2", records=records)
+    assert (new.precision, new.jit_compile) == ("float32", True)
+    assert "no tuning record" in new.source and "cpu-a-avx2" in new.source
+    other = compute.choose(0, env={}, model_name="m", key="cpu-z-avx512-bf16", records=records)
+    assert (other.precision, other.jit_compile) == ("float32", False) and "cpu-b-avx512-bf16" in other.source
+    untuned = compute.choose(0, env={}, model_name="never_tuned", key="cpu-a-avx2", records=records)
+    assert (untuned.precision, untuned.jit_compile) == ("float32", "auto")
+    assert compute.choose(1, (9, 0), env={}, model_name="m", records=records).jit_compile == "auto"
+
+
+def test_machine_keys_name_the_cpu_and_its_vector_units():
+    assert compute.machine_key("AMD EPYC", {"avx2"}) == "amd-epyc-avx2"
+    assert compute.machine_key("AMD EPYC", {"avx2", "avx512f", "avx512_bf16"}) == "amd-epyc-avx512-bf16"
+    assert compute.machine_key("Intel(R) Xeon(R) Platinum 8480+", {"avx512f", "avx512_bf16", "amx_bf16"}) == \
+        "intel-r-xeon-r-platinum-8480-avx512-bf16-amx"
 
 
 def test_environment_overrides_and_bad_values_name_the_variable():
@@ -103,14 +143,18 @@ def test_mirrored_strategy_trains_a_multi_scale_model_over_two_devices(tmp_path)
     assert len(out["loss"]) == 2 and all(np.isfinite(out["loss"]))
 
 
-def test_cpu_xla_table_agrees_with_the_kept_tuning_record():
-    """XLA is on exactly for the tuned models whose measured training gain reaches XLA_MIN_GAIN."""
-    from deblurlab.paths import REPO_ROOT
-
-    record = json.loads((REPO_ROOT / "report" / "results" / "bench_cpu_tuning.json").read_text())
-    gains = {name: r["variants"]["jit_compile"]["train_ratio"]
-             for name, r in record["tuning"]["models"].items() if "error" not in r}
-    assert gains, "the tuning record holds no model"
-    for name, gain in gains.items():
-        assert compute.CPU_XLA.get(name, False) == (gain >= compute.XLA_MIN_GAIN), (name, gain)
-    assert set(compute.CPU_XLA) <= set(gains), "CPU_XLA names a model the record has not tuned"
+def test_every_kept_tuning_record_is_named_by_its_machine_and_drives_the_choice():
+    """Each record's file name is the key of the CPU it measured, and XLA is on exactly for the models
+    whose measured gain reaches XLA_MIN_GAIN."""
+    records = compute.tuning_records()
+    assert records, f"no tuning record in {compute.TUNING_DIR}"
+    for key, record in records.items():
+        flags = {flag for flag, present in record["cpu_flags"].items() if present}
+        assert compute.machine_key(record["machine"].split(" (")[0].split(",")[0], flags) == key
+        for name, r in record["tuning"]["models"].items():
+            if "error" in r:
+                continue
+            gain = r["variants"]["jit_compile"]["train_ratio"]
+            setup = compute.choose(0, env={}, model_name=name, key=key, records=records)
+            if setup.precision == "float32":
+                assert setup.jit_compile == (gain >= compute.XLA_MIN_GAIN), (key, name, gain)

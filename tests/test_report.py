@@ -75,9 +75,10 @@ def test_merge_outputs_gathers_each_workers_files(tmp_path):
         assert sorted(p.name for p in (tmp_path / "merged" / sub).iterdir()) == ["a.txt", "b.txt"]
 
 
-def test_speed_tables_come_from_the_benchmark_records_and_skip_quick_ones(tmp_path, monkeypatch):
+def test_tuning_table_shows_every_machines_record_and_skips_quick_ones(tmp_path, monkeypatch):
     import json
 
+    from deblurlab import compute
     from deblurlab.paths import results_dir, tables_dir
 
     monkeypatch.setenv("DEBLURLAB_OUTPUT_DIR", str(tmp_path))
@@ -87,13 +88,79 @@ def test_speed_tables_come_from_the_benchmark_records_and_skip_quick_ones(tmp_pa
               "tuning": {"variants": {"reference": {"precision": "float32", "jit": False}},
                          "models": {"m": {"rounds": 3, "batch_size": 32, "reference": "reference",
                                           "variants": {"reference": variant,
-                                                       "jit_compile": {**variant, "train_ratio": 1.3}}}}}}
-    (results_dir() / "bench_cpu_tuning.json").write_text(json.dumps(record))
+                                                       "jit_compile": {**variant, "train_ratio": 1.3}}}},
+                         "summary": {"m": {"jit_compile": {"train_ratio": 1.3}}}}}
+    quick = {**record, "settings": {"quick": True}}
+    monkeypatch.setattr(compute, "tuning_records", lambda: {"cpu-a-avx2": record, "cpu-b-avx512": record,
+                                                           "cpu-c-avx2": quick})
     report.speed_tables()
-    assert "| m | 32 | 10.00 | 1.30 |" in (tables_dir() / "tuning_cpu.md").read_text()
+    table = (tables_dir() / "tuning_cpu.md").read_text()
+    assert "| cpu-a-avx2 | m | 32 | 10.00 | 1.30 |" in table and "| cpu-b-avx512 | m |" in table
+    assert "cpu-c-avx2" not in table
+    summary = json.loads((results_dir() / "tuning_cpu.json").read_text())
+    assert [m["key"] for m in summary["machines"]] == ["cpu-a-avx2", "cpu-b-avx512"]
 
-    (tables_dir() / "tuning_cpu.md").unlink()
-    record["settings"]["quick"] = True
-    (results_dir() / "bench_cpu_tuning.json").write_text(json.dumps(record))
+    monkeypatch.setattr(compute, "tuning_records", lambda: {"cpu-c-avx2": quick})
     report.speed_tables()
-    assert not (tables_dir() / "tuning_cpu.md").exists()
+    assert not (results_dir() / "tuning_cpu.json").exists()
+
+
+# --- the speed chapter in every state of the benchmark records (issue: a fresh clone has the kept
+# tuning record but no benchmark record, and `make report` failed on a reference to a missing table)
+
+BENCH_RECORD = {
+    "device": "cpu", "date": "2026-01-01 10:00", "commit": "abc1234", "machine": "Test CPU (AVX2), 2 cores, no GPU",
+    "settings": {"quick": False, "precision": "float32", "steps_per_execution": 1},
+    "peaks": {"float32": {"flops_per_s": 70e9}, "bfloat16": {"flops_per_s": 68e9},
+              "bandwidth": {"bytes_per_s": 8.6e9}},
+    "models": [{"name": "resunet1", "input_shape": [32, 32, 3], "batch_size": 32, "jit_compile": True,
+                "forward_flops_per_image": 1.6e8, "train_images_per_s": 148.0, "train_ceiling_images_per_s": 250.0,
+                "infer_images_per_s": 900.0, "train_frac_fp32_peak": 0.58, "bound": "thin channels"},
+               {"name": "eddensenet", "input_shape": [32, 32, 3], "batch_size": 32, "jit_compile": False,
+                "forward_flops_per_image": 3.0e8, "train_images_per_s": 25.6, "train_ceiling_images_per_s": 70.0,
+                "infer_images_per_s": 200.0, "train_frac_fp32_peak": 0.38, "bound": "backward-heavy"}],
+    "targets": [{"met": False, "text": "ResUNet3 trains at 400 img/s"}],
+}
+TUNING_RECORD = {
+    "device": "cpu", "date": "2026-01-01 11:00", "commit": "abc1234", "machine": "Test CPU (AVX2), 2 cores, no GPU",
+    "settings": {"quick": False, "steps_per_execution": 1},
+    "tuning": {"variants": {"reference": {"precision": "float32", "jit": False}},
+               "models": {"resunet1": {"rounds": 3, "batch_size": 32, "reference": "reference", "variants": {
+                   "reference": {"train_images_per_s": 100.0, "train_ratio": 1.0},
+                   "jit_compile": {"train_images_per_s": 142.0, "train_ratio": 1.42},
+                   "mixed_bfloat16": {"train_images_per_s": 20.0, "train_ratio": 0.2},
+                   "steps_per_execution=10": {"train_images_per_s": 105.0, "train_ratio": 1.05},
+                   "batch x4": {"train_images_per_s": 110.0, "train_ratio": 1.1}}}},
+               "summary": {"resunet1": {"jit_compile": {"train_ratio": 1.42}, "mixed_bfloat16": {"train_ratio": 0.2},
+                                        "steps_per_execution=10": {"train_ratio": 1.05},
+                                        "batch x4": {"train_ratio": 1.1}}}},
+}
+
+
+@pytest.mark.parametrize("state", ["neither", "tuning only", "benchmark only", "both"])
+def test_speed_chapter_renders_in_every_state_of_the_records(state, tmp_path, monkeypatch):
+    import json
+    import shutil
+
+    from deblurlab.paths import results_dir
+
+    monkeypatch.setenv("DEBLURLAB_OUTPUT_DIR", str(tmp_path / "out"))
+    sections = tmp_path / "sections"
+    sections.mkdir()
+    shutil.copy(report.REPO_ROOT / "report" / "sections" / "35_speed.md", sections)
+    monkeypatch.setattr(report, "SECTIONS", sections)
+    monkeypatch.setattr(report, "TEMPLATE", tmp_path / "report.md")
+    (tmp_path / "report.md").write_text("{% for section in sections %}{% include section %}\n{% endfor %}")
+    from deblurlab import compute
+
+    has_tuning = state in ("tuning only", "both")
+    monkeypatch.setattr(compute, "tuning_records", lambda: {"test-cpu-avx2": TUNING_RECORD} if has_tuning else {})
+    if state in ("benchmark only", "both"):
+        (results_dir() / "bench_cpu.json").write_text(json.dumps(BENCH_RECORD))
+    report.speed_tables()
+    text = report.render("")
+    has_bench = state in ("benchmark only", "both")
+    assert ("| resunet1 |" in text) == (has_bench or has_tuning)
+    assert ("The benchmark has not been run" in text) == (not has_bench)
+    assert ("The tuning pass has not been run" in text) == (not has_tuning)
+    assert "(ref)" not in text

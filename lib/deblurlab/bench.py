@@ -654,7 +654,7 @@ def tune_model(name: str, input_shape, batch_size: int, variants: dict, rounds: 
         _gpu_memory_growth()
     rng = np.random.default_rng(0)
     labels = list(variants)
-    built = {}
+    built, failed = {}, {}
     for label in labels:
         v = variants[label]
         batch = int(v.get("batch_size") or batch_size * v.get("batch_size_factor", 1))
@@ -670,16 +670,23 @@ def tune_model(name: str, input_shape, batch_size: int, variants: dict, rounds: 
         ds = tf.data.Dataset.from_tensors((x, y)).map(multi_scale_targets(model)).cache().repeat()
         timer = _EpochTimer.make()
         t0 = time.perf_counter()
-        model.fit(ds, steps_per_epoch=spe, epochs=1, verbose=0, callbacks=[timer])
-        first = time.perf_counter() - t0
-        infer_fn = tf.function(lambda images, m=model: m(images, training=False),
-                               jit_compile=bool(model.jit_compile))
-        xt = tf.identity(x)
-        infer_fn(xt)  # trace
+        try:
+            model.fit(ds, steps_per_epoch=spe, epochs=1, verbose=0, callbacks=[timer])
+            first = time.perf_counter() - t0
+            infer_fn = tf.function(lambda images, m=model: m(images, training=False),
+                                   jit_compile=bool(model.jit_compile))
+            xt = tf.identity(x)
+            infer_fn(xt)  # trace
+        except Exception as error:  # noqa: BLE001 - e.g. XLA refusing mixed precision: record it, go on
+            if label == labels[0]:
+                raise
+            failed[label] = f"{type(error).__name__}: {str(error).splitlines()[0][:300]}"
+            continue
         built[label] = dict(model=model, ds=ds, timer=timer, infer=infer_fn, xt=xt, batch=batch, spe=spe,
                             first_execution_s=first, jit_compile=bool(model.jit_compile),
                             precision=v.get("precision", "float32"))
     keras.mixed_precision.set_global_policy("float32")
+    labels = [label for label in labels if label in built]
 
     def last(out):
         return out[-1] if isinstance(out, (list, tuple)) else out
@@ -723,6 +730,8 @@ def tune_model(name: str, input_shape, batch_size: int, variants: dict, rounds: 
             "train_ratio": statistics.median(tr), "train_ratio_samples": tr,
             "infer_ratio": statistics.median(inf), "infer_ratio_samples": inf,
         }
+    for label, error in failed.items():
+        result["variants"][label] = {"settings": variants[label], "error": error}
     return result
 
 
@@ -903,8 +912,13 @@ def format_table(rows: list[dict]) -> str:
 
 
 def default_out(device: str, tuning: bool = False) -> Path:
+    """The benchmark's record in report/results; a CPU tuning pass's in the package's tuning folder,
+    one file per machine kind, where deblurlab.compute reads it."""
+    from . import compute
     from .paths import results_dir
 
+    if tuning and device == "cpu":
+        return compute.TUNING_DIR / f"{compute.machine_key()}.json"
     return results_dir() / f"bench_{device}{'_tuning' if tuning else ''}.json"
 
 
@@ -925,7 +939,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--steps-per-execution", type=int, default=1, help="Keras steps_per_execution")
     parser.add_argument("--jit", action=argparse.BooleanOptionalAction, default=None,
                         help="XLA on/off (default: what training uses for each model, deblurlab.compute: "
-                             "CPU_XLA on a CPU, Keras' auto on a GPU)")
+                             "this machine's tuning record on a CPU, Keras' auto on a GPU)")
     parser.add_argument("--repeats", type=int, default=None, help="timed windows per measurement")
     parser.add_argument("--window", type=float, default=None, help="seconds per timed window")
     parser.add_argument("--budget", type=float, default=None,
@@ -982,6 +996,7 @@ def tuning_variants(device: str, base: dict) -> dict:
         "steps_per_execution=10": {**ref, "steps_per_execution": 10},
         mixed: {**ref, "precision": mixed},
         "jit_compile": {**ref, "jit": True},
+        f"{mixed}+jit_compile": {**ref, "precision": mixed, "jit": True},  # some models fail to compile so
         "batch x4": {**ref, "batch_size_factor": 4},
     }
 
@@ -1168,7 +1183,8 @@ def run_tuning(models: list[str], plans: dict, device: str, base: dict, opts: di
         if "error" in tuning[name]:
             print(f"FAILED: {tuning[name]['error']}", flush=True)
         else:
-            print(", ".join(f"{k} x{v['train_ratio']:.2f}" for k, v in tuning[name]["variants"].items()
+            print(", ".join(f"{k} fails" if "error" in v else f"{k} x{v['train_ratio']:.2f}"
+                            for k, v in tuning[name]["variants"].items()
                             if k != "reference") + f" ({time.perf_counter() - t0:.0f} s)", flush=True)
     return tuning
 
@@ -1229,7 +1245,8 @@ def format_tuning(report: dict) -> str:
             continue
         ref = result["variants"][result["reference"]]
         cells = [f"reference {ref['train_images_per_s']:.1f} train / {ref['infer_images_per_s']:.1f} infer img/s"]
-        cells += [f"{label}: train x{v['train_ratio']:.2f}, infer x{v['infer_ratio']:.2f}"
+        cells += [f"{label}: FAILED ({v['error']})" if "error" in v else
+                  f"{label}: train x{v['train_ratio']:.2f}, infer x{v['infer_ratio']:.2f}"
                   for label, v in result["variants"].items() if label != result["reference"]]
         lines.append(f"  {name}: " + "; ".join(cells))
     return "\n".join(lines)
@@ -1281,27 +1298,32 @@ def tuning_table(report: dict):
         row = {"model": name, "batch": result["batch_size"], "reference img/s": ref["train_images_per_s"]}
         for label, v in result["variants"].items():
             if label != result["reference"]:
-                row[f"{label} ×"] = v["train_ratio"]
+                row[f"{label} ×"] = "fails" if "error" in v else v["train_ratio"]
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def tuning_note(report: dict) -> str:
+    """The footnote of a ``--tune`` report: method, reference set-up, dates and machine."""
+    tuning = report["tuning"]
+    rounds = next((r["rounds"] for r in tuning["models"].values() if "rounds" in r), "?")
+    runs = sorted({(r.get("date", report["date"]), r.get("commit", report["commit"]))
+                   for r in tuning["models"].values() if "error" not in r})
+    when = "; ".join(f"{date}, commit {commit}" for date, commit in runs)
+    return (f"Benchmark: python -m deblurlab.bench --tune. Each model's set-ups were built in one process and "
+            f"timed round by round ({rounds} rounds, rotating order); each ratio is the median over rounds of "
+            f"training img/s against the reference of the same round ({describe_setup(tuning_reference(report))}); "
+            f"above 1 is faster; 'fails' marks a set-up that did not compile. "
+            f"'batch x4' compares throughput only (a larger batch also changes the optimisation). Inference ratios "
+            f"are in the record (lib/deblurlab/tuning/). Run {when}, on {report['machine']}.")
 
 
 def write_tuning_table(report: dict) -> str:
     """report/tables/tuning_<device>.md from a ``--tune`` report, with its provenance."""
     from .tables import write_table
 
-    tuning = report["tuning"]
-    rounds = next((r["rounds"] for r in tuning["models"].values() if "rounds" in r), "?")
-    runs = sorted({(r.get("date", report["date"]), r.get("commit", report["commit"]))
-                   for r in tuning["models"].values() if "error" not in r})
-    when = "; ".join(f"{date}, commit {commit}" for date, commit in runs)
-    note = (f"Benchmark: python -m deblurlab.bench --tune. Each model's set-ups were built in one process and "
-            f"timed round by round ({rounds} rounds, rotating order); each ratio is the median over rounds of "
-            f"training img/s against the reference of the same round ({describe_setup(tuning_reference(report))}); "
-            f"above 1 is faster. "
-            f"'batch x4' compares throughput only (a larger batch also changes the optimisation). Inference ratios "
-            f"are in report/results/bench_{report['device']}_tuning.json. Run {when}, on {report['machine']}.")
-    return write_table(f"tuning_{report['device']}", tuning_table(report), note, digits=2, convention="")
+    return write_table(f"tuning_{report['device']}", tuning_table(report), tuning_note(report), digits=2,
+                       convention="")
 
 
 def tuning_reference(report: dict) -> dict:
@@ -1318,7 +1340,8 @@ def describe_setup(settings: dict) -> str:
 def summarize_tuning(tuning: dict) -> dict:
     """Per model: the median paired ratio to the reference of each change (> 1 = faster)."""
     return {name: {label: {"train_ratio": v["train_ratio"], "infer_ratio": v["infer_ratio"]}
-                   for label, v in result.get("variants", {}).items() if label != result.get("reference")}
+                   for label, v in result.get("variants", {}).items()
+                   if label != result.get("reference") and "error" not in v}
             for name, result in tuning.items()}
 
 

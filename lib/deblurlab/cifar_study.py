@@ -49,20 +49,27 @@ class CifarStudy:
 def prepare_study(profile: str | None = None, data_dir=None, seed: int = 0) -> CifarStudy:
     plan = CifarPlan.for_profile(resolve_profile(profile))
     data = load_cifar10(data_dir)
-    splits = split_cifar10(data, n_train=plan.n_train, n_val=plan.n_val, n_test=plan.n_test, seed=seed)
+    splits = split_cifar10(data, n_train=plan.n_train, n_val=plan.n_val, n_test=plan.n_test, seed=seed,
+                           min_test=plan.min_test)
     val_blurred, _ = make_blurred_set(splits.val, seed=VAL_SEED)
     test_blurred, test_sigmas = make_blurred_set(splits.test, seed=TEST_SEED)
     return CifarStudy(plan, splits, val_blurred, test_blurred, test_sigmas,
                       provenance(splits.describe(), plan.profile))
 
 
-def run_name(study: CifarStudy, model_name: str) -> str:
-    return f"cifar-{model_name}-{study.profile}"
+def run_name(study: CifarStudy, model_name: str, seed: int = 0) -> str:
+    return f"cifar-{model_name}-{study.profile}" + (f"-seed{seed}" if seed else "")
 
 
-def train_model(study: CifarStudy, model_name: str, seed: int = 0) -> tuple[keras.Model, TrainResult]:
-    """Build ``model_name`` from the registry and train it (or resume, or load a finished run)."""
+def train_model(study: CifarStudy, model_name: str, seed: int = 0, epochs: int | None = None,
+                callbacks: list | None = None) -> tuple[keras.Model, TrainResult]:
+    """Build ``model_name`` from the registry and train it (or resume, or load a finished run).
+
+    ``epochs`` overrides the profile's epoch limit (the reference run's cap); ``callbacks`` are
+    added to training's own (e.g. a time limit)."""
     config = study.plan.train_config(model_name, seed=seed)
+    if epochs is not None:
+        config.epochs = epochs
     train_images = study.splits.train[:study.plan.train_images(model_name)]  # all unless the profile caps
 
     def make_stream(first_epoch, last_epoch):
@@ -72,8 +79,8 @@ def train_model(study: CifarStudy, model_name: str, seed: int = 0) -> tuple[kera
     with setup.scope():  # precision and, on several GPUs, MirroredStrategy
         set_seeds(seed)  # before building, so the initial weights are reproducible
         model = build_model(model_name, input_shape=study.splits.train.shape[1:])
-        result = train(model, make_stream, (study.val_blurred, study.splits.val), run_name(study, model_name),
-                       config, setup=setup)
+        result = train(model, make_stream, (study.val_blurred, study.splits.val), run_name(study, model_name, seed),
+                       config, setup=setup, callbacks=callbacks)
     print(f"{model_name} ({setup.describe()}): {result.summary()}")
     return model, result
 
@@ -155,7 +162,36 @@ def save_results(chapter: str, study: CifarStudy, scores, results: dict[str, Tra
             entry["params"] = int(models[name].count_params())
         payload["models"][name] = entry
     (results_dir() / f"{chapter}.json").write_text(json.dumps(payload, indent=1, default=float))
+    save_per_image(chapter, scores, study.test_sigmas)
     return payload
+
+
+PER_IMAGE_DIR = "per_image"  # report/results/per_image/<chapter>.npz: every test image's scores
+
+
+def save_per_image(chapter: str, scores: dict[str, dict[str, np.ndarray]], sigmas: np.ndarray) -> None:
+    """Each model's per-image MSE, PSNR and SSIM (keys ``"<model>|<metric>"``) and the test images'
+    sigmas, so that later chapters compare models image by image (paired intervals)."""
+    folder = results_dir() / PER_IMAGE_DIR
+    folder.mkdir(exist_ok=True)
+    arrays = {f"{model}|{metric}": np.asarray(values, np.float64)
+              for model, per_image in scores.items() for metric, values in per_image.items()}
+    np.savez(folder / f"{chapter}.npz", sigma=np.asarray(sigmas, np.float64), **arrays)
+
+
+def load_per_image(chapter: str) -> tuple[dict[str, dict[str, np.ndarray]], np.ndarray]:
+    """(scores as ``evaluate`` returns them, sigmas) saved by ``save_results(chapter, ...)``."""
+    path = results_dir() / PER_IMAGE_DIR / f"{chapter}.npz"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: run the chapter notebook that saves {chapter!r}")
+    scores: dict[str, dict[str, np.ndarray]] = {}
+    with np.load(path) as saved:
+        for key in saved.files:
+            if "|" in key:
+                model, metric = key.split("|", 1)
+                scores.setdefault(model, {})[metric] = saved[key]
+        sigmas = saved["sigma"]
+    return scores, sigmas
 
 
 def summary_table(chapters: list[str] | None = None, name: str | None = "cifar_summary") -> pd.DataFrame:

@@ -1,40 +1,41 @@
 """How the networks compute on this machine: precision, XLA and distribution, chosen per device.
 
-The choices come from ``python -m deblurlab.bench --tune`` (report/results/bench_<device>_tuning.json):
+On a CPU the choice comes from this machine's tuning record, ``tuning/<machine key>.json`` beside
+this file (``python -m deblurlab.bench --tune`` writes it; the key is the CPU's name and vector
+units, so records of several machines live side by side and each machine reads its own):
 
-- **CPU**: float32. Mixed bfloat16 is emulated on processors without bfloat16 instructions and
-  trained 5-8x slower on the AVX2 machine this project was built on. XLA per model (``CPU_XLA``).
-  ``steps_per_execution`` stays 1: at most 10% faster, and Keras rounds each epoch up to a multiple
-  of it (13 steps ran as 20 at 10), which breaks the epoch-exact stream and resume.
-- **GPU**: mixed precision (bfloat16 on compute capability 8.0 and newer, where it needs no loss
-  scaling; float16 before), Keras' XLA choice (on when the model supports it), and
-  ``tf.distribute.MirroredStrategy`` over every visible GPU when there are several, so a multi-GPU
-  machine trains with no code change (the batch size stays global).
+- **precision**: mixed bfloat16 for a model where the CPU has bf16 instructions and the record
+  measured it at least ``BF16_MIN_GAIN`` faster; float32 elsewhere (bf16 is emulated without them).
+- **XLA** for a model where the record measured at least ``XLA_MIN_GAIN``.
+- A machine or model without a record: float32, and XLA as the closest record measured it. The
+  set-up's ``source`` says which rule applied, and every run's state keeps it.
+- ``steps_per_execution`` stays 1: Keras rounds each epoch up to a multiple of it, which breaks the
+  epoch-exact stream and resume.
+
+**GPU**: mixed precision (bfloat16 on compute capability 8.0 and newer, float16 before), Keras' XLA
+choice, and ``tf.distribute.MirroredStrategy`` over every visible GPU when there are several (the
+batch size stays global).
 
 ``DEBLURLAB_PRECISION`` (a Keras dtype policy such as ``float32``) and ``DEBLURLAB_JIT`` (``0``/``1``)
 override the choice, e.g. to train the float32 reference a mixed-precision run is compared with.
-Every run's state keeps the set-up that trained it (``ComputeSetup.record``).
 """
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import os
+import re
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 
-# XLA on a CPU, per model: on where `python -m deblurlab.bench --tune` measured training at least 10%
-# faster with jit_compile=True than without (paired medians; AMD EPYC, AVX2, 2 cores, batch 32,
-# 2026-11-24). A model that is not listed (not measured, or a smaller gain) keeps Keras' choice: no
-# XLA on a CPU.
+# A change becomes training's default on a CPU where this machine's tuning record measured training
+# at least this much faster with it than without (paired medians, `python -m deblurlab.bench --tune`).
 XLA_MIN_GAIN = 1.10
-CPU_XLA = {
-    "resunet1": True,         # x1.42
-    "resunet3": True,         # x1.37
-    "srndeblur_cifar": True,  # x1.25
-    "caessc_d30_f64": True,   # x1.14
-    "srndeblur_reds": True,   # x1.16 (64x64 patches, batch 10)
-    # eddensenet: x1.07, below XLA_MIN_GAIN
-}
+BF16_MIN_GAIN = 1.10
+# One record per machine kind (CPU name and vector units), e.g. tuning/amd-epyc-avx2.json.
+TUNING_DIR = Path(__file__).resolve().parent / "tuning"
 PRECISION_ENV = "DEBLURLAB_PRECISION"
 JIT_ENV = "DEBLURLAB_JIT"
 POLICIES = ("float32", "mixed_bfloat16", "mixed_float16")
@@ -48,6 +49,7 @@ class ComputeSetup:
     jit_compile: bool | str     # True / False, or "auto" for Keras' choice
     distribute: bool            # MirroredStrategy over every GPU
     devices: tuple[str, ...] | None = None  # MirroredStrategy's devices; None: every GPU
+    source: str = ""            # what the choice rests on (a tuning record, or the rule for no record)
 
     def describe(self) -> str:
         jit = {True: "XLA", False: "no XLA", "auto": "XLA as Keras chooses"}[self.jit_compile]
@@ -93,16 +95,19 @@ class ComputeSetup:
 
 
 def choose(gpus: int, capability: tuple[int, int] | None = None, env: dict | None = None,
-           model_name: str | None = None) -> ComputeSetup:
+           model_name: str | None = None, key: str | None = None, records: dict | None = None) -> ComputeSetup:
     """The set-up for ``gpus`` visible GPUs (the first one's compute ``capability``) and, on a CPU,
-    for ``model_name`` (``CPU_XLA``), with the environment's overrides."""
+    for ``model_name`` on the machine ``key`` (default: this one) from its tuning record in
+    ``records`` (default: the kept ones, ``tuning_records()``), with the environment's overrides."""
     env = os.environ if env is None else env
     if gpus:
         precision = "mixed_bfloat16" if capability and capability >= (8, 0) else "mixed_float16"
-        setup = dict(device="gpu", gpus=gpus, precision=precision, jit_compile="auto", distribute=gpus > 1)
+        setup = dict(device="gpu", gpus=gpus, precision=precision, jit_compile="auto", distribute=gpus > 1,
+                     source="GPU rule: mixed precision, Keras' XLA choice")
     else:
-        setup = dict(device="cpu", gpus=0, precision="float32", jit_compile=CPU_XLA.get(model_name, "auto"),
-                     distribute=False)
+        precision, jit, source = cpu_choice(model_name, machine_key() if key is None else key,
+                                            tuning_records() if records is None else records)
+        setup = dict(device="cpu", gpus=0, precision=precision, jit_compile=jit, distribute=False, source=source)
     if env.get(PRECISION_ENV):
         if env[PRECISION_ENV] not in POLICIES:
             raise ValueError(f"{PRECISION_ENV}={env[PRECISION_ENV]!r}: choose one of {', '.join(POLICIES)}")
@@ -114,6 +119,60 @@ def choose(gpus: int, capability: tuple[int, int] | None = None, env: dict | Non
     return ComputeSetup(**setup)
 
 
+def machine_key(name: str | None = None, flags: set[str] | None = None) -> str:
+    """This CPU's kind as a file name: its model name and vector units, e.g. ``amd-epyc-avx2``."""
+    from .provenance import cpu_features, cpu_name
+
+    text = f"{cpu_name() if name is None else name} {cpu_features(flags)}"
+    return re.sub(r"[^a-z0-9]+", "-", text.lower().replace("avx-512", "avx512")).strip("-")
+
+
+@lru_cache(maxsize=1)
+def _load_records(folder: str) -> dict:
+    return {path.stem: json.loads(path.read_text()) for path in sorted(Path(folder).glob("*.json"))}
+
+
+def tuning_records() -> dict[str, dict]:
+    """Every kept tuning record, by machine key."""
+    return _load_records(str(TUNING_DIR))
+
+
+def _gain(record: dict, model_name: str, label: str) -> float | None:
+    variant = record.get("tuning", {}).get("summary", {}).get(model_name, {}).get(label)
+    return None if variant is None else variant.get("train_ratio")
+
+
+def _has_bf16(record: dict) -> bool:
+    flags = record.get("cpu_flags", {})
+    return bool(flags.get("avx512_bf16") or flags.get("amx_bf16"))
+
+
+def cpu_choice(model_name: str | None, key: str, records: dict) -> tuple[str, bool | str, str]:
+    """(precision, jit_compile, source) for ``model_name`` on the CPU ``key``.
+
+    With a record of this machine that tuned the model: XLA where it gained >= XLA_MIN_GAIN; mixed
+    bfloat16 where the CPU has bf16 instructions and it gained >= BF16_MIN_GAIN (with XLA only if
+    the record measured the pair together, since some models do not compile so). Without one: float32
+    (bf16 needs this machine's measurement) and XLA from the closest record that tuned the model,
+    one of the same vector units first.
+    """
+    record = records.get(key)
+    if record and model_name in record.get("tuning", {}).get("summary", {}):
+        jit = (_gain(record, model_name, "jit_compile") or 0.0) >= XLA_MIN_GAIN
+        bf16 = _has_bf16(record) and (_gain(record, model_name, "mixed_bfloat16") or 0.0) >= BF16_MIN_GAIN
+        if bf16:
+            pair = _gain(record, model_name, "mixed_bfloat16+jit_compile")
+            jit = pair is not None and pair >= max(XLA_MIN_GAIN, _gain(record, model_name, "mixed_bfloat16"))
+        return ("mixed_bfloat16" if bf16 else "float32"), jit, f"tuning record {key}"
+    others = sorted((k for k, r in records.items() if model_name in r.get("tuning", {}).get("summary", {})),
+                    key=lambda k: (k.split("-")[-1] != key.split("-")[-1], k))
+    if not others:
+        return "float32", "auto", f"no tuning record of {model_name} ({key}): float32, Keras' XLA default"
+    jit = (_gain(records[others[0]], model_name, "jit_compile") or 0.0) >= XLA_MIN_GAIN
+    return "float32", jit, (f"no tuning record of {model_name} on {key}: float32 (bf16 needs this machine's "
+                            f"measurement), XLA as measured on {others[0]}")
+
+
 def current(model_name: str | None = None) -> ComputeSetup:
     """The set-up for the GPUs TensorFlow sees on this machine (and ``model_name`` on a CPU)."""
     import tensorflow as tf
@@ -123,3 +182,4 @@ def current(model_name: str | None = None) -> ComputeSetup:
     if gpus:
         capability = tf.config.experimental.get_device_details(gpus[0]).get("compute_capability")
     return choose(len(gpus), tuple(capability) if capability else None, model_name=model_name)
+

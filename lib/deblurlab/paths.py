@@ -45,3 +45,21 @@ def runs_dir() -> Path:
 def shared_data_dir() -> Path:
     """The read-only ``shared/data`` folder that sits beside a checkout, if any."""
     return REPO_ROOT.parent / "shared" / "data"
+
+
+def display_path(path) -> str:
+    """``path`` as a report shared with others should print it: relative to the checkout's parent
+    folder (``../shared/data/...``), to the checkout, or to the home folder (``~/...``), else as is."""
+    text = str(path)
+    try:
+        if not Path(text).expanduser().exists():
+            return text  # a description, not a path
+        resolved = Path(text).expanduser().resolve()
+    except (OSError, RuntimeError):
+        return text
+    for base, prefix in ((REPO_ROOT, ""), (REPO_ROOT.parent, "../"), (Path.home(), "~/")):
+        if resolved == base:
+            return prefix.rstrip("/") or "."
+        if resolved.is_relative_to(base):
+            return prefix + str(resolved.relative_to(base))
+    return text

@@ -21,7 +21,9 @@ CIFAR_SIZES = {
     "smoke": dict(n_train=96, n_val=32, n_test=48, batch_size=32, epochs=1),
     "default": dict(n_train=None, n_val=400, n_test=400, batch_size=32, epochs=None),
     # None: 10% of the training images for validation; the test batch (or 10%) for test.
-    "full": dict(n_train=None, n_val=None, n_test=None, batch_size=None, epochs=70),
+    # The reference run (python -m deblurlab.reference) is this profile: batch 32 (see README), the
+    # report's learning rates and patience, early stopping, 70 epochs only as a safety cap.
+    "full": dict(n_train=None, n_val=None, n_test=None, batch_size=32, epochs=70),
 }
 # Epochs of the default profile, to fit about 5 minutes of training a model on 2 CPU cores
 # (batch 32, AVX2 EPYC, float32, XLA per deblurlab.compute.CPU_XLA: python -m deblurlab.bench gives
@@ -58,6 +60,13 @@ class CifarPlan:
     def for_profile(cls, profile: str) -> "CifarPlan":
         sizes = CIFAR_SIZES[resolve_profile(profile)]
         return cls(profile, sizes["n_train"], sizes["n_val"], sizes["n_test"])
+
+    @property
+    def min_test(self) -> int:
+        """Without a test batch the test images are the first of one permutation at every profile,
+        so a test split at least as large as every other profile's keeps all of them out of this
+        profile's training and validation (the reference run's promise)."""
+        return max((s["n_test"] or 0) for s in CIFAR_SIZES.values())
 
     def train_images(self, model_name: str) -> int | None:
         """The cap on ``model_name``'s training images at this profile; None means all of them."""

@@ -31,6 +31,27 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def cpu_flags() -> set[str]:
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def cpu_features(flags: set[str] | None = None) -> str:
+    """The vector units that decide CPU speed: "AVX2", "AVX-512", "AVX-512 + bf16", "... + AMX"."""
+    flags = cpu_flags() if flags is None else flags
+    if not flags:
+        return platform.machine()
+    base = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
+    extra = [name for flag, name in (("avx512_bf16", "bf16"), ("amx_bf16", "AMX")) if flag in flags]
+    return " + ".join([base, *extra])
+
+
 def machine() -> str:
     import tensorflow as tf
 
@@ -40,7 +61,7 @@ def machine() -> str:
         details = tf.config.experimental.get_device_details(gpu)
         names.append(details.get("device_name", gpu.name))
     accel = f"GPU: {', '.join(names)}" if names else "no GPU"
-    return f"{cpu_name()}, {os.cpu_count()} cores, {accel}"
+    return f"{cpu_name()} ({cpu_features()}), {os.cpu_count()} cores, {accel}"
 
 
 def today() -> str:

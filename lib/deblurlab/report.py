@@ -116,19 +116,47 @@ def render(image_root: str, extra: dict | None = None) -> str:
     return text
 
 
+def tuning_records() -> list[dict]:
+    """The kept CPU tuning records (one per machine kind, deblurlab/tuning/), --quick ones left out."""
+    from . import compute
+
+    return [{**record, "key": key} for key, record in compute.tuning_records().items()
+            if not record.get("settings", {}).get("quick") and "tuning" in record]
+
+
 def speed_tables() -> None:
-    """The speed chapter's tables, from whichever benchmark records exist (``make bench`` writes
-    bench_cpu.json; the tuning record, an hour of CPU time, is kept in git)."""
-    from . import bench
+    """The speed chapter's tables and its ``results.tuning_cpu``, from whichever records exist:
+    ``make bench`` writes report/results/bench_<device>.json; the tuning records (an hour of CPU
+    time each) are kept in git, one per machine kind, and are shown side by side."""
+    from . import bench, compute
+    from .tables import write_table
 
     for device in ("cpu", "gpu"):
-        for tuning, write in ((False, bench.write_speed_table), (True, bench.write_tuning_table)):
-            path = bench.default_out(device, tuning=tuning)
-            if path.exists():
-                record = json.loads(path.read_text())
-                if record.get("settings", {}).get("quick"):
-                    continue  # --quick numbers are a smoke check, not the report's
-                write(record)
+        path = bench.default_out(device)
+        if path.exists():
+            record = json.loads(path.read_text())
+            if not record.get("settings", {}).get("quick"):  # --quick numbers are a smoke check
+                bench.write_speed_table(record)
+    records = tuning_records()
+    summary = results_dir() / "tuning_cpu.json"
+    summary.unlink(missing_ok=True)
+    if not records:
+        return
+    import pandas as pd
+
+    here = compute.machine_key()
+    frames, notes = [], []
+    for record in records:
+        table = bench.tuning_table(record)
+        table.insert(0, "machine", record["key"])
+        frames.append(table)
+        notes.append(bench.tuning_note(record))
+    write_table("tuning_cpu", pd.concat(frames, ignore_index=True),
+                " ".join(f"[{r['key']}] {n}" for r, n in zip(records, notes)), digits=2, convention="")
+    machines = [{"key": r["key"], "machine": r["machine"], "date": r["date"], "this_machine": r["key"] == here,
+                 "summary": r["tuning"]["summary"]} for r in records]
+    summary.write_text(json.dumps({"this_machine": here, "has_record": any(m["this_machine"] for m in machines),
+                                   "machines": machines}, indent=1))
 
 
 def build_report() -> list[Path]:

@@ -2,7 +2,7 @@
 
 ``train(model, stream, val, run_name, config)`` fits with Adam and MSE (summed over the outputs of
 a multi-scale model), early stopping on the validation loss and TerminateOnNaN. After every epoch
-it writes, each atomically (temporary file, then rename), the full model with its optimizer state,
+it writes TensorBoard logs (``runs/<run>/tensorboard``: watch with ``tensorboard --logdir runs/``) and, each atomically (temporary file, then rename), the full model with its optimizer state,
 the best weights so far, the CSV history and a small JSON state. Rerunning with the same run name
 resumes at the next epoch with the history and the early-stopping counters intact; a finished run
 is loaded, not retrained.
@@ -211,7 +211,9 @@ def train(model: keras.Model, make_stream: Callable[[int, int], tuple[tf.data.Da
         val_blurred, val_sharp = val
         _, val_targets = multi_scale_targets(model)(tf.constant(val_blurred), tf.constant(val_sharp))
         callbacks = [keras.callbacks.TerminateOnNaN(),
-                     ResumableCheckpoint(run_dir, config.patience, state), *(callbacks or [])]
+                     ResumableCheckpoint(run_dir, config.patience, state),
+                     keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), write_graph=False, profile_batch=0),
+                     *(callbacks or [])]
         if verbose:
             callbacks.append(TqdmCallback(verbose=0, tqdm_class=text_tqdm, desc=run_name,
                                           initial=first_epoch))

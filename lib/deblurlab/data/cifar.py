@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..paths import SAMPLE_DIR, shared_data_dir
+from ..paths import SAMPLE_DIR, display_path, shared_data_dir
 
 ENV_VAR = "DEBLURLAB_CIFAR10"
 OFFICIAL_PYTHON_ARCHIVE_MD5 = "c58f30108f718f92721af3b95e74349a"
@@ -59,7 +59,7 @@ class CifarData:
         label = {"full": "CIFAR-10", "subset": "CIFAR-10 subset",
                  "sample": "CIFAR-10 embedded offline sample"}[self.kind]
         test = "with test batch" if self.x_test is not None else "no test batch"
-        return f"{label} ({self.n_images:,} real images, {test}) from {self.path}"
+        return f"{label} ({self.n_images:,} real images, {test}) from {display_path(self.path)}"
 
 
 # --- format readers -------------------------------------------------------------------------
@@ -281,16 +281,17 @@ class CifarSplits:
 
 
 def split_cifar10(data: CifarData, n_train: int | None = None, n_val: int | None = 500,
-                  n_test: int | None = 500, seed: int = 0) -> CifarSplits:
+                  n_test: int | None = 500, seed: int = 0, min_test: int = 0) -> CifarSplits:
     """A reproducible split. Without a test batch, the test images come out of the training
     batches first (fixed permutation), so they never overlap train or validation.
 
-    ``n_val=None`` takes 10% of the training images; ``n_test=None`` the whole test batch, or 10%
-    of the training images when there is none. ``n_train=None`` takes all that remain.
+    ``n_val=None`` takes 10% of the training images; ``n_test=None`` the whole test batch, or
+    without one 10% of the training images (at least ``min_test``). ``n_train=None`` takes all
+    that remain. Test splits of one seed are nested: a smaller one is the start of a larger one.
     """
     tenth = round(0.1 * len(data.x_train))
     n_val = tenth if n_val is None else n_val
-    n_test = (tenth if data.x_test is None else len(data.x_test)) if n_test is None else n_test
+    n_test = (max(tenth, min_test) if data.x_test is None else len(data.x_test)) if n_test is None else n_test
     order = np.random.default_rng(seed).permutation(len(data.x_train))
     if data.x_test is not None:
         x_test, y_test = data.x_test[:n_test], data.y_test[:n_test]

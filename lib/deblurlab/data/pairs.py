@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..paths import shared_data_dir
+from ..paths import display_path, shared_data_dir
 
 ENV_VAR = "DEBLURLAB_MOTION_DATA"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -319,7 +319,7 @@ class MotionData:
     def source(self) -> str:
         """One sentence for provenance footnotes: which data, how split, from where."""
         return (f"{self.label}: {len(self.train):,} training / {len(self.val):,} validation / "
-                f"{len(self.test):,} test frame pairs from {self.path} ({self.protocol})")
+                f"{len(self.test):,} test frame pairs from {display_path(self.path)} ({self.protocol})")
 
     @property
     def is_real(self) -> bool:

@@ -1,0 +1,179 @@
+"""Reference runs: train the study's models to convergence on the data at hand, without notebooks.
+
+    python -m deblurlab.reference --models resunet1,resunet3 --hours 2
+    python -m deblurlab.reference                      # every CIFAR-10 model, in order of cost
+
+A reference run is the ``full`` profile's training (all the training images less 10% for
+validation, the report's learning rate and patience, early stopping, batch 32, at most 70 epochs)
+in the run folder that a notebook at ``profile="full"`` also uses (``runs/cifar-<model>-full``), so
+either can continue what the other began. It resumes from its checkpoints after an interruption,
+shows each model's progress with an ETA, and ``--hours`` stops it at the first epoch boundary
+past which the next epoch would not fit. When a model finishes (early stopping or its epoch
+limit), its best weights and record go to ``zoo/`` (see ``deblurlab.zoo``).
+
+Test images are never trained or validated on: at every profile, the test split is the start of
+one fixed permutation and this profile's is the largest (``CifarPlan.min_test``).
+"""
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import keras
+
+from . import zoo
+from .cifar_study import evaluate, prepare_study, run_name
+from .cifar_study import train_model as train_cifar_model
+from .models import build_model, get_spec, list_models
+from .provenance import git_commit, machine, today
+
+PROFILE = "full"
+# Cheapest first, so that the runs that can finish in a session do (seconds per epoch on 2 cores).
+ORDER = ["resunet1", "srndeblur_cifar", "srndeblur_cifar_lstm", "resunet3", "eddensenet",
+         "caessc_d22_f128_half", "caessc_d22_f128_half_no_sigmoid", "caessc_d30_f64"]
+CHECK_SLICE = 64  # test images whose scores every record keeps, re-measured by the tests
+
+
+class Deadline(keras.callbacks.Callback):
+    """Stop at an epoch boundary when the next epoch (as long as the slowest so far) would end
+    past ``deadline`` (a time.time() value)."""
+
+    def __init__(self, deadline: float):
+        super().__init__()
+        self.deadline = deadline
+        self.longest = 0.0
+        self.hit = False
+        self._start = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.time()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.longest = max(self.longest, time.time() - self._start)
+        if time.time() + self.longest > self.deadline:
+            self.hit = True
+            self.model.stop_training = True
+
+
+def stopping_reason(result, epochs: int, patience: int) -> str | None:
+    """Why a run ended, or None while it is unfinished."""
+    if result.stopped_early:
+        return f"early stopping: no better validation loss in {patience} epochs"
+    if result.epochs_run >= epochs:
+        return f"epoch limit ({epochs})"
+    return None
+
+
+def _score(model, study) -> dict:
+    from .metrics import summarize
+
+    return {k: float(v) for k, v in summarize(evaluate(study, {"m": model})["m"]).items()}
+
+
+def export(name: str, model, result, study, config, setup, reason: str) -> dict:
+    """Write the best weights (float16 when it keeps the check slice within tolerance) and the record."""
+    sharp = study.splits.test[:CHECK_SLICE]
+    if not (zoo.zoo_dir() / zoo.CHECK_IMAGES).exists():
+        zoo.zoo_dir().mkdir(parents=True, exist_ok=True)
+        zoo.write_check_images(sharp, study.test_sigmas[:CHECK_SLICE])
+    check32 = zoo.score_check_slice(model)
+    with tempfile.TemporaryDirectory() as tmp:
+        trial = Path(tmp) / "half.weights.h5"
+        zoo.write_weights(model, trial, "float16")
+        half = build_model(name, input_shape=study.splits.train.shape[1:])
+        zoo.assign_weights(half, zoo.read_weights(trial), trial)
+        check16 = zoo.score_check_slice(half)
+    dtype = "float16" if zoo.within_tolerance(check16, check32) else "float32"
+    stored = half if dtype == "float16" else model
+    zoo.write_weights(model, zoo.weights_path(name), dtype)
+    test_scores = _score(stored, study)
+    history = result.history.to_dict(orient="records")
+    record = {
+        "model": name, "description": get_spec(name).description, "sha256": zoo.sha256(zoo.weights_path(name)),
+        "dtype": dtype, "bytes": zoo.weights_path(name).stat().st_size, "params": int(model.count_params()),
+        "input_shape": list(study.splits.train.shape[1:]), "weight_shapes": zoo.weight_shapes(model),
+        "data": {"source": study.provenance["data"], "kind": study.splits.kind, "n_train": len(study.splits.train),
+                 "n_val": len(study.splits.val), "n_test": len(study.splits.test)},
+        "profile": PROFILE, "run": run_name(study, name), "config": vars(config), "epochs": result.epochs_run,
+        "best_epoch": result.best_epoch + 1, "stopped": reason, "train_seconds": result.train_seconds,
+        "machine": machine(), "compute": setup.record(), "arithmetic": setup.arithmetic(), "commit": git_commit(),
+        "date": today(), "history": history,
+        "test_scores": {**test_scores, "n": len(study.splits.test)},
+        "check": {"n": len(sharp), "float32": check32, "float16": check16, "stored": zoo.score_check_slice(stored)},
+    }
+    zoo.write_record(name, record)
+    return record
+
+
+def train_reference(name: str, study, deadline: float, max_epochs: int | None) -> str:
+    """Train (or resume) one model's reference run; export it when finished. Returns its status."""
+    from . import compute
+
+    config = study.plan.train_config(name)
+    epochs = max_epochs or config.epochs
+    stop = Deadline(deadline)
+    model, result = train_cifar_model(study, name, epochs=epochs, callbacks=[stop])
+    reason = stopping_reason(result, epochs, config.patience)
+    if reason is None:
+        return f"in progress ({result.epochs_run} of at most {epochs} epochs; resume by running again)"
+    config.epochs = epochs
+    record = export(name, model, result, study, config, compute.current(name), reason)
+    s = record["test_scores"]
+    return (f"finished: {reason}; {record['epochs']} epochs in {record['train_seconds'] / 60:.1f} min; test MSE "
+            f"{s['mse']:.5f}, PSNR {s['psnr']:.2f}, SSIM {s['ssim']:.4f}; zoo/{name}.weights.h5 ({record['dtype']})")
+
+
+def parse_caps(text: str | None, names: list[str], parser) -> dict[str, int]:
+    """``"12"`` -> every model 12; ``"resunet1=40,resunet3=12"`` -> those two."""
+    if not text:
+        return {}
+    if "=" not in text:
+        return dict.fromkeys(names, int(text))
+    caps = {}
+    for item in text.split(","):
+        name, _, value = item.partition("=")
+        if name.strip() not in names or not value.strip().isdigit():
+            parser.error(f"--max-epochs {item!r}: use NAME=N with a model of --models")
+        caps[name.strip()] = int(value)
+    return caps
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m deblurlab.reference", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", default="", help="comma-separated names (default: every CIFAR-10 model)")
+    parser.add_argument("--hours", type=float, default=None, help="time limit for the whole command")
+    parser.add_argument("--max-epochs", default=None, metavar="N | NAME=N,...",
+                        help="epoch limit below the profile's safety cap of 70, for every model or per model "
+                             "(resunet1=40,resunet3=12); kept in the record as the stopping rule")
+    parser.add_argument("--data-dir", default=None, help="CIFAR-10 folder or archive (default: searched)")
+    parser.add_argument("--retrain", action="store_true", help="train a model again even if the zoo has it")
+    args = parser.parse_args(argv)
+    cifar = list_models(dataset="cifar10")
+    names = [n.strip() for n in args.models.split(",") if n.strip()] or sorted(cifar, key=ORDER.index)
+    for name in names:
+        if name not in cifar:
+            parser.error(f"{name!r}: the reference command trains the CIFAR-10 models ({', '.join(cifar)}); "
+                         "the motion model's reference run is not automated yet")
+    caps = parse_caps(args.max_epochs, names, parser)
+    deadline = time.time() + 3600 * args.hours if args.hours else float("inf")
+    study = prepare_study(PROFILE, data_dir=args.data_dir)
+    print(f"Reference runs on {study.describe()}", flush=True)
+    status = {}
+    for i, name in enumerate(names, 1):
+        if name in zoo.available() and not args.retrain:
+            status[name] = "in the zoo already (--retrain to train again)"
+        elif time.time() >= deadline:
+            status[name] = "not started: time limit reached"
+        else:
+            print(f"[{i}/{len(names)}] {name}", flush=True)
+            status[name] = train_reference(name, study, deadline, caps.get(name))
+        print(f"{name}: {status[name]}", flush=True)
+    print("\nReference runs:\n" + "\n".join(f"  {n}: {s}" for n, s in status.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

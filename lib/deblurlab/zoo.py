@@ -1,0 +1,183 @@
+"""Shipped weights of the reference runs: ``zoo/<model>.weights.h5`` and ``zoo/<model>.json``.
+
+    model = zoo.load("resunet3")      # built from the registry, sha256 and architecture checked
+    zoo.available()                   # the models with shipped weights
+    zoo.status()                      # every CIFAR-10 model: "finished", "in progress" or "not run"
+
+The weights file holds the model's weights only (no optimiser state), one HDF5 dataset a weight
+in the model's own order, stored as float16 unless that moved the scores beyond ``TOLERANCE``
+(the record says which). The record keeps the sha256 of the file, the data, the training set-up,
+the history, the test-split scores measured when training ended, and the scores of a fixed check
+slice (``zoo/check_images.npz``: sharp test images and their blur sigmas) that a test re-measures.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .paths import REPO_ROOT
+
+ZOO_DIR = REPO_ROOT / "zoo"
+ZOO_ENV = "DEBLURLAB_ZOO"
+CHECK_IMAGES = "check_images.npz"
+# How far re-measured check-slice scores may drift from the record (threads sum floats in any order;
+# float16 storage is accepted only within the same bounds).
+TOLERANCE = {"mse": 2e-5, "psnr": 0.05, "ssim": 1e-3}
+
+
+class ZooError(RuntimeError):
+    pass
+
+
+def zoo_dir() -> Path:
+    return Path(os.environ.get(ZOO_ENV) or ZOO_DIR)
+
+
+def weights_path(name: str) -> Path:
+    return zoo_dir() / f"{name}.weights.h5"
+
+
+def record_path(name: str) -> Path:
+    return zoo_dir() / f"{name}.json"
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def available() -> list[str]:
+    """Models whose record and weights are both in the zoo."""
+    return sorted(p.name[: -len(".json")] for p in zoo_dir().glob("*.json") if weights_path(p.stem).exists())
+
+
+def read_record(name: str) -> dict:
+    path = record_path(name)
+    if not path.exists():
+        raise ZooError(f"{path} is missing: no reference run of {name!r} is shipped. Train one with "
+                       f"`python -m deblurlab.reference --models {name}`.")
+    return json.loads(path.read_text())
+
+
+def weight_shapes(model) -> list[list[int]]:
+    return [list(w.shape) for w in model.weights]
+
+
+def _atomic(path: Path, write) -> None:
+    tmp = path.with_name("tmp-" + path.name)
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def write_weights(model, path: Path, dtype: str = "float16") -> None:
+    """Every weight of ``model`` as one dataset ``w0000``, ``w0001``, ... cast to ``dtype``."""
+    import h5py
+
+    def write(tmp):
+        with h5py.File(tmp, "w") as handle:
+            handle.attrs["format"] = "deblurlab-zoo-1"
+            for i, weight in enumerate(model.weights):
+                data = handle.create_dataset(f"w{i:04d}", data=np.asarray(weight).astype(dtype))
+                data.attrs["path"] = weight.path
+
+    _atomic(path, write)
+
+
+def read_weights(path: Path) -> list[np.ndarray]:
+    import h5py
+
+    with h5py.File(path, "r") as handle:
+        return [handle[key][()] for key in sorted(handle.keys())]
+
+
+def assign_weights(model, arrays: list[np.ndarray], source: Path) -> None:
+    shapes = weight_shapes(model)
+    if [list(a.shape) for a in arrays] != shapes:
+        raise ZooError(f"{source} does not fit {model.name}: the architecture changed since these weights "
+                       f"were made ({len(arrays)} weights saved, {len(shapes)} built, or their shapes differ). "
+                       "Retrain it (`python -m deblurlab.reference --models NAME`), or check out the commit "
+                       "named in its record.")
+    for weight, value in zip(model.weights, arrays):
+        weight.assign(value.astype(weight.dtype))
+
+
+def write_record(name: str, record: dict) -> None:
+    text = json.dumps(record, indent=1, default=float)
+    _atomic(record_path(name), lambda tmp: tmp.write_text(text))
+
+
+def load(name: str, verify: bool = True):
+    """The shipped reference model ``name``, built from the registry with its weights loaded.
+
+    Raises ``ZooError`` naming the file and the fix when the record or weights are missing, the
+    sha256 differs from the record, or the architecture no longer matches the weights.
+    """
+    from .models import build_model
+
+    record = read_record(name)
+    path = weights_path(name)
+    if not path.exists():
+        raise ZooError(f"{path} is missing though its record exists: restore it from git "
+                       f"(`git checkout -- {path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path}`) "
+                       f"or retrain (`python -m deblurlab.reference --models {name}`).")
+    if verify and sha256(path) != record["sha256"]:
+        raise ZooError(f"{path} does not match the sha256 in {record_path(name)}: the file is damaged or was "
+                       "replaced. Restore it from git, or retrain the model.")
+    model = build_model(name, input_shape=tuple(record.get("input_shape", (32, 32, 3))),
+                        **record.get("build_options", {}))
+    assign_weights(model, read_weights(path), path)
+    return model
+
+
+def check_images() -> tuple[np.ndarray, np.ndarray]:
+    """(sharp images as float32 in [0, 1], blur sigmas) of the fixed check slice."""
+    path = zoo_dir() / CHECK_IMAGES
+    if not path.exists():
+        raise ZooError(f"{path} is missing: restore it from git or rerun `python -m deblurlab.reference`.")
+    with np.load(path) as saved:
+        return saved["sharp"].astype(np.float32) / 255.0, saved["sigmas"].astype(np.float32)
+
+
+def write_check_images(sharp: np.ndarray, sigmas: np.ndarray) -> None:
+    as_bytes = np.round(np.asarray(sharp) * 255.0).astype(np.uint8)
+    _atomic(zoo_dir() / CHECK_IMAGES, lambda tmp: np.savez_compressed(open(tmp, "wb"), sharp=as_bytes,
+                                                                        sigmas=np.asarray(sigmas, np.float32)))
+
+
+def score_check_slice(model) -> dict[str, float]:
+    """Mean MSE, PSNR and SSIM of ``model`` on the check slice, blurred by the library's blur."""
+    from . import metrics as M
+    from .data.blur import blur_in_batches
+    from .train import predict
+
+    sharp, sigmas = check_images()
+    blurred = blur_in_batches(sharp, sigmas)
+    return M.image_metrics(predict(model, blurred), sharp)
+
+
+def within_tolerance(a: dict, b: dict) -> bool:
+    return all(abs(a[k] - b[k]) <= TOLERANCE[k] for k in TOLERANCE)
+
+
+def status(models: list[str] | None = None) -> dict[str, str]:
+    """For each model: "finished" (weights shipped), "in progress" (a reference checkpoint without a
+    finished record) or "not run"."""
+    from .models import list_models
+    from .paths import runs_dir
+
+    out = {}
+    for name in models or list_models(dataset="cifar10") + list_models(dataset="motion"):
+        if name in available():
+            out[name] = "finished"
+        elif any(runs_dir().glob(f"*-{name}-full/state.json")):
+            out[name] = "in progress"
+        else:
+            out[name] = "not run"
+    return out
