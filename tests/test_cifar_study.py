@@ -17,8 +17,36 @@ def test_summary_table_collects_trained_models_across_chapters(tmp_path, monkeyp
     (tmp_path / "report" / "results").mkdir(parents=True)
     (tmp_path / "report" / "results" / "resunet.json").write_text(json.dumps(payload))
     df = cs.summary_table()
-    assert list(df["model"]) == ["resunet1"] and df["report PSNR"][0] == 28.49
+    assert list(df["model"]) == ["resunet1"] * 3
+    assert list(df["run"]) == ["this run", "reference run: not run", "original report"]
+    assert df["PSNR"][2] == "28.49" and df["MSE"][0] == "0.01000"
     assert (tmp_path / "report" / "tables" / "cifar_summary.md").exists()
+
+
+def test_results_table_gives_intervals_and_the_reference_run_between_ours_and_the_report(tmp_path, monkeypatch):
+    monkeypatch.setenv("DEBLURLAB_OUTPUT_DIR", str(tmp_path))
+    rng = np.random.default_rng(0)
+    ours = {"mse": rng.uniform(0.001, 0.003, 200), "psnr": rng.uniform(25, 30, 200), "ssim": rng.uniform(.8, .9, 200)}
+    ref = {k: v * 0.9 for k, v in ours.items()}
+
+    class Study:
+        provenance = {"data": "d", "profile": "smoke", "date": "x", "commit": "c", "machine": "m"}
+
+        class splits:
+            test = np.zeros((200, 2, 2, 3))
+
+    monkeypatch.setattr(cs, "reference_records", lambda names: {n: {
+        "epochs": 30, "train_seconds": 600.0, "stopped": "epoch limit (30)", "data": {"n_train": 4069},
+        "arithmetic": "float32 on CPU", "machine": "here", "date": "today"} for n in names})
+    df = cs.results_table(Study, {cs.BLURRED_INPUT: ours, "resunet1": ours}, {}, name="t", reference={"resunet1": ref})
+    assert list(df["run"]) == ["this run", "this run", "reference run", "original report"]
+    low, high = cs.stats.mean_ci(ours["mse"])
+    assert df["MSE"][1] == f"{ours['mse'].mean():.5f} ± {(high - low) / 2:.5f}"
+    assert df["epochs"][2] == 30
+    csv = (tmp_path / "report" / "tables" / "t.csv").read_text()
+    assert "mse low" in csv and f"{low}"[:8] in csv
+    note = (tmp_path / "report" / "tables" / "t.md").read_text()
+    assert "bootstrap" in note and "[resunet1] reference run: 30 epochs" in note
 
 
 def test_summary_table_without_results_says_what_to_run(tmp_path, monkeypatch):

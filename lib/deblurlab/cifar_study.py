@@ -14,12 +14,12 @@ import keras
 import numpy as np
 import pandas as pd
 
-from . import compute
+from . import compute, stats, zoo
 from . import metrics as M
 from .data.blur import TEST_SEED, make_blurred_set, training_stream
 from .data.cifar import CifarSplits, load_cifar10, split_cifar10
 from .models import build_model, get_spec
-from .paths import results_dir
+from .paths import results_dir, tables_dir
 from .profiles import CifarPlan, resolve_profile
 from .provenance import footnote, provenance
 from .tables import write_table
@@ -62,11 +62,16 @@ def run_name(study: CifarStudy, model_name: str, seed: int = 0) -> str:
 
 
 def train_model(study: CifarStudy, model_name: str, seed: int = 0, epochs: int | None = None,
-                callbacks: list | None = None) -> tuple[keras.Model, TrainResult]:
+                callbacks: list | None = None, weights: str = "train") -> tuple[keras.Model, TrainResult]:
     """Build ``model_name`` from the registry and train it (or resume, or load a finished run).
 
-    ``epochs`` overrides the profile's epoch limit (the reference run's cap); ``callbacks`` are
-    added to training's own (e.g. a time limit)."""
+    ``weights="zoo"`` skips training and loads the shipped reference weights instead (its result
+    comes from the reference run's record). ``epochs`` overrides the profile's epoch limit (the
+    reference run's cap); ``callbacks`` are added to training's own (e.g. a time limit)."""
+    if weights == "zoo":
+        return zoo_model(model_name)
+    if weights != "train":
+        raise ValueError(f"weights={weights!r}: use 'train' (train at the profile) or 'zoo' (shipped weights)")
     config = study.plan.train_config(model_name, seed=seed)
     if epochs is not None:
         config.epochs = epochs
@@ -85,12 +90,60 @@ def train_model(study: CifarStudy, model_name: str, seed: int = 0, epochs: int |
     return model, result
 
 
+def _result_from_record(record: dict) -> TrainResult:
+    from pathlib import Path
+
+    history = pd.DataFrame(record["history"])
+    return TrainResult(history=history, epochs_run=record["epochs"], best_epoch=record["best_epoch"] - 1,
+                       train_seconds=record["train_seconds"], stopped_early=record["stopped"].startswith("early"),
+                       resumed_at=None, run_dir=Path(zoo.weights_path(record["model"])))
+
+
+def zoo_model(model_name: str) -> tuple[keras.Model, TrainResult]:
+    """The shipped reference model and its training as its record tells it (``zoo.ZooError`` if none)."""
+    model, record = zoo.load(model_name), zoo.read_record(model_name)
+    print(f"{model_name}: shipped reference weights (zoo/{model_name}.weights.h5): {record['epochs']} epochs, "
+          f"{record['stopped']}, {record['train_seconds'] / 60:.0f} min on {record['machine']}")
+    return model, _result_from_record(record)
+
+
+def reference_models(model_names: list[str]) -> dict[str, keras.Model]:
+    """The shipped reference models among ``model_names``; says which are missing and why."""
+    status = zoo.status(model_names)
+    for name, state in status.items():
+        if state != "finished":
+            print(f"{name}: no shipped reference run ({state}); `python -m deblurlab.reference --models {name}`")
+    return {name: zoo.load(name) for name, state in status.items() if state == "finished"}
+
+
+def reference_records(model_names) -> dict[str, dict]:
+    return {name: zoo.read_record(name) for name in model_names if name in zoo.available()}
+
+
+def summarize_ci(per_image: dict[str, np.ndarray]) -> dict[str, float | list]:
+    """Means as ``metrics.summarize`` gives them, each with its 95% bootstrap interval (``<m>_ci``), and
+    the PSNR of the mean MSE with its interval (``stats.METHOD`` says how)."""
+    out = {}
+    for metric, values in per_image.items():
+        out[metric] = float(np.mean(values))
+        out[f"{metric}_ci"] = list(stats.mean_ci(values))
+    out["psnr_mean_mse"] = stats.psnr_of_mean_mse(per_image["mse"])
+    out["psnr_mean_mse_ci"] = list(stats.psnr_of_mean_mse_ci(per_image["mse"]))
+    return out
+
+
 def evaluate(study: CifarStudy, models: dict[str, keras.Model]) -> dict[str, dict[str, np.ndarray]]:
     """Per-image MSE, PSNR and SSIM on the held-out test set, the blurred input first."""
     scores = {BLURRED_INPUT: M.per_image_metrics(study.test_blurred, study.splits.test)}
     for name, model in models.items():
         scores[name] = M.per_image_metrics(predict(model, study.test_blurred), study.splits.test)
     return scores
+
+
+def evaluate_models(study: CifarStudy, models: dict[str, keras.Model]) -> dict[str, dict[str, np.ndarray]]:
+    """Per-image MSE, PSNR and SSIM of ``models`` on the held-out test set (no blurred-input row)."""
+    return {name: M.per_image_metrics(predict(model, study.test_blurred), study.splits.test)
+            for name, model in models.items()}
 
 
 def restorations(study: CifarStudy, models: dict[str, keras.Model], indices) -> dict[str, np.ndarray]:
@@ -104,31 +157,103 @@ def hardest_examples(study: CifarStudy, n: int = 6, min_sigma: float = 1.5, seed
     return np.random.default_rng(seed).permutation(pool)[:n]
 
 
+RUNS = ("this run", "reference run", "original report")
+TABLE_NOTE = ("Each cell: the mean over the test images ± half the width of its 95% interval (exact ends in "
+              "the .csv). Compare methods by 'PSNR of mean MSE', not by the per-image mean PSNR. The reference "
+              "run is the shipped zoo model (python -m deblurlab.reference), scored by this run on the same images.")
+
+
+def _with_ci(value: float, ci, digits: int) -> str:
+    if ci is None or not all(np.isfinite(ci)):
+        return f"{value:.{digits}f}"
+    return f"{value:.{digits}f} ± {(ci[1] - ci[0]) / 2:.{digits}f}"
+
+
+def _score_cells(summary: dict) -> dict:
+    return {"MSE": _with_ci(summary["mse"], summary.get("mse_ci"), 5),
+            "PSNR": _with_ci(summary["psnr"], summary.get("psnr_ci"), 2),
+            "PSNR of mean MSE": _with_ci(summary["psnr_mean_mse"], summary.get("psnr_mean_mse_ci"), 2)
+            if "psnr_mean_mse" in summary else "–",
+            "SSIM": _with_ci(summary["ssim"], summary.get("ssim_ci"), 4)}
+
+
+def _exact(summary: dict) -> dict:
+    """The CSV's exact columns: each mean and its interval's ends."""
+    out = {}
+    for metric in ("mse", "psnr", "psnr_mean_mse", "ssim"):
+        if metric in summary:
+            ci = summary.get(f"{metric}_ci") or [None, None]
+            out.update({f"{metric}": summary[metric], f"{metric} low": ci[0], f"{metric} high": ci[1]})
+    return out
+
+
+def score_rows(model_name: str, ours: dict | None, train: dict | None, reference: dict | None,
+               reference_train: dict | None, params: int | None) -> list[dict]:
+    """A model's rows: this run, the reference run (or why there is none), the original report.
+    ``ours``/``reference`` are ``summarize_ci`` outputs; ``train``/``reference_train`` hold epochs and
+    seconds."""
+    rows = []
+    if ours is not None:
+        rows.append({"model": model_name, "run": "this run", "params": f"{params:,}" if params else "–",
+                     "epochs": (train or {}).get("epochs"), "train s": (train or {}).get("seconds"),
+                     **_score_cells(ours), "_exact": _exact(ours)})
+    if model_name == BLURRED_INPUT:
+        return rows
+    if reference is not None:
+        rows.append({"model": model_name, "run": "reference run", "params": "", "epochs": reference_train["epochs"],
+                     "train s": reference_train["seconds"], **_score_cells(reference), "_exact": _exact(reference)})
+    else:
+        rows.append({"model": model_name, "run": f"reference run: {zoo.status([model_name])[model_name]}",
+                     "params": "", "epochs": None, "train s": None, "MSE": "–", "PSNR": "–",
+                     "PSNR of mean MSE": "–", "SSIM": "–", "_exact": {}})
+    report = get_spec(model_name).reference
+    if report:
+        rows.append({"model": model_name, "run": "original report", "params": "", "epochs": None, "train s": None,
+                     "MSE": f"{report['mse']:.5f}", "PSNR": f"{report['psnr']:.2f}", "PSNR of mean MSE": "–",
+                     "SSIM": f"{report['ssim']:.4f}", "_exact": {k: report[k] for k in ("mse", "psnr", "ssim")}})
+    return rows
+
+
+def _write_rows(name: str, rows: list[dict], note: str) -> pd.DataFrame:
+    shown = pd.DataFrame([{k: v for k, v in r.items() if k != "_exact"} for r in rows])
+    shown = shown.astype({"epochs": "Int64", "train s": "Int64"})
+    write_table(name, shown, note)
+    exact = pd.DataFrame([{"model": r["model"], "run": r["run"], "epochs": r["epochs"], "train s": r["train s"],
+                           **r["_exact"]} for r in rows])
+    exact.to_csv(tables_dir() / f"{name}.csv", index=False)
+    return shown
+
+
 def results_table(study: CifarStudy, scores: dict[str, dict[str, np.ndarray]],
                   results: dict[str, TrainResult], models: dict[str, keras.Model] | None = None,
-                  name: str | None = None) -> pd.DataFrame:
-    """Our metrics beside the report's, one row a model; written to report/tables/<name> if named."""
+                  name: str | None = None, reference: dict[str, dict[str, np.ndarray]] | None = None,
+                  extra_rows=(), note: str = "") -> pd.DataFrame:
+    """Per model: this run's scores, the reference run's (``reference``: per-image scores of the zoo
+    models on the same test images), the original report's; each mean with its 95% interval.
+    Written to report/tables/<name> (.md shown, .csv with the intervals' ends) if named, with
+    ``extra_rows(columns)`` (a function returning rows, e.g. a quoted paper's) and ``note`` appended."""
+    reference = reference or {}
+    records = reference_records(reference)
     rows = []
     for model_name, per_image in scores.items():
-        ours = M.summarize(per_image)
-        row = {"model": model_name}
-        if model_name == BLURRED_INPUT:
-            reference, params, result = {}, None, None
-        else:
-            reference, result = get_spec(model_name).reference, results.get(model_name)
-            params = models[model_name].count_params() if models and model_name in models else None
-        row.update({"params": f"{params:,}" if params else "–",
-                    "epochs": result.epochs_run if result else None,
-                    "train s": round(result.train_seconds) if result else None,
-                    "MSE": ours["mse"], "PSNR": ours["psnr"], "SSIM": ours["ssim"],
-                    "report MSE": reference.get("mse"), "report PSNR": reference.get("psnr"),
-                    "report SSIM": reference.get("ssim")})
-        rows.append(row)
-    df = pd.DataFrame(rows).astype({"epochs": "Int64", "train s": "Int64"})
+        result = results.get(model_name)
+        train = {"epochs": result.epochs_run, "seconds": round(result.train_seconds)} if result else None
+        params = models[model_name].count_params() if models and model_name in models else None
+        ref = reference.get(model_name)
+        ref_train = ({"epochs": records[model_name]["epochs"], "seconds": round(records[model_name]["train_seconds"])}
+                     if model_name in records else None)
+        rows += score_rows(model_name, summarize_ci(per_image), train, summarize_ci(ref) if ref else None,
+                           ref_train, params)
+    for make_row in extra_rows:
+        rows.append({"_exact": {}, **make_row(list(rows[0]))})
+    shown = pd.DataFrame([{k: v for k, v in r.items() if k != "_exact"} for r in rows])
     if name:
-        write_table(name, df, footnote(study.provenance) + f" Test set: {len(study.splits.test):,} "
-                    "held-out images, each blurred once with a fixed seed (σ ~ U(0, 3)).")
-    return df
+        notes = [f"[{n}] reference run: {r['epochs']} epochs ({r['stopped']}), {r['data']['n_train']:,} training "
+                 f"images, {r['arithmetic']}, {r['machine']}, {r['date']}." for n, r in records.items()]
+        _write_rows(name, rows, " ".join([TABLE_NOTE, stats.METHOD, *notes, footnote(study.provenance),
+                                          f"Test set: {len(study.splits.test):,} held-out images, each blurred "
+                                          "once with a fixed seed (σ ~ U(0, 3)).", note]).strip())
+    return shown.astype({"epochs": "Int64", "train s": "Int64"})
 
 
 def gains_over_input(scores: dict[str, dict[str, np.ndarray]]) -> pd.DataFrame:
@@ -146,13 +271,26 @@ def gains_over_input(scores: dict[str, dict[str, np.ndarray]]) -> pd.DataFrame:
 
 
 def save_results(chapter: str, study: CifarStudy, scores, results: dict[str, TrainResult],
-                 models: dict[str, keras.Model] | None = None) -> dict:
-    """Write report/results/<chapter>.json, from which the report's text takes its numbers."""
+                 models: dict[str, keras.Model] | None = None,
+                 reference: dict[str, dict[str, np.ndarray]] | None = None) -> dict:
+    """Write report/results/<chapter>.json, from which the report's text takes its numbers, and the
+    per-image scores (``reference``: the zoo models' on the same images, saved as
+    ``"reference:<model>"``)."""
     gains = gains_over_input(scores).set_index("model").to_dict(orient="index")
     payload = {"chapter": chapter, "provenance": study.provenance, "data": study.describe(),
                "n_test": len(study.splits.test), "n_train": len(study.splits.train), "models": {}}
+    reference = reference or {}
+    records = reference_records(reference)
     for name, per_image in scores.items():
-        entry = {"metrics": M.summarize(per_image)}
+        entry = {"metrics": summarize_ci(per_image)}
+        if name in reference:
+            r = records[name]
+            entry["reference_run"] = {"metrics": summarize_ci(reference[name]), "epochs": r["epochs"],
+                                      "train_seconds": r["train_seconds"], "stopped": r["stopped"],
+                                      "n_train": r["data"]["n_train"], "machine": r["machine"],
+                                      "arithmetic": r["arithmetic"], "date": r["date"]}
+        elif name != BLURRED_INPUT:
+            entry["reference_run"] = {"status": zoo.status([name])[name]}
         if name in results:
             r = results[name]
             entry.update(epochs=r.epochs_run, train_seconds=r.train_seconds, stopped_early=r.stopped_early,
@@ -162,7 +300,7 @@ def save_results(chapter: str, study: CifarStudy, scores, results: dict[str, Tra
             entry["params"] = int(models[name].count_params())
         payload["models"][name] = entry
     (results_dir() / f"{chapter}.json").write_text(json.dumps(payload, indent=1, default=float))
-    save_per_image(chapter, scores, study.test_sigmas)
+    save_per_image(chapter, {**scores, **{f"reference:{n}": v for n, v in reference.items()}}, study.test_sigmas)
     return payload
 
 
@@ -210,19 +348,21 @@ def summary_table(chapters: list[str] | None = None, name: str | None = "cifar_s
                 continue  # the blurred input, or a row that is not a trained model
             if get_spec(model_name).dataset != "cifar10":
                 continue
-            reference, ours = entry.get("reference", {}), entry["metrics"]
-            rows.append({"model": model_name, "chapter": payload["chapter"],
-                         "params": f"{entry['params']:,}" if entry.get("params") else "–",
-                         "epochs": entry["epochs"], "train s": round(entry["train_seconds"]),
-                         "MSE": ours["mse"], "PSNR": ours["psnr"], "SSIM": ours["ssim"],
-                         "report MSE": reference.get("mse"), "report PSNR": reference.get("psnr"),
-                         "report SSIM": reference.get("ssim")})
+            ref_run = entry.get("reference_run", {})
+            ref_metrics = ref_run.get("metrics")
+            ref_train = ({"epochs": ref_run["epochs"], "seconds": round(ref_run["train_seconds"])}
+                         if ref_metrics else None)
+            chapter_rows = score_rows(model_name, entry["metrics"],
+                                      {"epochs": entry["epochs"], "seconds": round(entry["train_seconds"])},
+                                      ref_metrics, ref_train, entry.get("params"))
+            if not ref_metrics and "status" in ref_run:  # the status when the chapter ran
+                chapter_rows[1]["run"] = f"reference run: {ref_run['status']}"
+            rows += [{**row, "chapter": payload["chapter"]} for row in chapter_rows]
             notes[payload["chapter"]] = footnote(payload["provenance"])
     if not rows:
         raise FileNotFoundError(f"no CIFAR-10 chapter results in {results_dir()}: run the chapter notebooks first")
-    df = pd.DataFrame(rows).astype({"epochs": "Int64", "train s": "Int64"})
     if name:
         distinct = sorted(set(notes.values()))
         text = distinct[0] if len(distinct) == 1 else " ".join(f"[{c}] {n}" for c, n in sorted(notes.items()))
-        write_table(name, df, text)
-    return df
+        return _write_rows(name, rows, " ".join([TABLE_NOTE, stats.METHOD, text]))
+    return pd.DataFrame([{k: v for k, v in r.items() if k != "_exact"} for r in rows])

@@ -173,3 +173,28 @@ def plot_method_grid(images: dict[str, np.ndarray], titles: dict[str, str] | Non
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def plot_quality_vs_budget(curves: dict[str, pd.DataFrame], title: str = "Validation PSNR against training budget"):
+    """Each model's validation PSNR per epoch against its cumulative training time (left) and
+    training FLOPs (right, where known), log x; ``curves[model]`` has columns seconds, tflop and
+    val_psnr (``deblurlab.findings.budget_curves``). One colour a model, its last epoch marked."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    for (model, curve), colour in zip(curves.items(), list(plt.cm.tab10.colors) * 2):
+        for ax, x in zip(axes, ("seconds", "tflop")):
+            if x not in curve or not np.isfinite(curve[x]).any():
+                continue
+            ax.plot(curve[x], curve["val_psnr"], marker="o", markersize=3, color=colour, label=model)
+            ax.plot(curve[x].iloc[-1:], curve["val_psnr"].iloc[-1:], marker="*", markersize=10, color=colour)
+    for ax, label in zip(axes, ("training time (s, cumulative)", "training FLOPs (TFLOP, cumulative)")):
+        ax.set(xlabel=label, ylabel="validation PSNR (dB)")
+        if ax.lines:
+            ax.set_xscale("log")
+        else:
+            ax.text(0.5, 0.5, "no training history found", ha="center", va="center", transform=ax.transAxes)
+        ax.grid(alpha=0.3, which="both")
+    if axes[0].lines:
+        axes[1].legend(*axes[0].get_legend_handles_labels(), fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig

@@ -424,7 +424,19 @@ def save_results(chapter: str, study: MotionStudy, evaluation: Evaluation, resul
         payload["models"][name] = entry
     payload.update(extra or {})
     (results_dir() / f"{chapter}.json").write_text(json.dumps(payload, indent=1, default=_jsonable))
+    _save_per_image(chapter, {f"{name}|{metric}": values for name, per_image in evaluation.scores.items()
+                              for metric, values in per_image.items()}, names=np.array(evaluation.names, dtype=str))
     return payload
+
+
+PER_IMAGE_DIR = "per_image"  # report/results/per_image/<chapter>.npz, as cifar_study writes them
+
+
+def _save_per_image(chapter: str, arrays: dict, **extra) -> None:
+    """Per-frame (or per-patch) arrays for the findings chapter's intervals (deblurlab.findings)."""
+    folder = results_dir() / PER_IMAGE_DIR
+    folder.mkdir(exist_ok=True)
+    np.savez(folder / f"{chapter}.npz", **{k: np.asarray(v) for k, v in {**arrays, **extra}.items()})
 
 
 def _jsonable(value):
@@ -493,6 +505,12 @@ def save_data_results(chapter: str, analysis: PatchAnalysis, extra: dict | None 
     }
     payload.update(extra or {})
     (results_dir() / f"{chapter}.json").write_text(json.dumps(payload, indent=1, default=_jsonable))
+    # random_patch_ssim yields the frames' patches in frame order, patches_per_frame each
+    per_frame = analysis.plan.analysis_patches_per_image
+    n = len(analysis.random_ssim)
+    frame = np.repeat(np.arange(analysis.frames_used), per_frame) if n == analysis.frames_used * per_frame \
+        else np.arange(n)
+    _save_per_image(chapter, {"random_ssim": np.asarray(analysis.random_ssim, np.float64), "frame": frame})
     return payload
 
 

@@ -1,0 +1,114 @@
+"""The zoo of shipped reference weights and the reference command that makes it."""
+import json
+
+import numpy as np
+import pytest
+
+from deblurlab import reference, zoo
+from deblurlab.data.cifar import CifarData, split_cifar10
+from deblurlab.models import build_model
+from deblurlab.profiles import CIFAR_SIZES, PROFILES, CifarPlan
+
+
+@pytest.mark.parametrize("name", zoo.available())
+def test_every_shipped_model_loads_and_rescores_its_check_slice_as_recorded(name):
+    """Guards the shipped weights through every refactor: sha256, architecture and the scores."""
+    record = zoo.read_record(name)
+    model = zoo.load(name)
+    assert model.count_params() == record["params"]
+    scores = zoo.score_check_slice(model)
+    assert zoo.within_tolerance(scores, record["check"]["stored"]), (scores, record["check"]["stored"])
+    assert record["stopped"] and record["epochs"] >= 1 and record["test_scores"]["n"] > 0
+
+
+def test_the_zoo_is_small_enough_to_ship():
+    total = sum(p.stat().st_size for p in zoo.zoo_dir().glob("*") if p.is_file())
+    assert total < 30e6, f"zoo/ holds {total / 1e6:.1f} MB"
+
+
+def _unique_images(n: int) -> CifarData:
+    """Images whose first pixels spell their index, so every split's members can be identified."""
+    x = np.zeros((n, 32, 32, 3), np.uint8)
+    x[:, 0, 0, 0], x[:, 0, 0, 1] = np.arange(n) // 256, np.arange(n) % 256
+    return CifarData(x, np.zeros(n, np.int64), None, None, [str(i) for i in range(10)], "subset", "synthetic")
+
+
+def _ids(images: np.ndarray) -> set:
+    pixels = np.round(images[:, 0, 0, :2] * 255).astype(int)
+    return set(pixels[:, 0] * 256 + pixels[:, 1])
+
+
+@pytest.mark.parametrize("n_images", [1000, 5085])
+def test_the_reference_profile_never_trains_or_validates_on_any_profiles_test_images(n_images):
+    data = _unique_images(n_images)
+    full = CifarPlan.for_profile("full")
+    splits = split_cifar10(data, full.n_train, full.n_val, full.n_test, min_test=full.min_test)
+    seen = _ids(splits.train) | _ids(splits.val)
+    for profile in PROFILES:
+        sizes = CIFAR_SIZES[profile]
+        plan = CifarPlan.for_profile(profile)
+        test = split_cifar10(data, sizes["n_train"], sizes["n_val"], sizes["n_test"], min_test=plan.min_test).test
+        assert not seen & _ids(test), profile
+
+
+def test_a_missing_damaged_or_mismatched_weights_file_names_the_file_and_the_fix(tmp_path, monkeypatch):
+    monkeypatch.setenv(zoo.ZOO_ENV, str(tmp_path))
+    with pytest.raises(zoo.ZooError, match=r"resunet1\.json is missing.*deblurlab\.reference --models resunet1"):
+        zoo.load("resunet1")
+    model = build_model("resunet1")
+    zoo.write_weights(model, zoo.weights_path("resunet1"))
+    zoo.write_record("resunet1", {"sha256": zoo.sha256(zoo.weights_path("resunet1")), "input_shape": [32, 32, 3]})
+    loaded = zoo.load("resunet1")
+    for a, b in zip(model.weights, loaded.weights):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-3, atol=1e-4)  # float16 storage
+
+    data = bytearray(zoo.weights_path("resunet1").read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one damaged byte
+    zoo.weights_path("resunet1").write_bytes(bytes(data))
+    with pytest.raises(zoo.ZooError, match=r"resunet1\.weights\.h5 does not match the sha256"):
+        zoo.load("resunet1")
+
+    zoo.write_weights(build_model("resunet3"), zoo.weights_path("resunet1"))  # another architecture's weights
+    zoo.write_record("resunet1", {"sha256": zoo.sha256(zoo.weights_path("resunet1"))})
+    with pytest.raises(zoo.ZooError, match="architecture changed"):
+        zoo.load("resunet1")
+    zoo.weights_path("resunet1").unlink()
+    with pytest.raises(zoo.ZooError, match="weights.h5 is missing"):
+        zoo.load("resunet1")
+
+
+def test_export_writes_weights_and_a_record_that_load_and_the_check_reproduce(tmp_path, monkeypatch):
+    from deblurlab import compute
+    from deblurlab.cifar_study import prepare_study, train_model
+
+    monkeypatch.setenv("DEBLURLAB_OUTPUT_DIR", str(tmp_path / "out"))
+    monkeypatch.setenv(zoo.ZOO_ENV, str(tmp_path / "zoo"))
+    study = prepare_study("smoke")
+    model, result = train_model(study, "resunet1")
+    config = study.plan.train_config("resunet1")
+    record = reference.export("resunet1", model, result, study, config, compute.current("resunet1"), "epoch limit (1)")
+    assert zoo.available() == ["resunet1"]
+    saved = json.loads(zoo.record_path("resunet1").read_text())
+    assert saved["sha256"] == zoo.sha256(zoo.weights_path("resunet1")) == record["sha256"]
+    assert saved["data"]["n_test"] == len(study.splits.test) and saved["history"]
+    assert saved["dtype"] in ("float16", "float32") and saved["arithmetic"] and saved["machine"]
+    assert zoo.within_tolerance(zoo.score_check_slice(zoo.load("resunet1")), saved["check"]["stored"])
+    assert zoo.status(["resunet1", "resunet3"]) == {"resunet1": "finished", "resunet3": "not run"}
+
+
+def test_stopping_reasons_and_epoch_caps():
+    class Result:
+        def __init__(self, epochs_run, stopped_early):
+            self.epochs_run, self.stopped_early = epochs_run, stopped_early
+
+    assert reference.stopping_reason(Result(12, True), 70, 7).startswith("early stopping")
+    assert reference.stopping_reason(Result(40, False), 40, 7) == "epoch limit (40)"
+    assert reference.stopping_reason(Result(5, False), 40, 7) is None  # stopped by the time limit: unfinished
+
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    assert reference.parse_caps("12", ["a", "b"], parser) == {"a": 12, "b": 12}
+    assert reference.parse_caps("a=40,b=3", ["a", "b"], parser) == {"a": 40, "b": 3}
+    with pytest.raises(SystemExit):
+        reference.parse_caps("c=4", ["a", "b"], parser)
