@@ -62,12 +62,14 @@ def run_name(study: CifarStudy, model_name: str, seed: int = 0) -> str:
 
 
 def train_model(study: CifarStudy, model_name: str, seed: int = 0, epochs: int | None = None,
-                callbacks: list | None = None, weights: str = "train") -> tuple[keras.Model, TrainResult]:
+                callbacks: list | None = None, weights: str = "train", precision: str | None = None
+                ) -> tuple[keras.Model, TrainResult]:
     """Build ``model_name`` from the registry and train it (or resume, or load a finished run).
 
     ``weights="zoo"`` skips training and loads the shipped reference weights instead (its result
     comes from the reference run's record). ``epochs`` overrides the profile's epoch limit (the
-    reference run's cap); ``callbacks`` are added to training's own (e.g. a time limit)."""
+    reference run's cap); ``callbacks`` are added to training's own (e.g. a time limit); ``precision``
+    (a Keras dtype policy) overrides the machine's choice, in a run of its own name."""
     if weights == "zoo":
         return zoo_model(model_name)
     if weights != "train":
@@ -81,11 +83,15 @@ def train_model(study: CifarStudy, model_name: str, seed: int = 0, epochs: int |
         return training_stream(train_images, config.batch_size, seed, first_epoch, last_epoch)
 
     setup = compute.current(model_name)
+    name = run_name(study, model_name, seed)
+    if precision is not None and precision != setup.precision:
+        setup = compute.replace_precision(setup, precision)
+        name += f"-{precision}"
     with setup.scope():  # precision and, on several GPUs, MirroredStrategy
         set_seeds(seed)  # before building, so the initial weights are reproducible
         model = build_model(model_name, input_shape=study.splits.train.shape[1:])
-        result = train(model, make_stream, (study.val_blurred, study.splits.val), run_name(study, model_name, seed),
-                       config, setup=setup, callbacks=callbacks)
+        result = train(model, make_stream, (study.val_blurred, study.splits.val), name, config, setup=setup,
+                       callbacks=callbacks)
     print(f"{model_name} ({setup.describe()}): {result.summary()}")
     return model, result
 

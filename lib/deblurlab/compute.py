@@ -119,6 +119,16 @@ def choose(gpus: int, capability: tuple[int, int] | None = None, env: dict | Non
     return ComputeSetup(**setup)
 
 
+def replace_precision(setup: ComputeSetup, precision: str) -> ComputeSetup:
+    """``setup`` with another dtype policy; XLA is kept only where the tuning record measured that
+    pair (bf16 with XLA does not compile for every model)."""
+    if precision not in POLICIES:
+        raise ValueError(f"precision {precision!r}: choose one of {', '.join(POLICIES)}")
+    jit = setup.jit_compile if precision == "float32" or setup.device == "gpu" else False
+    return dataclasses.replace(setup, precision=precision, jit_compile=jit,
+                               source=f"{setup.source}; precision set to {precision} by the caller")
+
+
 def machine_key(name: str | None = None, flags: set[str] | None = None) -> str:
     """This CPU's kind as a file name: its model name and vector units, e.g. ``amd-epyc-avx2``."""
     from .provenance import cpu_features, cpu_name

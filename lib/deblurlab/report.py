@@ -91,6 +91,33 @@ class _Numbering:
         return f"{body}\n\n: {self._place('table', name)}: {caption}\n\n::: {{.table-note}}\n{notes.strip()}\n:::\n"
 
 
+def _versus(value: float, ci, digits: int) -> str:
+    """Where a published number lies against our 95% interval, in words."""
+    low, high = ci
+    where = "below" if value < low else "above" if value > high else "inside"
+    return f"lies {where} our 95% interval ({low:.{digits}f} to {high:.{digits}f})"
+
+
+def reference_sentence(chapter: dict, model: str) -> str:
+    """What a model's shipped reference run shows in a chapter's results, in one or two sentences
+    whose every comparison follows its interval."""
+    entry = chapter["models"].get(model, {})
+    ref = entry.get("reference_run") or {}
+    if "metrics" not in ref:
+        return (f"{model} has no shipped reference run ({ref.get('status', 'not run')}): "
+                f"`python -m deblurlab.reference --models {model}` trains one.")
+    m, ours, report = ref["metrics"], entry["metrics"], entry.get("reference") or {}
+    text = (f"The reference run of {model} ({ref['epochs']} epochs, {ref['stopped']}; "
+            f"{ref['train_seconds'] / 60:.0f} min of training on {ref['n_train']:,} images, {ref['arithmetic']}, "
+            f"{ref['machine']}) scores MSE {m['mse']:.5f}, SSIM {m['ssim']:.4f} and a PSNR of the mean MSE of "
+            f"{m['psnr_mean_mse']:.2f} dB on the same test images, against {ours['mse']:.5f}, {ours['ssim']:.4f} "
+            f"and {ours['psnr_mean_mse']:.2f} dB for this run's model.")
+    if report.get("mse") and m.get("mse_ci") and m.get("ssim_ci"):
+        text += (f" The original report's MSE of {report['mse']} (on its own CIFAR-10 test images) {_versus(report['mse'], m['mse_ci'], 5)}, "
+                 f"and its SSIM of {report['ssim']} {_versus(report['ssim'], m['ssim_ci'], 4)}.")
+    return text
+
+
 def render(image_root: str, extra: dict | None = None) -> str:
     """The report's markdown, with image paths under ``image_root``."""
     if not TEMPLATE.exists():
@@ -106,7 +133,8 @@ def render(image_root: str, extra: dict | None = None) -> str:
     for _ in range(2):
         numbering = _Numbering(image_root, numbers)
         context = {"results": results, "sections": sections, "now": today(), "figure": numbering.figure,
-                   "table": numbering.table, "ref": numbering.ref, **(extra or {})}
+                   "table": numbering.table, "ref": numbering.ref, "reference_sentence": reference_sentence,
+                   **(extra or {})}
         try:
             text = env.get_template(TEMPLATE.name).render(**context)
         except jinja2.UndefinedError as error:
