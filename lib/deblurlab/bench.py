@@ -822,6 +822,11 @@ def derive(row: dict, peaks: dict, pipelines: dict | None) -> dict:
             peak = peaks[dtype]["flops_per_s"]
             row[f"train_frac_{short}_peak"] = row["train_flops_per_s"] / peak
             row[f"infer_frac_{short}_peak"] = row["infer_flops_per_s"] / peak
+    # The share of the peak of the arithmetic the model trained in (bf16 for mixed_bfloat16, ...).
+    own = {"mixed_bfloat16": "bfloat16", "mixed_float16": "float16"}.get(row.get("precision"), "float32")
+    if own in peaks:
+        row["train_own_peak"] = own
+        row["train_frac_own_peak"] = row["train_flops_per_s"] / peaks[own]["flops_per_s"]
     row["infer_train_ratio"] = row["infer_images_per_s"] / row["train_images_per_s"]
     # Training images/s if every FLOP ran at the measured fp32 matmul peak: no setting can beat it.
     row["train_ceiling_images_per_s"] = peaks["float32"]["flops_per_s"] / (3 * fwd) if fwd else None
@@ -989,7 +994,7 @@ def tuning_variants(device: str, base: dict) -> dict:
     """The reference set-up (float32, no XLA, one step per call, unless the command line says
     otherwise) and each tuning change applied alone."""
     mixed = "mixed_float16" if device == "gpu" else "mixed_bfloat16"
-    ref = {"precision": "float32" if base["precision"].startswith("mixed") else base["precision"],
+    ref = {"precision": "float32" if (base["precision"] or "float32").startswith("mixed") else base["precision"],
            "steps_per_execution": base["steps_per_execution"], "jit": bool(base["jit"])}
     return {
         "reference": ref,
@@ -1024,7 +1029,7 @@ def main(argv=None) -> dict:
         _gpu_memory_growth()
     from . import compute
 
-    precision = args.precision or compute.current().precision
+    precision = args.precision  # None: per model, as training computes (deblurlab.compute)
     if precision == "mixed_float16" and device == "cpu":
         print("note: mixed_float16 on a CPU is emulated and slow; mixed_bfloat16 is the CPU's option")
     out = Path(args.out) if args.out else default_out(device, tuning=args.tune)
@@ -1050,7 +1055,7 @@ def main(argv=None) -> dict:
         "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "unset (TensorFlow's default: on for x86 CPUs)"),
         "date": today(),
         "commit": git_commit(),
-        "settings": {"quick": args.quick, "precision": precision,
+        "settings": {"quick": args.quick, "precision": precision or "per model (deblurlab.compute)",
                      "steps_per_execution": args.steps_per_execution,
                      "jit": "per model (deblurlab.compute)" if args.jit is None else args.jit, **opts},
         "methods": METHODS,
@@ -1146,7 +1151,8 @@ def run_benchmarks(models: list[str], plans: dict, base: dict, opts: dict) -> li
         print(f"[{i + 1}/{len(models)}] {name} {plan['input_shape']} batch {plan['batch_size']} ...",
               end=" ", flush=True)
         jit = base["jit"] if base["jit"] is not None else _training_jit(name)
-        row = run_model(name, {**base, "jit": jit, "input_shape": plan["input_shape"],
+        precision = base["precision"] or _training_precision(name)
+        row = run_model(name, {**base, "jit": jit, "precision": precision, "input_shape": plan["input_shape"],
                                "batch_size": plan["batch_size"], "budget_s": share}, opts["model_timeout_s"])
         budget_left = max(budget_left - (time.perf_counter() - t0), 0.0)
         row["plan_source"] = plan["source"]
@@ -1157,6 +1163,13 @@ def run_benchmarks(models: list[str], plans: dict, base: dict, opts: dict) -> li
                   f"({time.perf_counter() - t0:.0f} s)", flush=True)
         rows.append(row)
     return rows
+
+
+def _training_precision(name: str) -> str:
+    """The dtype policy training uses for ``name`` on this machine (deblurlab.compute)."""
+    from . import compute
+
+    return compute.current(name).precision
 
 
 def _training_jit(name: str):
@@ -1261,12 +1274,14 @@ def speed_table(report: dict):
         if "error" in r:
             continue
         rows.append({"model": r["name"], "input": "×".join(map(str, r["input_shape"][:2])),
-                     "batch": r["batch_size"], "XLA": "yes" if r.get("jit_compile") else "no",
+                     "batch": r["batch_size"], "precision": {"mixed_bfloat16": "bf16", "mixed_float16": "fp16"}.get(
+                         r.get("precision"), "fp32"), "XLA": "yes" if r.get("jit_compile") else "no",
                      "MFLOP/img": r["forward_flops_per_image"] / 1e6,
                      "train img/s": r["train_images_per_s"],
                      "at fp32 peak": r.get("train_ceiling_images_per_s"),
                      "infer img/s": r["infer_images_per_s"],
                      "fp32 peak share": f"{100 * r.get('train_frac_fp32_peak', 0.0):.0f}%",
+                     "own peak share": f"{100 * r.get('train_frac_own_peak', r.get('train_frac_fp32_peak', 0.0)):.0f}%",
                      "bound": r["bound"]})
     return pd.DataFrame(rows)
 

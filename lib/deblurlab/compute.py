@@ -137,14 +137,21 @@ def machine_key(name: str | None = None, flags: set[str] | None = None) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower().replace("avx-512", "avx512")).strip("-")
 
 
-@lru_cache(maxsize=1)
-def _load_records(folder: str) -> dict:
-    return {path.stem: json.loads(path.read_text()) for path in sorted(Path(folder).glob("*.json"))}
+@lru_cache(maxsize=4)
+def _load_records(folder: str, suffix: str) -> dict:
+    paths = sorted(Path(folder).glob(f"*{suffix}"))
+    return {path.name[: -len(suffix)]: json.loads(path.read_text()) for path in paths
+            if "." not in path.name[: -len(suffix)]}
 
 
 def tuning_records() -> dict[str, dict]:
-    """Every kept tuning record, by machine key."""
-    return _load_records(str(TUNING_DIR))
+    """Every kept tuning record (``tuning/<machine key>.json``), by machine key."""
+    return _load_records(str(TUNING_DIR), ".json")
+
+
+def seed_records() -> dict[str, dict]:
+    """Every kept seed/precision record (``tuning/<machine key>.seeds.json``, python -m deblurlab.seeds)."""
+    return _load_records(str(TUNING_DIR), ".seeds.json")
 
 
 def _gain(record: dict, model_name: str, label: str) -> float | None:

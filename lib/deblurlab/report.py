@@ -152,6 +152,33 @@ def tuning_records() -> list[dict]:
             if not record.get("settings", {}).get("quick") and "tuning" in record]
 
 
+def precision_check_table() -> None:
+    """``precision_check`` table and result from the kept seed/precision records (deblurlab.seeds)."""
+    from . import compute
+    from .tables import write_table
+
+    out = results_dir() / "precision_check.json"
+    out.unlink(missing_ok=True)
+    records = compute.seed_records()
+    if not records:
+        return
+    import pandas as pd
+
+    rows, notes = [], []
+    for key, record in records.items():
+        for run in record["runs"]:
+            t = run["test"]
+            rows.append({"machine": key, "precision": run["precision"], "seed": run["seed"], "epochs": run["epochs"],
+                         "train s": round(run["train_seconds"]), "MSE": t["mse"], "PSNR of mean MSE": t["psnr_mean_mse"],
+                         "SSIM": t["ssim"]})
+        notes.append(f"[{key}] {record['model']}, profile {record['profile']}, {record['n_test']} test images; "
+                     f"{record['data']}; run {record['date']}, commit {record['commit']}, on {record['machine']}.")
+    write_table("precision_check", pd.DataFrame(rows), " ".join(notes))
+    out.write_text(json.dumps({"machines": [{"key": k, **{f: r[f] for f in ("model", "profile", "machine", "date")},
+                                              "spread": r["spread"], "check": r.get("precision_check", {})}
+                                             for k, r in records.items()]}, indent=1))
+
+
 def speed_tables() -> None:
     """The speed chapter's tables and its ``results.tuning_cpu``, from whichever records exist:
     ``make bench`` writes report/results/bench_<device>.json; the tuning records (an hour of CPU
@@ -165,6 +192,7 @@ def speed_tables() -> None:
             record = json.loads(path.read_text())
             if not record.get("settings", {}).get("quick"):  # --quick numbers are a smoke check
                 bench.write_speed_table(record)
+    precision_check_table()
     records = tuning_records()
     summary = results_dir() / "tuning_cpu.json"
     summary.unlink(missing_ok=True)
