@@ -6,7 +6,7 @@ PROFILE ?= default
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.deblurlab-installed
 
-.PHONY: setup report test lab bench clean-runs
+.PHONY: setup report test lab bench check-platforms clean-runs
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,12 @@ lab: $(STAMP)
 ## Options through BENCH_ARGS, e.g. make bench BENCH_ARGS="--quick --models resunet1".
 bench: $(STAMP)
 	$(PY) -m deblurlab.bench $(BENCH_ARGS)
+
+## Needs the package index: requirements.txt still resolves, wheels only, with exactly its locked
+## versions, on Linux x86-64/aarch64, macOS arm64 and Windows x86-64 for Python 3.11-3.13, and is
+## the lock of requirements.in. Installs uv into a temporary venv if it is not on PATH.
+check-platforms:
+	bash tools/check_platforms.sh
 
 clean-runs:
 	rm -rf runs/

@@ -18,7 +18,7 @@ def test_summary_table_collects_trained_models_across_chapters(tmp_path, monkeyp
     (tmp_path / "report" / "results" / "resunet.json").write_text(json.dumps(payload))
     df = cs.summary_table()
     assert list(df["model"]) == ["resunet1"] * 3
-    assert list(df["run"]) == ["this run", "reference run: not run", "original report"]
+    assert list(df["run"]) == ["this run", "reference run: not scored by this run", "original report"]
     assert df["PSNR"][2] == "28.49" and df["MSE"][0] == "0.01000"
     assert (tmp_path / "report" / "tables" / "cifar_summary.md").exists()
 

@@ -11,9 +11,11 @@ from deblurlab import findings as F
 from deblurlab import report
 from deblurlab.cifar_study import BLURRED_INPUT, save_per_image
 from deblurlab.paths import figures_dir, results_dir, runs_dir, tables_dir
+from deblurlab.profiles import MotionPlan
 
 N = 300
-PROV = {"data": "CIFAR-10 test fixture; split 96 train / 32 val / 300 test", "profile": "smoke", "date": "2026-01-01 00:00",
+PROV = {"data": "CIFAR-10 test fixture; split 96 train / 32 val / 300 test", "profile": "smoke",
+        "date": "2026-01-01 00:00",
         "commit": "abc1234", "machine": "test machine", "compute": "float32"}
 
 
@@ -43,17 +45,20 @@ def cifar_scores(seed=0, prefix=""):
         "eddensenet": _metrics(base * rng.uniform(0.9, 1.1, N), ssim),
         "caessc_d30_f64": _metrics(noisy(0.9), ssim), "caessc_d22_f128_half": _metrics(noisy(1.0), ssim),
         "caessc_d22_f128_half_no_sigmoid": _metrics(noisy(1.5), ssim - 0.05),
-        "srndeblur_cifar": _metrics(noisy(0.95), ssim), "srndeblur_cifar_lstm": _metrics(noisy(0.9), ssim + rng.normal(0, 0.01, N)),
+        "srndeblur_cifar": _metrics(noisy(0.95), ssim),
+        "srndeblur_cifar_lstm": _metrics(noisy(0.9), ssim + rng.normal(0, 0.01, N)),
     }
     scores = {prefix + k: v for k, v in scores.items()}
     blurred = np.where(np.arange(N) < 30, 0.0, base * 3)
-    scores[BLURRED_INPUT] = {"mse": blurred, "psnr": np.where(blurred == 0, 100.0, 10 * np.log10(1 / np.maximum(blurred, 1e-12))),
+    psnr = np.where(blurred == 0, 100.0, 10 * np.log10(1 / np.maximum(blurred, 1e-12)))
+    scores[BLURRED_INPUT] = {"mse": blurred, "psnr": psnr,
                              "ssim": np.where(blurred == 0, 1.0, ssim - 0.1)}
     return scores
 
 
 def evidence(scores=None, motion=None, patches=None, profile="smoke"):
-    ev = F.Evidence(profile, {**PROV, "profile": profile}, "fixture", N, scores=scores if scores is not None else cifar_scores(),
+    scores = scores if scores is not None else cifar_scores()
+    ev = F.Evidence(profile, {**PROV, "profile": profile}, "fixture", N, scores=scores,
                     sigmas=np.linspace(0, 3, N), dark=np.arange(N) < N // 4,
                     chapters={c: {"status": "saved", "message": ""} for c in F.CIFAR_CHAPTERS},
                     training={m: {"epochs": 1, "train_seconds": 5.0} for m in F.MODEL_CHAPTER})
@@ -120,7 +125,7 @@ def test_motion_claim_is_inconclusive_when_the_data_differ_and_decided_on_reds()
     for kind in ("gopro-sample", "synthetic"):
         r = row(F.scorecard(evidence(motion=motion(kind))), 8)
         assert r["verdict"] == "inconclusive" and r["reason"] == "data"
-        assert "not the original's REDS" in r["limit"]
+        assert "the original's REDS, so the original's number cannot be tested" in r["limit"]
         assert "because our data are not the original's" in r["sentence"]
     assert row(F.scorecard(evidence(motion=motion("reds", gain=0.5))), 8)["verdict"] == "reproduced"
     assert row(F.scorecard(evidence(motion=motion("reds", gain=-0.5))), 8)["verdict"] == "contradicted"
@@ -193,7 +198,7 @@ def test_collect_reads_saved_chapters_and_refuses_unpaired_ones():
     study, scores = fake_study(), cifar_scores()
     _save_chapter("resunet", scores, study.test_sigmas)
     _save_chapter("eddensenet", scores, study.test_sigmas, prov={**PROV, "profile": "default"})
-    ev = F.collect(study, recompute=False)
+    ev = F.collect(study)
     assert ev.chapters["resunet"]["status"] == "saved"
     assert ev.chapters["eddensenet"]["status"] == "refused" and "profile" in ev.chapters["eddensenet"]["message"]
     assert ev.chapters["caessc"]["status"] == "missing" and ev.chapters["srndeblur_reds"]["status"] == "missing"
@@ -210,12 +215,10 @@ def test_motion_chapters_save_what_the_findings_read():
     evaluation = ms.Evaluation(motion("gopro-sample")["scores"], [f"f{i}" for i in range(12)], {}, "", 0.1)
     data = SimpleNamespace(source="s", label="GoPro sample", kind="gopro-sample", is_real=True, protocol="p",
                            train=[0] * 5, val=[0], test=[0] * 12)
-    study = SimpleNamespace(plan=SimpleNamespace(patch_size=64, batch_size=4, patches_per_image=2, epochs=1, lr_decay=(False,),
-                                                 images_per_epoch=4), data=data, val=(np.zeros((4, 1)),),
-                            provenance=PROV, eval_description="12 frames")
+    plan = MotionPlan.for_profile("smoke")
+    study = ms.MotionStudy(plan, data, (np.zeros((4, 1)), np.zeros((4, 1))), np.arange(12), PROV)
     ms.save_results("srndeblur_reds", study, evaluation, {})
-    analysis = ms.PatchAnalysis(data, SimpleNamespace(analysis_patches_per_image=2), np.linspace(0.5, 1, 8),
-                                np.ones(3), 0.0, {"kde": 0.3}, 4, PROV)
+    analysis = ms.PatchAnalysis(data, plan, np.linspace(0.5, 1, 8), np.ones(3), 0.0, {"kde": 0.3}, 4, PROV)
     ms.save_data_results("motion_data", analysis)
     assert F._motion_evidence()["data_kind"] == "gopro-sample"
     found = F._patch_evidence()
@@ -275,4 +278,46 @@ def test_conclusion_counts_and_reasons():
     counts = card.counts()
     assert f"{counts['reproduced']} are reproduced" in text
     assert "our data are not the original's" in text and "contains zero" in text
-    assert "smoke profile" in text
+    assert "(the smoke profile)" in text and "stay open because" in text
+
+
+def test_collect_scores_missing_chapters_from_finished_runs_only(monkeypatch):
+    from deblurlab import cifar_study as cs
+
+    study, scores = fake_study(), cifar_scores()
+    for model in F.CIFAR_CHAPTERS["resunet"]:  # finished runs of chapter 1; chapter 2's run is unfinished
+        run = runs_dir() / cs.run_name(study, model)
+        run.mkdir(parents=True)
+        (run / "state.json").write_text(json.dumps({"epoch": 0, "stopped_early": False}))
+    run = runs_dir() / cs.run_name(study, "eddensenet")
+    run.mkdir(parents=True)
+    (run / "state.json").write_text(json.dumps({"epoch": -1, "stopped_early": False}))
+    loaded = []
+
+    def train_model(study_, name):
+        loaded.append(name)
+        return name, SimpleNamespace(epochs_run=1, train_seconds=2.0)
+
+    monkeypatch.setattr(cs, "train_model", train_model)
+    monkeypatch.setattr(cs, "evaluate", lambda study_, models: {BLURRED_INPUT: scores[BLURRED_INPUT],
+                                                                **{m: scores[m] for m in models}})
+    ev = F.collect(study, recompute=True)
+    assert loaded == ["resunet1", "resunet3"]  # never trains: the unfinished run is left alone
+    assert ev.chapters["resunet"]["status"] == "recomputed" and ev.chapters["eddensenet"]["status"] == "missing"
+    assert row(F.scorecard(ev), 1)["verdict"] == "reproduced"
+
+
+def test_refresh_rewrites_the_scorecard_from_merged_results(monkeypatch):
+    from deblurlab import cifar_study as cs
+
+    study, scores = fake_study(), cifar_scores()
+    monkeypatch.setattr(cs, "prepare_study", lambda profile, data_dir=None: study)
+    assert F.refresh() is None  # notebook 08 never ran in this folder
+    ev = F.collect(study)
+    F.save_results(F.scorecard(ev), ev, budget={"sentence": "kept"})
+    assert json.loads((results_dir() / "findings.json").read_text())["counts"]["inconclusive"] == 8
+    for chapter in F.CIFAR_CHAPTERS:  # the chapters' results arrive later (another test worker's)
+        _save_chapter(chapter, scores, study.test_sigmas)
+    payload = F.refresh()
+    assert payload["counts"] == {"reproduced": 3, "contradicted": 1, "inconclusive": 4}
+    assert payload["budget"] == {"sentence": "kept"} and (tables_dir() / "findings_scorecard.md").exists()

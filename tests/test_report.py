@@ -137,6 +137,26 @@ TUNING_RECORD = {
 }
 
 
+def _seed_run(seed, precision, mse):
+    ci = {f"{m}_ci": [v * 0.9, v * 1.1] for m, v in (("mse", mse), ("psnr_mean_mse", 27.0), ("ssim", 0.9))}
+    return {"seed": seed, "precision": precision, "epochs": 4, "train_seconds": 90.0,
+            "test": {"mse": mse, "psnr_mean_mse": 27.0, "ssim": 0.9, **ci}}
+
+
+def _seeds_record():
+    from deblurlab import seeds
+
+    runs = [_seed_run(s, "float32", 0.0027 + 0.00002 * s) for s in range(3)]
+    runs += [_seed_run(s, "mixed_bfloat16", 0.00271 + 0.00002 * s) for s in range(3)]
+    spread = {p: seeds.spread(runs, p) for p in ("float32", "mixed_bfloat16")}
+    return {"model": "resunet1", "profile": "default", "n_test": 400, "data": "d", "date": "2026-01-01",
+            "commit": "abc", "machine": "Test CPU", "runs": runs, "spread": spread,
+            "precision_check": {"mixed_bfloat16": seeds.precision_verdict(spread["float32"], spread["mixed_bfloat16"])}}
+
+
+SEEDS_RECORD = _seeds_record()
+
+
 @pytest.mark.parametrize("state", ["neither", "tuning only", "benchmark only", "both"])
 def test_speed_chapter_renders_in_every_state_of_the_records(state, tmp_path, monkeypatch):
     import json
@@ -155,6 +175,7 @@ def test_speed_chapter_renders_in_every_state_of_the_records(state, tmp_path, mo
 
     has_tuning = state in ("tuning only", "both")
     monkeypatch.setattr(compute, "tuning_records", lambda: {"test-cpu-avx2": TUNING_RECORD} if has_tuning else {})
+    monkeypatch.setattr(compute, "seed_records", lambda: {"test-cpu-avx2": SEEDS_RECORD} if state == "both" else {})
     if state in ("benchmark only", "both"):
         (results_dir() / "bench_cpu.json").write_text(json.dumps(BENCH_RECORD))
     report.speed_tables()
@@ -164,3 +185,7 @@ def test_speed_chapter_renders_in_every_state_of_the_records(state, tmp_path, mo
     assert ("The benchmark has not been run" in text) == (not has_bench)
     assert ("The tuning pass has not been run" in text) == (not has_tuning)
     assert "(ref)" not in text
+    assert ("No seed/precision record is kept yet" in text) == (state != "both")
+    if state == "both":
+        words = " ".join(text.split())
+        assert "changes the mean MSE by +0.00001" in words and "within the float32 seed spread" in words

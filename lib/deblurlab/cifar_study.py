@@ -165,7 +165,7 @@ def hardest_examples(study: CifarStudy, n: int = 6, min_sigma: float = 1.5, seed
 
 RUNS = ("this run", "reference run", "original report")
 TABLE_NOTE = ("Each cell: the mean over the test images ± half the width of its 95% interval (exact ends in "
-              "the .csv). Compare methods by 'PSNR of mean MSE', not by the per-image mean PSNR. The reference "
+              "the .csv). Compare methods by 'mean-MSE PSNR', not by the per-image mean PSNR. The reference "
               "run is the shipped zoo model (python -m deblurlab.reference), scored by this run on the same images.")
 
 
@@ -178,7 +178,7 @@ def _with_ci(value: float, ci, digits: int) -> str:
 def _score_cells(summary: dict) -> dict:
     return {"MSE": _with_ci(summary["mse"], summary.get("mse_ci"), 5),
             "PSNR": _with_ci(summary["psnr"], summary.get("psnr_ci"), 2),
-            "PSNR of mean MSE": _with_ci(summary["psnr_mean_mse"], summary.get("psnr_mean_mse_ci"), 2)
+            "mean-MSE PSNR": _with_ci(summary["psnr_mean_mse"], summary.get("psnr_mean_mse_ci"), 2)
             if "psnr_mean_mse" in summary else "–",
             "SSIM": _with_ci(summary["ssim"], summary.get("ssim_ci"), 4)}
 
@@ -194,7 +194,7 @@ def _exact(summary: dict) -> dict:
 
 
 def score_rows(model_name: str, ours: dict | None, train: dict | None, reference: dict | None,
-               reference_train: dict | None, params: int | None) -> list[dict]:
+               reference_train: dict | None, params: int | None, reference_status: str | None = None) -> list[dict]:
     """A model's rows: this run, the reference run (or why there is none), the original report.
     ``ours``/``reference`` are ``summarize_ci`` outputs; ``train``/``reference_train`` hold epochs and
     seconds."""
@@ -209,13 +209,14 @@ def score_rows(model_name: str, ours: dict | None, train: dict | None, reference
         rows.append({"model": model_name, "run": "reference run", "params": "", "epochs": reference_train["epochs"],
                      "train s": reference_train["seconds"], **_score_cells(reference), "_exact": _exact(reference)})
     else:
-        rows.append({"model": model_name, "run": f"reference run: {zoo.status([model_name])[model_name]}",
+        status = reference_status or zoo.status([model_name])[model_name]
+        rows.append({"model": model_name, "run": f"reference run: {status}",
                      "params": "", "epochs": None, "train s": None, "MSE": "–", "PSNR": "–",
-                     "PSNR of mean MSE": "–", "SSIM": "–", "_exact": {}})
+                     "mean-MSE PSNR": "–", "SSIM": "–", "_exact": {}})
     report = get_spec(model_name).reference
     if report:
         rows.append({"model": model_name, "run": "original report", "params": "", "epochs": None, "train s": None,
-                     "MSE": f"{report['mse']:.5f}", "PSNR": f"{report['psnr']:.2f}", "PSNR of mean MSE": "–",
+                     "MSE": f"{report['mse']:.5f}", "PSNR": f"{report['psnr']:.2f}", "mean-MSE PSNR": "–",
                      "SSIM": f"{report['ssim']:.4f}", "_exact": {k: report[k] for k in ("mse", "psnr", "ssim")}})
     return rows
 
@@ -360,9 +361,8 @@ def summary_table(chapters: list[str] | None = None, name: str | None = "cifar_s
                          if ref_metrics else None)
             chapter_rows = score_rows(model_name, entry["metrics"],
                                       {"epochs": entry["epochs"], "seconds": round(entry["train_seconds"])},
-                                      ref_metrics, ref_train, entry.get("params"))
-            if not ref_metrics and "status" in ref_run:  # the status when the chapter ran
-                chapter_rows[1]["run"] = f"reference run: {ref_run['status']}"
+                                      ref_metrics, ref_train, entry.get("params"),
+                                      ref_run.get("status", "not scored by this run"))
             rows += [{**row, "chapter": payload["chapter"]} for row in chapter_rows]
             notes[payload["chapter"]] = footnote(payload["provenance"])
     if not rows:

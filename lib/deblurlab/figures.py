@@ -189,7 +189,11 @@ def plot_quality_vs_budget(curves: dict[str, pd.DataFrame], title: str = "Valida
     for ax, label in zip(axes, ("training time (s, cumulative)", "training FLOPs (TFLOP, cumulative)")):
         ax.set(xlabel=label, ylabel="validation PSNR (dB)")
         if ax.lines:
+            from matplotlib.ticker import FuncFormatter
+
             ax.set_xscale("log")
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if f"{v:.0e}"[0] in "25" else ""))
         else:
             ax.text(0.5, 0.5, "no training history found", ha="center", va="center", transform=ax.transAxes)
         ax.grid(alpha=0.3, which="both")

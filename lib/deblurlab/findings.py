@@ -43,7 +43,7 @@ DIGITS = {"mse": 5, "ssim": 4, "psnr": 2}
 UNITS = {"mse": "", "ssim": "", "psnr": " dB"}
 PRETTY = {"resunet1": "ResUNet1", "resunet3": "ResUNet3", "eddensenet": "EDDenseNet",
           "caessc_d30_f64": "CAESSC_d30_f64", "caessc_d22_f128_half": "CAESSC_d22_f128_half",
-          "caessc_d22_f128_half_no_sigmoid": "CAESSC_d22_f128_half_no_sigmoid (ReLU output)",
+          "caessc_d22_f128_half_no_sigmoid": "CAESSC_d22_f128_half_no_sigmoid",
           "srndeblur_cifar": "SRNDeblur", "srndeblur_cifar_lstm": "SRNDeblur with LSTM",
           "srndeblur_reds": "SRNDeblur_reds", BLURRED_INPUT: "the blurred input"}
 
@@ -212,12 +212,12 @@ def _recompute(study, chapter: str) -> tuple[dict, dict] | None:
     return cs.evaluate(study, loaded), training
 
 
-def collect(study, recompute: bool = True) -> Evidence:
+def collect(study, recompute: bool = False) -> Evidence:
     """Every CIFAR chapter's per-image scores on ``study``'s test images, and the motion chapters'.
 
     A chapter whose per-image file is absent from this output folder, or whose test images are not
-    this study's, is scored here from its finished runs when ``recompute`` (loading, never
-    training); otherwise its claims are left untested, and the evidence says why."""
+    this study's, leaves its claims untested, and the evidence says why; with ``recompute`` it is
+    first scored here from its finished runs (loading, never training: several seconds a model)."""
     meta = {"n_test": len(study.splits.test), "provenance": study.provenance}
     evidence = Evidence(study.profile, study.provenance, study.describe(), len(study.splits.test),
                         scores={}, sigmas=np.asarray(study.test_sigmas, np.float64), dark=dark_mask(study.splits.test))
@@ -231,7 +231,12 @@ def collect(study, recompute: bool = True) -> Evidence:
                 evidence.scores.update(chapter_scores)
                 for name, entry in saved.get("models", {}).items():
                     if "epochs" in entry:
-                        evidence.training[name] = {"epochs": entry["epochs"], "train_seconds": entry.get("train_seconds")}
+                        evidence.training[name] = {"epochs": entry["epochs"],
+                                                   "train_seconds": entry.get("train_seconds")}
+                    if "epochs" in (entry.get("reference_run") or {}):
+                        ref = entry["reference_run"]
+                        evidence.training[REFERENCE + name] = {"epochs": ref["epochs"],
+                                                               "train_seconds": ref.get("train_seconds")}
                 info = {"status": "saved", "message": ""}
             else:
                 info = {"status": "refused", "message": f"not paired: {problem}"}
@@ -360,8 +365,9 @@ def _format_diff(test: dict) -> str:
     d, unit = DIGITS[test["metric"]], UNITS[test["metric"]]
     name = {"mse": "ΔMSE", "ssim": "ΔSSIM", "psnr": "ΔPSNR"}[test["metric"]]
     where = ", darkest quarter" if test["subset"] == "dark" else ""
-    versus = f" vs {test['b']}" if test["b"] != BLURRED_INPUT else " vs input"
-    return f"{name}{where}{versus} {test['mean']:+.{d}f}{unit} {S.format_ci(test['low'], test['high'], d, signed=True)}"
+    b = "input" if test["b"] == BLURRED_INPUT else test["b"]
+    return (f"{name}({test['a']} − {b}{where}) {test['mean']:+.{d}f}{unit} "
+            f"{S.format_ci(test['low'], test['high'], d, signed=True)}")
 
 
 def format_run(run: dict | None, none: str = "no reference run") -> str:
@@ -380,8 +386,9 @@ def _phrase(test: dict) -> str:
         return (f"{test['mean']:.1%} of random patches have SSIM ≥ 0.9 (95% CI {test['low']:.1%} to "
                 f"{test['high']:.1%}, {test['n']:,} patches of {test['clusters']:,} frames)")
     d, unit = DIGITS[test["metric"]], UNITS[test["metric"]]
-    name = METRIC_NAMES[test["metric"]] + (" on the darkest quarter of the test images" if test["subset"] == "dark" else "")
-    ci = f"95% CI {test['low']:+.{d}f} to {test['high']:+.{d}f}{unit}"
+    dark = " on the darkest quarter of the test images" if test["subset"] == "dark" else ""
+    name = METRIC_NAMES[test["metric"]] + dark
+    ci = f"95% CI of the difference {test['low']:+.{d}f} to {test['high']:+.{d}f}{unit}"
     a, b = pretty(test["a"]), pretty(test["b"])
     if test["low"] > 0 or test["high"] < 0:
         direction = "higher" if test["low"] > 0 else "lower"
@@ -407,8 +414,8 @@ def _limit(claim: Claim, run: dict | None, source: str, evidence: Evidence) -> s
         if found is None:
             return f"Data: the results of notebooks/{NOTEBOOKS[chapter]}.ipynb are missing from this output folder."
         if found["data_kind"] != "reds":
-            what = "real motion blur, but" if found["data_is_real"] else "synthetic camera shake on photographs,"
-            return (f"Data: ours are {found['data_label']} ({what} not the original's REDS), so the original's "
+            what = "real motion blur but not" if found["data_is_real"] else "synthetic camera shake rather than"
+            return (f"Data: ours are {found['data_label']}, {what} the original's REDS, so the original's "
                     "number cannot be tested here.")
         if claim.kind == "patches":
             return ("Protocol: the original estimated its share by a kernel density estimate over half the REDS "
@@ -422,7 +429,11 @@ def _limit(claim: Claim, run: dict | None, source: str, evidence: Evidence) -> s
         return "Data: " + ("; ".join(problems) if problems else "scores are missing") + "."
     models = sorted({m for t in claim.tests for m in (t.a, t.b) if m != BLURRED_INPUT})
     if source == "reference run":
-        budget = "Budget: the reference runs trained to convergence on this machine (the full profile)"
+        spent = [evidence.training.get(REFERENCE + m, {}) for m in models]
+        epochs = sorted({s.get("epochs") for s in spent if s.get("epochs") is not None})
+        budget = ("Budget: the reference runs trained at the full profile (all the training images, early "
+                  "stopping" + (f", {'/'.join(map(str, epochs))} epochs" if epochs else "") + "), close to the "
+                  "original's training, but our networks add an input skip that the original's lack")
     elif evidence.profile == "full":
         budget = "Protocol: the full profile follows the original's training, but our networks add an input skip"
     else:
@@ -433,13 +444,13 @@ def _limit(claim: Claim, run: dict | None, source: str, evidence: Evidence) -> s
                   f"{'/'.join(map(str, epochs)) or '?'} epoch(s), at most {max(seconds, default=0):.0f} s each on a "
                   "CPU, against the original's tens of epochs on a GPU")
     if run["verdict"] == "inconclusive":
-        budget += f", and {evidence.n_test:,} test images give wide intervals"
+        budget += f"; with {evidence.n_test:,} test images the interval contains zero"
     return budget + "."
 
 
 def _sentence(claim: Claim, final: dict | None, verdict: str, source: str, limit: str) -> str:
     head = f"Claim {claim.number} ({claim.text}) is {verdict}"
-    if final is None or not final["tests"]:
+    if final is None or all(t["missing"] for t in final["tests"]):
         return f"{head}: it could not be tested. {limit}"
     where = " in the reference runs" if source == "reference run" else ""
     phrases = "; ".join(_phrase(t) for t in _deciding(final))
@@ -479,14 +490,16 @@ def scorecard(evidence: Evidence, claims=CLAIMS) -> Scorecard:
         for run_label, run in (("this run", this), ("reference run", reference)):
             for t in (run or {}).get("tests", []):
                 tests.append({"claim": claim.number, "run": run_label, "test": t["label"],
-                              "n": t.get("n", 0), "A": t["a_value"], "B": t["b_value"], "A − B": t["mean"],
-                              "95% CI": _ci_cell(t), "verdict": t["verdict"]})
+                              "n": t.get("n", 0), "A": t["a_value"], "B": t["b_value"],
+                              "A − B": t["a_value"] - t["b_value"], "95% CI": _ci_cell(t), "verdict": t["verdict"]})
     return Scorecard(rows, pd.DataFrame(tests))
 
 
 def _ci_cell(test: dict) -> str:
-    digits = 3 if test["metric"] == "share" else DIGITS[test["metric"]]
-    return S.format_ci(test["low"], test["high"], digits, signed=test["metric"] != "share")
+    """The interval of A − B (for claim 7's share: of the share minus the claimed share)."""
+    if test["metric"] == "share":
+        return S.format_ci(test["low"] - test["b_value"], test["high"] - test["b_value"], 3, signed=True)
+    return S.format_ci(test["low"], test["high"], DIGITS[test["metric"]], signed=True)
 
 
 def conclusion(card: Scorecard, evidence: Evidence) -> list[str]:
@@ -503,25 +516,27 @@ def conclusion(card: Scorecard, evidence: Evidence) -> list[str]:
     reasons = {key: [r["number"] for r in rows if r["verdict"] == "inconclusive" and r["reason"] == key]
                for key in ("interval", "data", "missing")}
     why = []
-    if reasons["interval"]:
-        why.append(f"claim{'s' if len(reasons['interval']) > 1 else ''} {listed(reasons['interval'])}: the interval "
-                   "of the difference contains zero, so this run cannot tell the methods apart")
-    if reasons["data"]:
-        why.append(f"claim{'s' if len(reasons['data']) > 1 else ''} {listed(reasons['data'])}: our data are not "
-                   "the original's")
-    if reasons["missing"]:
-        why.append(f"claim{'s' if len(reasons['missing']) > 1 else ''} {listed(reasons['missing'])}: the results "
-                   "needed were missing")
+    for key, because in (("interval", "the interval of a difference contains zero, so this run cannot tell the "
+                                      "methods apart"),
+                         ("data", "our data are not the original's"), ("missing", "the results needed were missing")):
+        numbers = reasons[key]
+        if numbers:
+            subject = f"claim{'s' if len(numbers) > 1 else ''} {listed(numbers)}"
+            verb = " stays open" if len(numbers) == 1 else " stay open"
+            why.append(subject[0].upper() + subject[1:] + verb + f" because {because}" if not why
+                       else f"{subject} because {because}")
     if why:
-        out.append("Undecided: " + "; ".join(why) + ".")
+        out.append("; ".join(why) + ".")
     if any(r["source"] == "reference run" for r in rows):
         used = [r["number"] for r in rows if r["source"] == "reference run"]
-        out.append(f"The verdicts of claim{'s' if len(used) > 1 else ''} {listed(used)} come from the reference "
-                   "runs, trained to convergence; the others from this run.")
-    elif evidence.profile != "full":
-        out.append(f"Every verdict describes networks trained at the {evidence.profile} profile, minutes on a CPU, "
-                   "not the converged networks of the original; a contradiction or an open question here may "
-                   "change with longer training, and a reproduced ranking may too.")
+        others = "; the others from this run" if len(used) < len(rows) else ""
+        out.append(f"The verdict{'s' if len(used) > 1 else ''} of claim{'s' if len(used) > 1 else ''} "
+                   f"{listed(used)} come{'s' if len(used) == 1 else ''} from the shipped reference runs (the "
+                   f"full profile's training, with early stopping){others}.")
+    if evidence.profile != "full" and any(r["source"] == "this run" and r["kind"] == "cifar" for r in rows):
+        out.append(f"The verdicts of this run describe networks trained briefly on a CPU (the {evidence.profile} "
+                   "profile), not the converged networks of the original: a contradiction or an open question "
+                   "here may change with longer training, and a reproduced ranking may too.")
     return out
 
 
@@ -533,7 +548,7 @@ def psnr_table(evidence: Evidence, name: str | None = "findings_psnr") -> tuple[
     summary (with a generated sentence) for the report."""
     scores = evidence.scores
     if BLURRED_INPUT not in scores:
-        df = pd.DataFrame(columns=["method", "mean PSNR", "changed images PSNR", "PSNR of mean MSE", "95% CI"])
+        df = pd.DataFrame(columns=["method", "mean PSNR", "changed images PSNR", "mean-MSE PSNR", "95% CI"])
         if name:
             write_table(name, df, footnote(evidence.provenance) + " No CIFAR-10 chapter's results were found.")
         return df, {"sentence": "No CIFAR-10 chapter's results were found, so no PSNR is compared.",
@@ -550,7 +565,7 @@ def psnr_table(evidence: Evidence, name: str | None = "findings_psnr") -> tuple[
                           "psnr_of_mean_mse": S.psnr_of_mean_mse(per_image["mse"]), "low": low, "high": high}
         v = values[method]
         rows.append({"method": method, "mean PSNR": v["mean_psnr"], "changed images PSNR": v["changed_psnr"],
-                     "PSNR of mean MSE": v["psnr_of_mean_mse"], "95% CI": S.format_ci(low, high, 2)})
+                     "mean-MSE PSNR": v["psnr_of_mean_mse"], "95% CI": S.format_ci(low, high, 2)})
     df = pd.DataFrame(rows)
     networks = [m for m in values if m != BLURRED_INPUT]
     summary = {"n": int(len(input_mse)), "n_changed": int(changed.sum()), "methods": values,
@@ -631,7 +646,7 @@ def budget_table(curves: dict[str, pd.DataFrame], evidence: Evidence, name: str 
     rows = [{"model": m, "epochs": int(c["epoch"].iloc[-1]), "train s": float(c["seconds"].iloc[-1]),
              "training TFLOP": float(c["tflop"].iloc[-1]), "last val PSNR": float(c["val_psnr"].iloc[-1]),
              "best val PSNR": float(c["val_psnr"].max())} for m, c in curves.items()]
-    df = pd.DataFrame(rows)
+    df = pd.DataFrame(rows, columns=["model", "epochs", "train s", "training TFLOP", "last val PSNR", "best val PSNR"])
     if not rows:
         sentence = "No training history of this profile was found, so the budget figure is empty."
     else:
@@ -655,7 +670,8 @@ def write_tables(card: Scorecard, evidence: Evidence) -> pd.DataFrame:
                         "ours, reference run": format_run(r["reference"]),
                         "verdict": r["verdict"] + (" (reference)" if r["source"] == "reference run" else ""),
                         "limited by": r["limit"]} for r in card.rows])
-    note = (footnote(evidence.provenance) + f" {S.METHOD} The original's numbers are its mean per-image PSNR; "
+    note = (footnote(evidence.provenance) + f" {S.METHOD} {S.VERDICT_RULE} The original's numbers are its mean "
+            "per-image PSNR; "
             "ours is the PSNR of the mean MSE. Claim 4's dark areas: the darkest quarter of the sharp test "
             "images by mean intensity. Claim 7: patches of one frame are resampled together.")
     write_table("findings_scorecard", df, note)
@@ -684,10 +700,28 @@ def save_results(card: Scorecard, evidence: Evidence, psnr: dict | None = None, 
                  chapter: str = "findings") -> dict:
     """Write report/results/findings.json, from which the report's findings section is written."""
     payload = {"chapter": chapter, "provenance": evidence.provenance, "data": evidence.data,
-               "n_test": evidence.n_test, "profile": evidence.profile, "method": S.METHOD,
+               "n_test": evidence.n_test, "profile": evidence.profile, "method": S.METHOD, "verdict_rule": S.VERDICT_RULE,
                "claims": card.rows, "counts": card.counts(), "conclusion": conclusion(card, evidence),
                "chapters": evidence.chapters, "psnr": psnr or {}, "budget": budget or {},
                "reference_runs": sorted(k[len(REFERENCE):] for k in evidence.scores if k.startswith(REFERENCE))}
     payload = _clean(payload)
     (results_dir() / f"{chapter}.json").write_text(json.dumps(payload, indent=1, ensure_ascii=False))
     return payload
+
+
+def refresh(data_dir=None) -> dict | None:
+    """Rewrite the scorecard, the PSNR table and findings.json from the chapter results now in this
+    output folder, keeping the budget figure and table; None if notebook 08 never ran here.
+
+    For a report built from several output folders merged together (``make test``: one per test
+    worker), where the findings notebook may have run before, or apart from, the chapters."""
+    saved = _load_json("findings")
+    if saved is None:
+        return None
+    from .cifar_study import prepare_study
+
+    evidence = collect(prepare_study(saved.get("profile"), data_dir))
+    card = scorecard(evidence)
+    write_tables(card, evidence)
+    _, psnr = psnr_table(evidence)
+    return save_results(card, evidence, psnr, saved.get("budget"))

@@ -169,7 +169,7 @@ def precision_check_table() -> None:
         for run in record["runs"]:
             t = run["test"]
             rows.append({"machine": key, "precision": run["precision"], "seed": run["seed"], "epochs": run["epochs"],
-                         "train s": round(run["train_seconds"]), "MSE": t["mse"], "PSNR of mean MSE": t["psnr_mean_mse"],
+                         "train s": round(run["train_seconds"]), "MSE": t["mse"], "mean-MSE PSNR": t["psnr_mean_mse"],
                          "SSIM": t["ssim"]})
         notes.append(f"[{key}] {record['model']}, profile {record['profile']}, {record['n_test']} test images; "
                      f"{record['data']}; run {record['date']}, commit {record['commit']}, on {record['machine']}.")
@@ -227,6 +227,9 @@ def build_report() -> list[Path]:
         summary_table()  # every CIFAR-10 chapter's models in one table, from their saved results
     except FileNotFoundError as error:
         raise ReportError(str(error)) from error
+    from .findings import refresh
+
+    refresh()  # the scorecard from every chapter's results here (merged test workers' included)
     speed_tables()
 
     root = output_root()

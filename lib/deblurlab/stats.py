@@ -37,10 +37,10 @@ METHOD = (f"Intervals: {LEVEL:.0%} bias-corrected and accelerated (BCa) bootstra
           f"(scipy.stats.bootstrap, {N_RESAMPLES:,} resamples, seed {SEED}); a difference between two "
           "models scored on the same images is a paired bootstrap (each resample draws the same images "
           "for both). PSNR of the mean MSE = 10 log10(1 / mean MSE): unlike the mean of per-image PSNR, "
-          f"it is not inflated by images the blur left unchanged (each counted as {PSNR_CAP_DB:g} dB). "
-          "A claim is reproduced when the interval of the difference lies wholly on the claimed side of "
-          "zero, contradicted when wholly on the other side, inconclusive when it contains zero or when "
-          "our data are not the original's.")
+          f"it is not inflated by images the blur left unchanged (each counted as {PSNR_CAP_DB:g} dB).")
+VERDICT_RULE = ("A claim is reproduced when the interval of the difference lies wholly on the claimed side of "
+                "zero, contradicted when wholly on the other side, inconclusive when it contains zero or when "
+                "our data are not the original's.")
 
 
 def _as_1d(values, name: str = "values") -> np.ndarray:

@@ -1,0 +1,504 @@
+"""Deblur your own images with a shipped or trained model.
+
+    python -m deblurlab.deblur photo.jpg frames/ --model resunet1 --out restored/
+    python -m deblurlab.deblur blurred.png --model srndeblur_reds --out restored/ \\
+        --weights runs/motion-gopro-sample-srndeblur_reds-default/best.weights.h5
+
+INPUT is any number of image files (PNG or JPEG, any size; grayscale, RGBA and palette images are
+converted to RGB, the alpha channel dropped) and folders (their .png/.jpg/.jpeg files, sorted).
+Each result goes to ``OUT/<stem>.png`` as an 8-bit PNG of the output clipped to [0, 1]. An output
+that already exists is reported and skipped unless ``--overwrite``; a file that cannot be read as
+an image is reported with the reason and skipped while the others go on, and the exit code is 1
+when any file failed (2 when the model cannot be loaded).
+
+The weights come from the zoo (``zoo.load``: ``zoo/<model>.weights.h5``, sha256 checked) unless
+``--weights`` names a ``.weights.h5`` file: a training run's ``runs/<run>/best.weights.h5`` (Keras
+``save_weights``) or a zoo-format file. The network is rebuilt for any input size where its
+weights do not depend on the image size (every registered model except ``srndeblur_cifar_lstm``,
+whose Dense layers around the LSTM map to h*w*c values: it runs on tiles of its 32x32 training
+size instead). A frame is padded by reflection to the network's size multiple (8) and cropped
+back. Frames up to ``MAX_PIXELS`` run whole; larger ones run in tiles (``--tile``) that overlap and
+are cross-faded, so that no seam shows.
+
+Library use (the notebooks)::
+
+    from deblurlab import deblur
+    model = deblur.load_model("resunet1")                      # or weights="runs/.../best.weights.h5"
+    restored = deblur.deblur_image(model, deblur.read_image("photo.jpg"))   # float32 (H, W, 3) in [0, 1]
+    summary = deblur.deblur_files(model, ["photo.jpg", "frames/"], "restored/")
+
+The shipped CIFAR-10 models were trained on 32x32 thumbnails blurred by a gaussian: they are not
+motion-blur models. ``srndeblur_reds`` is; train it in chapter 05 and pass its run's weights.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import weakref
+from pathlib import Path
+
+import numpy as np
+
+from . import zoo
+from .data.pairs import IMAGE_SUFFIXES
+from .motion_study import deblur_frame, network_multiple, pad_to_multiple
+from .paths import REPO_ROOT, display_path, output_root
+
+MAX_PIXELS = 1024 * 1024  # a (padded) frame up to this many pixels runs whole; larger ones in tiles
+DEFAULT_TILE = 512
+DEFAULT_OVERLAP = 32
+FIXED_TILE_BATCH = 64  # tiles a call for a fixed-size model (32x32 tiles are cheap one by one only in number)
+
+
+class DeblurError(RuntimeError):
+    """A model, weights file or image cannot be used; the message names it and the fix."""
+
+
+# --- models ------------------------------------------------------------------------------------
+
+def _spec(name: str):
+    from .models import get_spec
+
+    try:
+        return get_spec(name)
+    except KeyError as exc:
+        raise DeblurError(exc.args[0]) from None
+
+
+def input_size(model) -> tuple[int | None, int | None]:
+    """(height, width) the model's input is built for; (None, None) when any size."""
+    shape = model.inputs[0].shape
+    return shape[1], shape[2]
+
+
+def is_any_size(model) -> bool:
+    return input_size(model) == (None, None)
+
+
+_ANY_SIZE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # model -> its any-size copy
+_FIXED: "weakref.WeakSet" = weakref.WeakSet()  # models whose weights depend on the input size
+
+
+def any_size(model, name: str | None = None):
+    """``model`` rebuilt for input shape (None, None, C) with its weights, when its architecture
+    allows it (a registered model whose weights do not depend on the image size); otherwise
+    ``model`` itself, which then runs on tiles of its own input size. ``name`` is the registered
+    name when it differs from ``model.name``. The result is cached per model."""
+    from .models import build_model, list_models
+
+    if is_any_size(model) or model in _FIXED:
+        return model
+    if model in _ANY_SIZE:
+        return _ANY_SIZE[model]
+    name = name or model.name
+    if name in list_models():
+        overrides = dict(getattr(model, "build_overrides", {}))
+        try:
+            rebuilt = build_model(name, input_shape=(None, None, model.inputs[0].shape[-1]), **overrides)
+        except ValueError:  # the architecture needs a fixed size (srndeblur_cifar_lstm)
+            rebuilt = None
+        if rebuilt is not None and zoo.weight_shapes(rebuilt) == zoo.weight_shapes(model):
+            rebuilt.set_weights(model.get_weights())
+            _ANY_SIZE[model] = rebuilt
+            return rebuilt
+    _FIXED.add(model)
+    return model
+
+
+def _show(path) -> str:
+    """``path`` relative to the checkout when inside it (``zoo/resunet1.weights.h5``), whether or not
+    it exists."""
+    path = Path(path)
+    return str(path.relative_to(REPO_ROOT)) if path.is_absolute() and path.is_relative_to(REPO_ROOT) else str(path)
+
+
+def _missing_weights_message(name: str) -> str:
+    spec = _spec(name)
+    path = _show(zoo.weights_path(name))
+    runs = sorted((output_root() / "runs").glob(f"*-{name}-*/best.weights.h5"))
+    found = ("; training runs found here: " + ", ".join(_show(p) for p in runs)) if runs else ""
+    if spec.dataset == "cifar10":
+        train = (f"Train it with `python -m deblurlab.reference --models {name}` (its weights then go to the "
+                 f"zoo), or pass --weights runs/<run>/best.weights.h5 from a training run")
+    else:
+        train = ("The reference command does not train the motion model yet: train it in chapter 05 "
+                 "(`python -m deblurlab.run notebooks/05_srndeblur_reds.ipynb`, or "
+                 "`make report`) and pass --weights runs/motion-<data>-srndeblur_reds-<profile>/best.weights.h5")
+    return f"no weights for {name}: {path} is missing (no reference run of {name} is shipped). {train}{found}."
+
+
+def _file_weights(path: Path) -> tuple[bool, list[tuple[int, ...]]]:
+    """(zoo format?, shapes of the model weights the HDF5 file holds). A Keras file keeps them under
+    ``layers/`` and ``vars/`` (a training run's file also holds ``optimizer/``, not counted)."""
+    import h5py
+
+    shapes = []
+    with h5py.File(path, "r") as handle:
+        zoo_format = handle.attrs.get("format") == "deblurlab-zoo-1"
+        groups = [handle] if zoo_format else [handle[k] for k in ("layers", "vars") if k in handle]
+        for group in groups:
+            group.visititems(lambda _, item: shapes.append(tuple(item.shape)) if isinstance(item, h5py.Dataset)
+                             else None)
+    return zoo_format, shapes
+
+
+def _load_weights_file(name: str, path):
+    import warnings
+
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise DeblurError(f"{path} does not exist: pass a .weights.h5 file, e.g. runs/<run>/best.weights.h5 "
+                          f"of a training run of {name}, or leave --weights out to use the zoo's.")
+    try:
+        zoo_format, shapes = _file_weights(path)
+    except Exception as exc:  # noqa: BLE001 - h5py raises OSError and others for non-HDF5 files
+        raise DeblurError(f"{path} is not a weights file ({type(exc).__name__}: {exc}): pass a .weights.h5 "
+                          "file written by Keras save_weights (a run's best.weights.h5) or by the zoo.") from exc
+    model = _build(name)
+    built = [tuple(s) for s in zoo.weight_shapes(model)]
+    if sorted(shapes) != sorted(built):
+        raise DeblurError(f"{path} does not fit {name}: it holds {len(shapes)} weight arrays, {name} has "
+                          f"{len(built)}{' of other shapes' if len(shapes) == len(built) else ''}. Pass the "
+                          "--model these weights were trained for.")
+    if not zoo_format and not path.name.endswith(".weights.h5"):
+        raise DeblurError(f"{path}: Keras reads weights only from files named *.weights.h5; rename it.")
+    try:
+        if zoo_format:
+            zoo.assign_weights(model, zoo.read_weights(path), path)
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # Keras warns per layer before it raises on a mismatch
+                model.load_weights(path)
+    except Exception as exc:  # noqa: BLE001 - Keras raises ValueError and others on a mismatch
+        message = str(exc).splitlines()[0][:300]
+        raise DeblurError(f"{path} does not fit {name} ({type(exc).__name__}: {message}). Pass the "
+                          "--model these weights were trained for.") from exc
+    return model
+
+
+def _build(name: str):
+    """``name`` built for any input size, or at its training size where its weights depend on it."""
+    from .models import build_model
+
+    try:
+        return build_model(name, input_shape=(None, None, 3))
+    except ValueError:
+        return build_model(name, input_shape=(32, 32, 3))
+
+
+def load_model(name: str, weights=None):
+    """The registered model ``name`` with the zoo's weights (sha256 checked) or those of the
+    ``weights`` file (``.weights.h5``, Keras or zoo format), built for any input size where the
+    architecture allows it. Raises ``DeblurError`` naming the missing file and the command that
+    trains it."""
+    _spec(name)
+    if weights is not None:
+        return _load_weights_file(name, weights)
+    if not zoo.record_path(name).exists() and not zoo.weights_path(name).exists():
+        raise DeblurError(_missing_weights_message(name))
+    try:
+        return any_size(zoo.load(name), name)
+    except zoo.ZooError as exc:
+        raise DeblurError(str(exc)) from None
+
+
+def describe(model) -> str:
+    """One line: how ``model`` will be run."""
+    from .models import list_models
+
+    h, w = input_size(model)
+    size = "any size" if (h, w) == (None, None) else \
+        f"{w}x{h} tiles only, its training size (neighbouring tiles share {2 * fixed_overlap(h)} px)"
+    note = ""
+    if model.name in list_models() and _spec(model.name).dataset == "cifar10":
+        note = (f"; note: {model.name} was trained on 32x32 CIFAR-10 thumbnails with gaussian blur, "
+                "not on motion blur")
+    return f"{model.name} ({model.count_params():,} parameters): runs on {size}, padded to a multiple of " \
+           f"{network_multiple(model)}{note}"
+
+
+# --- images ------------------------------------------------------------------------------------
+
+def read_image(path) -> np.ndarray:
+    """An image file as float32 RGB in [0, 1], shape (H, W, 3), turned upright by its EXIF
+    orientation. Grayscale, palette and RGBA images become RGB (alpha dropped); 16-bit grayscale
+    keeps its precision. Any failure raises ``DeblurError`` naming the file and the reason."""
+    from PIL import Image, ImageOps
+
+    path = Path(path)
+    try:
+        with Image.open(path) as image:
+            image = ImageOps.exif_transpose(image)
+            if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+                gray = np.asarray(image, dtype=np.float64) / 65535.0
+                return np.repeat(np.clip(gray, 0, 1)[..., None], 3, axis=-1).astype(np.float32)
+            array = np.asarray(image.convert("RGB"))
+    except FileNotFoundError:
+        raise DeblurError(f"{path} does not exist") from None
+    except IsADirectoryError:
+        raise DeblurError(f"{path} is a folder, not an image") from None
+    except Exception as exc:  # noqa: BLE001 - PIL raises many kinds for corrupt or foreign files
+        raise DeblurError(f"{path} is not a readable image ({type(exc).__name__}: {exc})") from None
+    return array.astype(np.float32) / 255.0
+
+
+def write_png(image: np.ndarray, path) -> None:
+    """``image`` (float, [0, 1]) as an 8-bit RGB PNG, written atomically (an interrupted run leaves
+    no partial file that a rerun would then skip)."""
+    from PIL import Image
+
+    path = Path(path)
+    data = np.round(np.clip(np.asarray(image, np.float32), 0.0, 1.0) * 255.0).astype(np.uint8)
+    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+    try:
+        Image.fromarray(data).save(tmp, format="PNG")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def expand_inputs(inputs) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """(image files in order, [(input, reason)] for inputs that give none): files as given,
+    folders as their PNG/JPEG files sorted by name."""
+    files, problems = [], []
+    for item in inputs:
+        path = Path(item).expanduser()
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            if found:
+                files += found
+            else:
+                problems.append((path, f"{path} is a folder without any .png, .jpg or .jpeg file"))
+        elif path.exists():
+            files.append(path)
+        else:
+            problems.append((path, f"{path} does not exist"))
+    return files, problems
+
+
+# --- inference ---------------------------------------------------------------------------------
+
+def fixed_overlap(tile: int) -> int:
+    """Overlap of the tiles of a fixed-size model: a quarter of its size (8 px for 32x32)."""
+    return max(1, tile // 4)
+
+
+def _starts(length: int, tile: int, step: int) -> list[int]:
+    if length <= tile:
+        return [0]
+    return [*range(0, length - tile, step), length - tile]
+
+
+def _window(length: int, start: int, total: int, overlap: int) -> np.ndarray:
+    """1-D blending weight of a tile along one axis. On a side inside the frame the tile's outer
+    overlap/2 pixels get no weight (the network's own border effects), the next ``overlap`` pixels
+    ramp linearly to 1; a side on the frame's border keeps full weight. Neighbouring tiles share
+    2 x overlap pixels, so their ramps are complementary and cross-fade without a seam."""
+    if overlap <= 0:
+        return np.ones(length, np.float32)
+    d = np.arange(length, dtype=np.float32) + 0.5
+    lead = np.ones(length, np.float32) if start == 0 else np.clip((d - overlap / 2) / overlap, 0, 1)
+    trail = np.ones(length, np.float32) if start + length >= total else \
+        np.clip((d[::-1] - overlap / 2) / overlap, 0, 1)
+    return np.minimum(lead, trail)
+
+
+def _predict(model, batch: np.ndarray) -> np.ndarray:
+    out = model(batch.astype(np.float32), training=False)
+    out = out[-1] if isinstance(out, (list, tuple)) else out
+    return np.asarray(out, dtype=np.float32)
+
+
+def deblur_tiled(model, padded: np.ndarray, tile: tuple[int, int], overlap: int, multiple: int,
+                 batch: int = 1) -> np.ndarray:
+    """Run ``model`` over an (H, W, C) image already padded to ``multiple`` in tiles of
+    ``tile`` = (th, tw) whose starts are multiples of ``multiple`` (so the strided layers see the
+    same pixel grid as on the whole frame), neighbours sharing at least 2 x ``overlap`` pixels,
+    blended by ``_window``. Returns the (H, W, C) output, not clipped."""
+    H, W = padded.shape[:2]
+    th, tw = min(tile[0], H), min(tile[1], W)
+    steps = []
+    for size, length in ((th, H), (tw, W)):
+        step = size if length <= size else (size - 2 * overlap) // multiple * multiple
+        if step <= 0:
+            raise ValueError(f"tile {size} px is too small for an overlap of {overlap} px: it must be at least "
+                             f"2 x overlap + {multiple} (the network's multiple)")
+        steps.append(step)
+    coords = [(y, x) for y in _starts(H, th, steps[0]) for x in _starts(W, tw, steps[1])]
+    out = np.zeros((H, W, 3), np.float64)
+    weight = np.zeros((H, W, 1), np.float64)
+    for i in range(0, len(coords), batch):
+        chunk = coords[i:i + batch]
+        pieces = _predict(model, np.stack([padded[y:y + th, x:x + tw] for y, x in chunk]))
+        for (y, x), piece in zip(chunk, pieces):
+            w = np.outer(_window(th, y, H, overlap), _window(tw, x, W, overlap))[..., None]
+            out[y:y + th, x:x + tw] += piece * w
+            weight[y:y + th, x:x + tw] += w
+    return (out / weight).astype(np.float32)
+
+
+def check_tile(model, tile: int | None, overlap: int = DEFAULT_OVERLAP) -> None:
+    """Raise ``ValueError`` when ``tile`` / ``overlap`` cannot be used with ``model``."""
+    model = any_size(model)
+    multiple = network_multiple(model)
+    fixed = input_size(model)
+    if fixed != (None, None):
+        if tile not in (None, fixed[0]) or fixed[0] != fixed[1]:
+            raise ValueError(f"{model.name} runs only on {fixed[1]}x{fixed[0]} inputs (its weights depend on the "
+                             f"image size), so it is always run on tiles of that size; --tile {tile} does not apply.")
+        return
+    if overlap < 0:
+        raise ValueError(f"overlap={overlap}: use 0 or more pixels")
+    size = DEFAULT_TILE if tile is None else tile  # None: the tile that large frames get
+    what = f"the default tile {size}" if tile is None else f"tile={size}"
+    if size and (size < 0 or size % multiple):
+        raise ValueError(f"{what} must be a positive multiple of {multiple} for {model.name}")
+    if size and size - 2 * overlap < multiple:
+        raise ValueError(f"{what} is too small for an overlap of {overlap} px: use tiles of at least "
+                         f"2 x overlap + {multiple} = {2 * overlap + multiple}")
+
+
+def deblur_image(model, image: np.ndarray, tile: int | None = None, overlap: int = DEFAULT_OVERLAP) -> np.ndarray:
+    """Restore one (H, W, 3) float image in [0, 1] (uint8 is scaled, 2-D grayscale repeated): padded
+    by reflection to the network's multiple, run, cropped back to (H, W) and clipped to [0, 1].
+
+    ``tile=None``: the whole frame when it has at most ``MAX_PIXELS`` pixels (after padding), else
+    tiles of ``DEFAULT_TILE``; ``tile=0``: always the whole frame; ``tile=N`` (a multiple of the
+    network's multiple): tiles of N x N, blended as described in ``deblur_tiled``. A model built for
+    a fixed size is first rebuilt for any size (``any_size``) when its architecture allows it,
+    otherwise it runs on tiles of its own size, overlapping by a quarter of it."""
+    image = np.asarray(image)
+    if image.dtype == np.uint8:
+        image = image.astype(np.float32) / 255.0
+    if image.ndim == 2:
+        image = np.repeat(image[..., None], 3, axis=-1)
+    if image.ndim != 3 or image.shape[-1] != 3:
+        raise ValueError(f"image of shape {image.shape}: expected (H, W, 3) RGB (read_image converts files)")
+    image = image.astype(np.float32)
+    model = any_size(model)
+    check_tile(model, tile, overlap)
+    multiple = network_multiple(model)
+    h, w = image.shape[:2]
+    fixed = input_size(model)
+    if fixed != (None, None):
+        padded, _ = pad_to_multiple(image, multiple)
+        extra = (max(0, fixed[0] - padded.shape[0]), max(0, fixed[1] - padded.shape[1]))
+        padded = np.pad(padded, ((0, extra[0]), (0, extra[1]), (0, 0)), mode="symmetric")
+        out = deblur_tiled(model, padded, fixed, fixed_overlap(fixed[0]), multiple, batch=FIXED_TILE_BATCH)
+        return np.clip(out[:h, :w], 0.0, 1.0)
+    padded_shape = (-(-h // multiple) * multiple, -(-w // multiple) * multiple)
+    if tile is None:
+        tile = 0 if padded_shape[0] * padded_shape[1] <= MAX_PIXELS else DEFAULT_TILE
+    if not tile or (padded_shape[0] <= tile and padded_shape[1] <= tile):
+        return deblur_frame(model, image, multiple)  # motion_study's pad, run, crop back, clip
+    padded, _ = pad_to_multiple(image, multiple)
+    return np.clip(deblur_tiled(model, padded, (tile, tile), overlap, multiple)[:h, :w], 0.0, 1.0)
+
+
+def deblur_files(model, paths, out_dir, overwrite: bool = False, tile: int | None = None,
+                 overlap: int = DEFAULT_OVERLAP, progress: bool = True, log=None) -> dict:
+    """Deblur image files and folders (see ``expand_inputs``) into ``out_dir/<stem>.png``.
+
+    A file that cannot be read is reported (by ``log``, default: printed) and skipped, as is an
+    existing output unless ``overwrite``. Returns ``{"written": [output paths], "skipped":
+    [(input, reason)], "failed": [(input, reason)], "seconds": float}``.
+    """
+    from tqdm.std import tqdm
+
+    start = time.perf_counter()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model = any_size(model)
+    check_tile(model, tile, overlap)
+    files, failed = expand_inputs([paths] if isinstance(paths, (str, Path)) else paths)
+    written, skipped = [], []
+    bar = tqdm(files, desc="deblur", unit="file", disable=not progress, file=sys.stderr, dynamic_ncols=True)
+    say = log or (lambda text: bar.write(text, file=sys.stderr))
+    for reason in (r for _, r in failed):
+        say(f"failed: {reason}")
+    claimed: dict[Path, Path] = {}
+    for path in bar:
+        bar.set_postfix_str(path.name, refresh=False)
+        target = out_dir / f"{path.stem}.png"
+        if target in claimed:
+            failed.append((path, f"{path}: its output {target} is also the output of {claimed[target]} "
+                                 "(same name); rename one of them"))
+            say(f"failed: {failed[-1][1]}")
+            continue
+        claimed[target] = path
+        if target.exists() and target.resolve() == path.resolve():
+            failed.append((path, f"{path}: the output would replace the input; choose another --out"))
+            say(f"failed: {failed[-1][1]}")
+            continue
+        if target.exists() and not overwrite:
+            skipped.append((path, f"{target} exists (--overwrite to replace it)"))
+            say(f"skipped: {path}: {skipped[-1][1]}")
+            continue
+        try:
+            image = read_image(path)
+        except DeblurError as exc:
+            failed.append((path, str(exc)))
+            say(f"failed: {exc}; skipped")
+            continue
+        write_png(deblur_image(model, image, tile=tile, overlap=overlap), target)
+        written.append(target)
+    bar.close()
+    return {"written": written, "skipped": skipped, "failed": failed, "seconds": time.perf_counter() - start}
+
+
+def summary_line(summary: dict, out_dir) -> str:
+    return (f"{len(summary['written'])} written, {len(summary['skipped'])} skipped, {len(summary['failed'])} failed "
+            f"in {summary['seconds']:.1f} s (outputs in {display_path(out_dir)})")
+
+
+# --- command line ------------------------------------------------------------------------------
+
+def _parser() -> argparse.ArgumentParser:
+    from .models import list_models
+
+    parser = argparse.ArgumentParser(prog="python -m deblurlab.deblur", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files (PNG/JPEG) or folders of them")
+    parser.add_argument("--model", required=True, metavar="NAME",
+                        help=f"a registered model: {', '.join(list_models())}")
+    parser.add_argument("--out", required=True, metavar="DIR", help="output folder (created): DIR/<stem>.png")
+    parser.add_argument("--weights", default=None, metavar="PATH",
+                        help="a .weights.h5 file (a run's best.weights.h5 or a zoo file); default: zoo/NAME.weights.h5")
+    parser.add_argument("--tile", type=int, default=None, metavar="N",
+                        help=f"tiles of N x N pixels (a multiple of 8); 0: always whole frames; default: whole "
+                             f"frames up to {MAX_PIXELS:,} pixels, else tiles of {DEFAULT_TILE}")
+    parser.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP, metavar="PX",
+                        help=f"context each tile adds on each side (default {DEFAULT_OVERLAP}): neighbouring "
+                             "tiles share 2 x PX pixels, cross-faded over the middle PX")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.tile is not None and args.tile < 0:
+        parser.error(f"--tile {args.tile}: use 0 (whole frames) or a positive multiple of 8")
+    if args.overlap < 0:
+        parser.error(f"--overlap {args.overlap}: use 0 or more pixels")
+    try:
+        model = load_model(args.model, args.weights)
+    except DeblurError as exc:
+        print(f"python -m deblurlab.deblur: error: {exc}", file=sys.stderr)
+        return 2
+    source = args.weights if args.weights else _show(zoo.weights_path(args.model))
+    print(f"{describe(model)}; weights: {source}", flush=True)
+    try:
+        check_tile(model, args.tile, args.overlap)
+    except ValueError as exc:
+        parser.error(str(exc))
+    summary = deblur_files(model, args.inputs, args.out, overwrite=args.overwrite, tile=args.tile,
+                           overlap=args.overlap)
+    print(summary_line(summary, args.out), flush=True)
+    return 1 if summary["failed"] else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
