@@ -40,17 +40,23 @@ def test_a_cpu_follows_its_own_tuning_record():
     records = {"cpu-avx2": _record(AVX2, jit_compile=1.4, mixed_bfloat16=0.2),
                "cpu-avx512-bf16-amx": _record(BF16, jit_compile=1.05, mixed_bfloat16=2.1,
                                               mixed_bfloat16__jit_compile=2.5)}
-    avx2 = compute.choose(0, env={}, model_name="m", key="cpu-avx2", records=records)
+    kept = {"cpu-avx512-bf16-amx": {"precision_check": {"mixed_bfloat16": {"quality_kept": True}}}}
+    avx2 = compute.choose(0, env={}, model_name="m", key="cpu-avx2", records=records, seeds=kept)
     assert (avx2.precision, avx2.jit_compile, avx2.source) == ("float32", True, "tuning record cpu-avx2")
-    amx = compute.choose(0, env={}, model_name="m", key="cpu-avx512-bf16-amx", records=records)
+    amx = compute.choose(0, env={}, model_name="m", key="cpu-avx512-bf16-amx", records=records, seeds=kept)
     assert (amx.precision, amx.jit_compile) == ("mixed_bfloat16", True)
+    # faster, but no seed/precision check, or one that found the quality lost: float32
+    for seeds in ({}, {"cpu-avx512-bf16-amx": {"precision_check": {"mixed_bfloat16": {"quality_kept": False}}}}):
+        setup = compute.choose(0, env={}, model_name="m", key="cpu-avx512-bf16-amx", records=records, seeds=seeds)
+        assert setup.precision == "float32"
     # bf16 measured faster, but the pair with XLA failed to compile (absent): bf16 without XLA
     records["cpu-avx512-bf16-amx"] = _record(BF16, jit_compile=1.3, mixed_bfloat16=2.1)
-    amx = compute.choose(0, env={}, model_name="m", key="cpu-avx512-bf16-amx", records=records)
+    amx = compute.choose(0, env={}, model_name="m", key="cpu-avx512-bf16-amx", records=records, seeds=kept)
     assert (amx.precision, amx.jit_compile) == ("mixed_bfloat16", False)
     # a record claiming a bf16 gain on a CPU without bf16 instructions is not believed
     records["cpu-avx2"] = _record(AVX2, jit_compile=1.0, mixed_bfloat16=3.0)
-    assert compute.choose(0, env={}, model_name="m", key="cpu-avx2", records=records).precision == "float32"
+    kept["cpu-avx2"] = kept["cpu-avx512-bf16-amx"]
+    assert compute.choose(0, env={}, model_name="m", key="cpu-avx2", records=records, seeds=kept).precision == "float32"
 
 
 def test_a_machine_without_a_record_uses_float32_and_the_closest_records_xla():

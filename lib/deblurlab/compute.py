@@ -95,7 +95,8 @@ class ComputeSetup:
 
 
 def choose(gpus: int, capability: tuple[int, int] | None = None, env: dict | None = None,
-           model_name: str | None = None, key: str | None = None, records: dict | None = None) -> ComputeSetup:
+           model_name: str | None = None, key: str | None = None, records: dict | None = None,
+           seeds: dict | None = None) -> ComputeSetup:
     """The set-up for ``gpus`` visible GPUs (the first one's compute ``capability``) and, on a CPU,
     for ``model_name`` on the machine ``key`` (default: this one) from its tuning record in
     ``records`` (default: the kept ones, ``tuning_records()``), with the environment's overrides."""
@@ -106,7 +107,7 @@ def choose(gpus: int, capability: tuple[int, int] | None = None, env: dict | Non
                      source="GPU rule: mixed precision, Keras' XLA choice")
     else:
         precision, jit, source = cpu_choice(model_name, machine_key() if key is None else key,
-                                            tuning_records() if records is None else records)
+                                            tuning_records() if records is None else records, seeds)
         setup = dict(device="cpu", gpus=0, precision=precision, jit_compile=jit, distribute=False, source=source)
     if env.get(PRECISION_ENV):
         if env[PRECISION_ENV] not in POLICIES:
@@ -164,19 +165,29 @@ def _has_bf16(record: dict) -> bool:
     return bool(flags.get("avx512_bf16") or flags.get("amx_bf16"))
 
 
-def cpu_choice(model_name: str | None, key: str, records: dict) -> tuple[str, bool | str, str]:
+def bf16_quality_kept(key: str, seeds: dict | None = None) -> bool:
+    """Whether this machine's seed/precision record (``python -m deblurlab.seeds``) found mixed
+    bfloat16 within the float32 seed-to-seed spread; no record, no bf16."""
+    record = (seed_records() if seeds is None else seeds).get(key) or {}
+    return bool(record.get("precision_check", {}).get("mixed_bfloat16", {}).get("quality_kept"))
+
+
+def cpu_choice(model_name: str | None, key: str, records: dict, seeds: dict | None = None
+               ) -> tuple[str, bool | str, str]:
     """(precision, jit_compile, source) for ``model_name`` on the CPU ``key``.
 
     With a record of this machine that tuned the model: XLA where it gained >= XLA_MIN_GAIN; mixed
-    bfloat16 where the CPU has bf16 instructions and it gained >= BF16_MIN_GAIN (with XLA only if
-    the record measured the pair together, since some models do not compile so). Without one: float32
+    bfloat16 where the CPU has bf16 instructions, it gained >= BF16_MIN_GAIN and the machine's
+    seed/precision check kept the quality (``seeds``, default: the kept records), with XLA only if the
+    record measured the pair together, since some models do not compile so. Without one: float32
     (bf16 needs this machine's measurement) and XLA from the closest record that tuned the model,
     one of the same vector units first.
     """
     record = records.get(key)
     if record and model_name in record.get("tuning", {}).get("summary", {}):
         jit = (_gain(record, model_name, "jit_compile") or 0.0) >= XLA_MIN_GAIN
-        bf16 = _has_bf16(record) and (_gain(record, model_name, "mixed_bfloat16") or 0.0) >= BF16_MIN_GAIN
+        bf16 = (_has_bf16(record) and (_gain(record, model_name, "mixed_bfloat16") or 0.0) >= BF16_MIN_GAIN
+                and bf16_quality_kept(key, seeds))
         if bf16:
             pair = _gain(record, model_name, "mixed_bfloat16+jit_compile")
             jit = pair is not None and pair >= max(XLA_MIN_GAIN, _gain(record, model_name, "mixed_bfloat16"))
