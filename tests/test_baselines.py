@@ -199,13 +199,14 @@ def test_training_speed_counts_the_images_the_profile_trains_on():
 
     import numpy as np
 
-    from deblurlab.profiles import DEFAULT_TRAIN_IMAGES, CifarPlan
+    from deblurlab.models import get_spec
+    from deblurlab.profiles import CifarPlan
 
     study = SimpleNamespace(plan=CifarPlan.for_profile("default"),
                             splits=SimpleNamespace(train=np.zeros((4285, 1, 1, 1), np.float32)))
     result = SimpleNamespace(train_seconds=100.0, epochs_run=2)
     assert C.training_images_per_second(study, "resunet1", result) == 2 * 4256 / 100.0
-    cap = DEFAULT_TRAIN_IMAGES["caessc_d30_f64"]
+    cap = get_spec("caessc_d30_f64").default_train_images
     assert C.training_images_per_second(study, "caessc_d30_f64", result) == 2 * (cap // 32 * 32) / 100.0
 
 

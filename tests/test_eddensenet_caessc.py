@@ -171,11 +171,13 @@ def test_dark_pixel_metrics_and_verdict():
 
 
 def test_default_profile_caps_training_images_only_where_listed(monkeypatch):
-    from deblurlab import profiles
+    import dataclasses
 
-    monkeypatch.setitem(profiles.DEFAULT_TRAIN_IMAGES, "caessc_d30_f64", 640)
+    from deblurlab import profiles
+    from deblurlab.models import registry
+
+    capped = dataclasses.replace(registry.get_spec("caessc_d30_f64"), default_train_images=640)
+    monkeypatch.setitem(registry._REGISTRY, "caessc_d30_f64", capped)
     assert profiles.CifarPlan.for_profile("default").train_images("caessc_d30_f64") == 640
     assert profiles.CifarPlan.for_profile("smoke").train_images("caessc_d30_f64") is None
     assert profiles.CifarPlan.for_profile("default").train_images("resunet1") is None
-    for name in ["eddensenet", *CAESSC]:
-        assert name in profiles.DEFAULT_EPOCHS  # measured, not the fallback

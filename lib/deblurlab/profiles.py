@@ -25,20 +25,9 @@ CIFAR_SIZES = {
     # report's learning rates and patience, early stopping, 70 epochs only as a safety cap.
     "full": dict(n_train=None, n_val=None, n_test=None, batch_size=32, epochs=70),
 }
-# Epochs of the default profile, to fit about 5 minutes of training a model on 2 CPU cores
-# (batch 32, AVX2 EPYC, float32, XLA per deblurlab.compute.CPU_XLA: python -m deblurlab.bench gives
-# ResUNet1 ~148 img/s and ResUNet3 ~42; make report measured epochs of ~35 s and ~115 s over ~4,200
-# images, validation included. XLA's x1.37 bought ResUNet3 its third epoch).
-DEFAULT_EPOCHS = {"resunet1": 4, "resunet3": 3, "eddensenet": 1,
-                  # SRNDeblur: one epoch is ~2-2.5 min.
-                  "srndeblur_cifar": 1, "srndeblur_cifar_lstm": 1,
-                  # EDDenseNet ~20 img/s: one epoch; CAESSC ~7 and ~6 img/s: one capped epoch (below).
-                  "caessc_d30_f64": 1, "caessc_d22_f128_half": 1, "caessc_d22_f128_half_no_sigmoid": 1}
-DEFAULT_EPOCHS_FALLBACK = 3
-# Training images per epoch at the default profile, for models too slow to see all ~4,200 of them
-# in a few CPU minutes (a fixed subset: the first N of the training split). Absent: all of them.
-DEFAULT_TRAIN_IMAGES: dict[str, int] = {"caessc_d30_f64": 1088, "caessc_d22_f128_half": 1792,
-                                         "caessc_d22_f128_half_no_sigmoid": 1792}
+# The default profile's epochs (None above) and training-image cap are per model, set in its
+# ``@register`` call (``default_epochs``, ``default_train_images``): about 5 minutes of training a
+# model on 2 CPU cores (batch 32, float32, XLA per deblurlab.compute.CPU_XLA).
 
 
 def resolve_profile(profile: str | None = None) -> str:
@@ -69,13 +58,18 @@ class CifarPlan:
         return max((s["n_test"] or 0) for s in CIFAR_SIZES.values())
 
     def train_images(self, model_name: str) -> int | None:
-        """The cap on ``model_name``'s training images at this profile; None means all of them."""
-        return DEFAULT_TRAIN_IMAGES.get(model_name) if self.profile == "default" else None
+        """The cap on ``model_name``'s training images at this profile (the first N of the training
+        split; the model's ``default_train_images`` at the default profile); None means all of them."""
+        return get_spec(model_name).default_train_images if self.profile == "default" else None
 
     def train_config(self, model_name: str, seed: int = 0) -> TrainConfig:
         sizes = CIFAR_SIZES[self.profile]
-        training = get_spec(model_name).training
-        epochs = sizes["epochs"] or DEFAULT_EPOCHS.get(model_name, DEFAULT_EPOCHS_FALLBACK)
+        spec = get_spec(model_name)
+        training = spec.training
+        epochs = sizes["epochs"] or spec.default_epochs  # the default profile: the model's own
+        if not epochs:
+            raise ValueError(f"{model_name}: a {spec.dataset} model has no default_epochs; CifarPlan trains "
+                             "CIFAR-10 models (register it with default_epochs=N)")
         return TrainConfig(epochs=epochs, batch_size=sizes["batch_size"] or training.get("batch_size", 128),
                            learning_rate=training.get("learning_rate", 1e-3),
                            patience=training.get("patience", 7), seed=seed)

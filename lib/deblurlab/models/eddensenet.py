@@ -104,7 +104,8 @@ def eddensenet_model(input_shape=(32, 32, 3), growth: int = GROWTH, encoder_bloc
 @register("eddensenet", family="eddensenet", dataset="cifar10",
           description="encoder-decoder of DenseBlocks [6,6,3]/[3,6], growth 16",
           training=dict(learning_rate=1e-3, patience=5, batch_size=128),
-          reference=dict(mse=0.0021, psnr=27.62, ssim=0.90))
+          reference=dict(mse=0.0021, psnr=27.62, ssim=0.90),
+          default_epochs=1)
 def eddensenet(input_shape=(32, 32, 3), **kwargs):
     return eddensenet_model(input_shape, **kwargs)
 

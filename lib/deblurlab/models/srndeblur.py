@@ -252,7 +252,8 @@ CIFAR_TRAINING = dict(learning_rate=1e-3, patience=7, batch_size=150)
 
 @register("srndeblur_cifar", family="srndeblur", dataset="cifar10",
           description="2-scale SRN, shared encoder-decoder, no LSTM", training=CIFAR_TRAINING,
-          reference=dict(mse=0.00175, psnr=29.23, ssim=0.9225))
+          reference=dict(mse=0.00175, psnr=29.23, ssim=0.9225),
+          default_epochs=1)
 def srndeblur_cifar(input_shape=(32, 32, 3), **kwargs):
     return _remember(srndeblur(input_shape, **{**CIFAR, "bottleneck": None, "name": "srndeblur_cifar", **kwargs}),
                      kwargs)
@@ -260,7 +261,8 @@ def srndeblur_cifar(input_shape=(32, 32, 3), **kwargs):
 
 @register("srndeblur_cifar_lstm", family="srndeblur", dataset="cifar10",
           description="2-scale SRN with an LSTM(32) bottleneck carried across scales",
-          training=CIFAR_TRAINING, reference=dict(mse=0.00174, psnr=29.38, ssim=0.9188))
+          training=CIFAR_TRAINING, reference=dict(mse=0.00174, psnr=29.38, ssim=0.9188),
+          default_epochs=1)
 def srndeblur_cifar_lstm(input_shape=(32, 32, 3), **kwargs):
     return _remember(srndeblur(input_shape, **{**CIFAR, "bottleneck": "lstm", "name": "srndeblur_cifar_lstm",
                                                **kwargs}), kwargs)
@@ -274,7 +276,8 @@ REDS = dict(filters=(16, 32, 64), blocks_per_level=2, kernel_size=5, batch_norm=
 @register("srndeblur_reds", family="srndeblur", dataset="motion",
           description="2-scale SRN for motion blur: ConvLSTM bottleneck, any size (multiple of 8)",
           training=dict(learning_rate=1e-4, patience=7, batch_size=10),
-          reference=dict(mse=0.002, psnr=27.23, ssim=0.8105, range="any"))
+          reference=dict(mse=0.002, psnr=27.23, ssim=0.8105, range="any"),
+          default_epochs=None)  # a motion model: its epochs come from profiles.MOTION_SIZES
 def srndeblur_reds(input_shape=(None, None, 3), **kwargs):
     return _remember(srndeblur(input_shape, **{**REDS, "name": "srndeblur_reds", **kwargs}), kwargs)
 
