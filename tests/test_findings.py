@@ -1,6 +1,5 @@
 """The findings scorecard: pairing checks, each verdict, generated sentences, outputs and the report section."""
 import json
-import shutil
 from types import SimpleNamespace
 
 import numpy as np
@@ -260,12 +259,9 @@ def test_outputs_and_the_report_section_render(tmp_path, monkeypatch):
     for name in ("findings_scorecard", "findings_tests", "findings_psnr"):
         assert (tables_dir() / f"{name}.md").exists()
 
-    sections = tmp_path / "sections"
-    sections.mkdir()
-    shutil.copy(report.REPO_ROOT / "report" / "sections" / "40_findings.md", sections)
-    monkeypatch.setattr(report, "SECTIONS", sections)
-    monkeypatch.setattr(report, "TEMPLATE", tmp_path / "report.md")
-    (tmp_path / "report.md").write_text("{% for section in sections %}{% include section %}\n{% endfor %}")
+    from section_render import use_only_section
+
+    use_only_section(tmp_path, monkeypatch, "40_findings.md")
     text = report.render("")
     for sentence in [*saved["conclusion"], *(c["sentence"] for c in saved["claims"])]:
         assert sentence in text

@@ -160,17 +160,12 @@ SEEDS_RECORD = _seeds_record()
 @pytest.mark.parametrize("state", ["neither", "tuning only", "benchmark only", "both"])
 def test_speed_chapter_renders_in_every_state_of_the_records(state, tmp_path, monkeypatch):
     import json
-    import shutil
 
     from deblurlab.paths import results_dir
+    from section_render import use_only_section
 
     monkeypatch.setenv("DEBLURLAB_OUTPUT_DIR", str(tmp_path / "out"))
-    sections = tmp_path / "sections"
-    sections.mkdir()
-    shutil.copy(report.REPO_ROOT / "report" / "sections" / "35_speed.md", sections)
-    monkeypatch.setattr(report, "SECTIONS", sections)
-    monkeypatch.setattr(report, "TEMPLATE", tmp_path / "report.md")
-    (tmp_path / "report.md").write_text("{% for section in sections %}{% include section %}\n{% endfor %}")
+    use_only_section(tmp_path, monkeypatch, "35_speed.md")
     from deblurlab import compute
 
     has_tuning = state in ("tuning only", "both")

@@ -47,6 +47,17 @@ def shared_data_dir() -> Path:
     return REPO_ROOT.parent / "shared" / "data"
 
 
+def file_digest(path, algorithm: str) -> str:
+    """The hex digest of a file (``algorithm``: a hashlib name such as "md5" or "sha256"), read in blocks."""
+    import hashlib
+
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def display_path(path) -> str:
     """``path`` as a report shared with others should print it: relative to the checkout's parent
     folder (``../shared/data/...``), to the checkout, or to the home folder (``~/...``), else as is."""

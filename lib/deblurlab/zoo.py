@@ -12,14 +12,13 @@ slice (``zoo/check_images.npz``: sharp test images and their blur sigmas) that a
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
 
 import numpy as np
 
-from .paths import REPO_ROOT
+from .paths import REPO_ROOT, file_digest
 
 ZOO_DIR = REPO_ROOT / "zoo"
 ZOO_ENV = "DEBLURLAB_ZOO"
@@ -46,11 +45,7 @@ def record_path(name: str) -> Path:
 
 
 def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_digest(path, "sha256")
 
 
 def available() -> list[str]:

@@ -6,7 +6,6 @@ sentence that the report prints next to every number computed from the data.
 """
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import pickle
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..paths import SAMPLE_DIR, display_path, shared_data_dir
+from ..paths import SAMPLE_DIR, display_path, file_digest, shared_data_dir
 
 ENV_VAR = "DEBLURLAB_CIFAR10"
 OFFICIAL_PYTHON_ARCHIVE_MD5 = "c58f30108f718f92721af3b95e74349a"
@@ -113,11 +112,7 @@ def read_pickle_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def md5sum(path: Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return file_digest(path, "md5")
 
 
 def _read_class_names(text: str | None) -> list[str]:
