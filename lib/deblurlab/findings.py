@@ -357,7 +357,8 @@ def _deciding(run: dict) -> list[dict]:
     return [min(tests, key=lambda t: t["expected_sign"] * t["low"])]
 
 
-def _format_diff(test: dict) -> str:
+def _format_diff(test: dict, names: bool = True) -> str:
+    """A test's difference and interval; ``names=False`` leaves the models out (the claim names them)."""
     if test["missing"]:
         return f"no scores for {', '.join(m.replace(REFERENCE, '') for m in test['missing'])}"
     if test["metric"] == "share":
@@ -366,16 +367,16 @@ def _format_diff(test: dict) -> str:
     name = {"mse": "ΔMSE", "ssim": "ΔSSIM", "psnr": "ΔPSNR"}[test["metric"]]
     where = ", darkest quarter" if test["subset"] == "dark" else ""
     b = "input" if test["b"] == BLURRED_INPUT else test["b"]
-    return (f"{name}({test['a']} − {b}{where}) {test['mean']:+.{d}f}{unit} "
-            f"{S.format_ci(test['low'], test['high'], d, signed=True)}")
+    label = f"{name}({test['a']} − {b}{where})" if names else f"{name}{where}"
+    return f"{label} {test['mean']:+.{d}f}{unit} {S.format_ci(test['low'], test['high'], d, signed=True)}"
 
 
-def format_run(run: dict | None, none: str = "no reference run") -> str:
+def format_run(run: dict | None, none: str = "no reference run", names: bool = True) -> str:
     if run is None:
         return none
     if not run["tests"]:
         return "results missing"
-    return "; ".join(_format_diff(t) for t in _deciding(run)) + f" → {run['verdict']}"
+    return "; ".join(_format_diff(t, names) for t in _deciding(run)) + f" → {run['verdict']}"
 
 
 def _phrase(test: dict) -> str:
@@ -666,10 +667,10 @@ def budget_table(curves: dict[str, pd.DataFrame], evidence: Evidence, name: str 
 def write_tables(card: Scorecard, evidence: Evidence) -> pd.DataFrame:
     """findings_scorecard (one row a claim) and findings_tests (one row a test); returns the first."""
     df = pd.DataFrame([{"#": r["number"], "claim": r["text"], "tested by": r["metric"], "original": r["original"],
-                        "ours, this run": format_run(r["this_run"], "results missing"),
-                        "ours, reference run": format_run(r["reference"]),
-                        "verdict": r["verdict"] + (" (reference)" if r["source"] == "reference run" else ""),
-                        "limited by": r["limit"]} for r in card.rows])
+                        "ours, this run": format_run(r["this_run"], "results missing", names=False),
+                        "ours, reference run": format_run(r["reference"], names=False),
+                        "verdict": r["verdict"] + (" (reference)" if r["source"] == "reference run" else "")}
+                       for r in card.rows])  # what limits each row: findings.json and the chapter's list
     note = (footnote(evidence.provenance) + f" {S.METHOD} {S.VERDICT_RULE} The original's numbers are its mean "
             "per-image PSNR; "
             "ours is the PSNR of the mean MSE. Claim 4's dark areas: the darkest quarter of the sharp test "

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -32,7 +33,9 @@ def to_markdown(df: pd.DataFrame, digits: int = 3) -> str:
     header = "| " + " | ".join(map(str, df.columns)) + " |"
     # Pandoc sizes the columns of a wide table by the dashes of this rule: as many as the widest cell.
     widths = [max([len(str(col)), *(len(row[i]) for row in cells)], default=3) for i, col in enumerate(df.columns)]
-    rule = "|" + "|".join(f":{'-' * max(3, w)}" if i == 0 else f"{'-' * max(3, w)}:"
+    # Text columns (the first, and any whose cells hold words) align left, numbers right.
+    wordy = [i == 0 or any(re.search(r"[A-Za-z]{3,}", row[i]) for row in cells) for i in range(len(widths))]
+    rule = "|" + "|".join(f":{'-' * max(3, w)}" if wordy[i] else f"{'-' * max(3, w)}:"
                           for i, w in enumerate(widths)) + "|"
     rows = ["| " + " | ".join(row) + " |" for row in cells]
     return "\n".join([header, rule, *rows])
