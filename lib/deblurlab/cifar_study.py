@@ -22,7 +22,7 @@ from .models import build_model, get_spec
 from .paths import results_dir, tables_dir
 from .profiles import CifarPlan, resolve_profile
 from .provenance import footnote, provenance
-from .tables import write_table
+from .tables import CI_NOTE, exact_columns, score_cells, write_table
 from .train import TrainResult, predict, set_seeds, train
 
 BLURRED_INPUT = "blurred input"
@@ -126,18 +126,6 @@ def reference_records(model_names) -> dict[str, dict]:
     return {name: zoo.read_record(name) for name in model_names if name in zoo.available()}
 
 
-def summarize_ci(per_image: dict[str, np.ndarray]) -> dict[str, float | list]:
-    """Means as ``metrics.summarize`` gives them, each with its 95% bootstrap interval (``<m>_ci``), and
-    the PSNR of the mean MSE with its interval (``stats.METHOD`` says how)."""
-    out = {}
-    for metric, values in per_image.items():
-        out[metric] = float(np.mean(values))
-        out[f"{metric}_ci"] = list(stats.mean_ci(values))
-    out["psnr_mean_mse"] = stats.psnr_of_mean_mse(per_image["mse"])
-    out["psnr_mean_mse_ci"] = list(stats.psnr_of_mean_mse_ci(per_image["mse"]))
-    return out
-
-
 def evaluate(study: CifarStudy, models: dict[str, keras.Model]) -> dict[str, dict[str, np.ndarray]]:
     """Per-image MSE, PSNR and SSIM on the held-out test set, the blurred input first."""
     scores = {BLURRED_INPUT: M.per_image_metrics(study.test_blurred, study.splits.test)}
@@ -164,33 +152,9 @@ def hardest_examples(study: CifarStudy, n: int = 6, min_sigma: float = 1.5, seed
 
 
 RUNS = ("this run", "reference run", "original report")
-TABLE_NOTE = ("Each cell: the mean over the test images ± half the width of its 95% interval (exact ends in "
-              "the .csv). Compare methods by 'mean-MSE PSNR', not by the per-image mean PSNR. The reference "
-              "run is the shipped zoo model (python -m deblurlab.reference), scored by this run on the same images.")
-
-
-def _with_ci(value: float, ci, digits: int) -> str:
-    if ci is None or not all(np.isfinite(ci)):
-        return f"{value:.{digits}f}"
-    return f"{value:.{digits}f} ± {(ci[1] - ci[0]) / 2:.{digits}f}"
-
-
-def _score_cells(summary: dict) -> dict:
-    return {"MSE": _with_ci(summary["mse"], summary.get("mse_ci"), 5),
-            "PSNR": _with_ci(summary["psnr"], summary.get("psnr_ci"), 2),
-            "mean-MSE PSNR": _with_ci(summary["psnr_mean_mse"], summary.get("psnr_mean_mse_ci"), 2)
-            if "psnr_mean_mse" in summary else "–",
-            "SSIM": _with_ci(summary["ssim"], summary.get("ssim_ci"), 4)}
-
-
-def _exact(summary: dict) -> dict:
-    """The CSV's exact columns: each mean and its interval's ends."""
-    out = {}
-    for metric in ("mse", "psnr", "psnr_mean_mse", "ssim"):
-        if metric in summary:
-            ci = summary.get(f"{metric}_ci") or [None, None]
-            out.update({f"{metric}": summary[metric], f"{metric} low": ci[0], f"{metric} high": ci[1]})
-    return out
+TABLE_NOTE = (f"{CI_NOTE} The reference run is the shipped zoo model (python -m deblurlab.reference), "
+              "scored by this run on the same images.")
+summarize_ci = stats.summarize_ci
 
 
 def score_rows(model_name: str, ours: dict | None, train: dict | None, reference: dict | None,
@@ -202,12 +166,12 @@ def score_rows(model_name: str, ours: dict | None, train: dict | None, reference
     if ours is not None:
         rows.append({"model": model_name, "run": "this run", "params": f"{params:,}" if params else "–",
                      "epochs": (train or {}).get("epochs"), "train s": (train or {}).get("seconds"),
-                     **_score_cells(ours), "_exact": _exact(ours)})
+                     **score_cells(ours), "_exact": exact_columns(ours)})
     if model_name == BLURRED_INPUT:
         return rows
     if reference is not None:
         rows.append({"model": model_name, "run": "reference run", "params": "", "epochs": reference_train["epochs"],
-                     "train s": reference_train["seconds"], **_score_cells(reference), "_exact": _exact(reference)})
+                     "train s": reference_train["seconds"], **score_cells(reference), "_exact": exact_columns(reference)})
     else:
         status = reference_status or zoo.status([model_name])[model_name]
         rows.append({"model": model_name, "run": f"reference run: {status}",

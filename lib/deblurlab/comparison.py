@@ -20,12 +20,13 @@ import pandas as pd
 
 from . import baselines as B
 from . import metrics as M
+from . import stats
 from .cifar_study import BLURRED_INPUT, VAL_SEED, CifarStudy
 from .data.blur import draw_sigmas
 from .figures import SIGMA_BINS, metrics_by_sigma
-from .paths import results_dir
+from .paths import results_dir, tables_dir
 from .provenance import footnote
-from .tables import write_table
+from .tables import CI_NOTE, exact_columns, score_cells, write_table
 from .train import TrainResult
 
 # --------------------------------------------------------------------------------------- baselines
@@ -358,21 +359,22 @@ def format_cost(cost: pd.DataFrame) -> pd.DataFrame:
 def comparison_table(study: CifarStudy, scores, kinds: dict[str, str], tuned: dict[str, B.TuneResult],
                      name: str | None = None) -> pd.DataFrame:
     """Mean MSE, PSNR and SSIM on the test set, one row a method (input, baselines, models)."""
-    rows = []
+    rows, exact = [], []
     for method, per_image in scores.items():
-        summary = M.summarize(per_image)
+        summary = stats.summarize_ci(per_image)
         setting = "–"
         if method in tuned:
             params = tuned[method].params
             setting = ", ".join(f"{k} = {v:g}" for k, v in params.items()) if params else "self-tuned"
-        rows.append({"method": method, "kind": kinds.get(method, "model"), "setting": setting,
-                     "MSE": summary["mse"], "PSNR": summary["psnr"], "SSIM": summary["ssim"]})
+        rows.append({"method": method, "kind": kinds.get(method, "model"), "setting": setting, **score_cells(summary)})
+        exact.append({"method": method, **exact_columns(summary)})
     df = pd.DataFrame(rows)
     if name:
-        write_table(name, df, footnote(study.provenance) + f" Test set: {len(study.splits.test):,} held-out "
+        write_table(name, df, f"{CI_NOTE} {stats.METHOD} " + footnote(study.provenance) + f" Test set: {len(study.splits.test):,} held-out "
                     "images blurred once with a fixed seed (σ ~ U(0, 3)). Baselines deconvolve with the true "
                     "kernel of each image, which the networks never see; their parameters were tuned on "
                     f"the {len(study.splits.val):,} validation images.")
+        pd.DataFrame(exact).to_csv(tables_dir() / f"{name}.csv", index=False)
     return df
 
 

@@ -21,15 +21,15 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from . import compute
+from . import compute, stats
 from . import metrics as M
 from .data import patches as P
 from .data.pairs import FrameSet, MotionData, find_motion_data
 from .models import build_model, get_spec
-from .paths import results_dir
+from .paths import results_dir, tables_dir
 from .profiles import MOTION_FINAL_LR, MotionPlan
 from .provenance import footnote, provenance
-from .tables import write_table
+from .tables import CI_NOTE, exact_columns, score_cells, write_table
 from .train import TrainResult, set_seeds, train
 
 MODEL = "srndeblur_reds"
@@ -338,23 +338,32 @@ def results_table(study: MotionStudy, evaluation: Evaluation, results: dict[str,
     ours = f"{study.data.label}, test"
     rows = []
     for label_, per_image in evaluation.scores.items():
-        summary = M.summarize(per_image)
+        summary = stats.summarize_ci(per_image)
         result = results.get(label_)
         params = models[label_].count_params() if models and label_ in models else None
         rows.append({"model": label_ if label_ == BLURRED_INPUT else f"{label_} (ours)", "data": ours,
                      "frames": len(evaluation.names), "params": f"{params:,}" if params else "–",
                      "epochs": result.epochs_run if result else None,
                      "train s": round(result.train_seconds) if result else None,
-                     "MSE": summary["mse"], "PSNR": summary["psnr"], "SSIM": summary["ssim"],
-                     "comparable": "this run"})
+                     **score_cells(summary), "comparable": "this run", "_exact": exact_columns(summary)})
     for ref in references():
         rows.append({"model": ref["model"], "data": ref["data"], "frames": ref["frames"], "params": "–",
-                     "epochs": ref.get("epochs"), "train s": None, "MSE": ref["mse"], "PSNR": ref["psnr"],
-                     "SSIM": ref["ssim"], "comparable": _comparable(ref, study.data)})
-    df = pd.DataFrame(rows).astype({"frames": "Int64", "epochs": "Int64", "train s": "Int64"})
+                     "epochs": ref.get("epochs"), "train s": None, "MSE": _number(ref["mse"], 5),
+                     "PSNR": _number(ref["psnr"], 2), "mean-MSE PSNR": "–", "SSIM": _number(ref["ssim"], 4),
+                     "comparable": _comparable(ref, study.data),
+                     "_exact": {k: ref[k] for k in ("mse", "psnr", "ssim")}})
+    df = pd.DataFrame([{k: v for k, v in r.items() if k != "_exact"} for r in rows])
+    df = df.astype({"frames": "Int64", "epochs": "Int64", "train s": "Int64"})
     if name:
-        write_table(name, df, footnote(study.provenance) + " " + evaluation_note(study))
+        write_table(name, df, " ".join([CI_NOTE, stats.METHOD.replace("test images", "test frames"),
+                                        footnote(study.provenance), evaluation_note(study)]))
+        exact = pd.DataFrame([{"model": r["model"], "data": r["data"], **r["_exact"]} for r in rows])
+        exact.to_csv(tables_dir() / f"{name}.csv", index=False)
     return df
+
+
+def _number(value, digits: int) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
 
 
 def references() -> list[dict]:

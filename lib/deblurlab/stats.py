@@ -281,3 +281,16 @@ def format_ci(low: float, high: float, digits: int = 4, signed: bool = False) ->
         return "–"
     spec = f"{'+' if signed else ''}.{digits}f"
     return f"[{low:{spec}}, {high:{spec}}]"
+
+
+def summarize_ci(per_image: dict[str, np.ndarray]) -> dict:
+    """Each metric's mean over images with its interval (``<metric>_ci``), plus the PSNR of the mean
+    MSE (``psnr_mean_mse``) and its interval, from per-image scores ``{"mse": ..., "psnr": ..., ...}``."""
+    out = {}
+    for metric, values in per_image.items():
+        out[metric] = float(np.mean(values))
+        out[f"{metric}_ci"] = list(mean_ci(values))
+    if "mse" in per_image:
+        out["psnr_mean_mse"] = psnr_of_mean_mse(per_image["mse"])
+        out["psnr_mean_mse_ci"] = list(psnr_of_mean_mse_ci(per_image["mse"]))
+    return out

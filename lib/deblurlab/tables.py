@@ -26,6 +26,36 @@ def _format(value, digits: int) -> str:
     return str(value)
 
 
+CI_NOTE = ("Each cell: the mean over the test images ± half the width of its 95% interval (exact ends in "
+           "the .csv). Compare methods by 'mean-MSE PSNR', not by the per-image mean PSNR.")
+
+
+def with_ci(value: float, ci, digits: int) -> str:
+    """``"0.00265 ± 0.00016"``: a mean and half the width of its interval (the mean alone without one)."""
+    if ci is None or not all(np.isfinite(ci)):
+        return f"{value:.{digits}f}"
+    return f"{value:.{digits}f} ± {(ci[1] - ci[0]) / 2:.{digits}f}"
+
+
+def score_cells(summary: dict) -> dict:
+    """MSE, PSNR, mean-MSE PSNR and SSIM cells of a ``stats.summarize_ci`` summary."""
+    return {"MSE": with_ci(summary["mse"], summary.get("mse_ci"), 5),
+            "PSNR": with_ci(summary["psnr"], summary.get("psnr_ci"), 2),
+            "mean-MSE PSNR": with_ci(summary["psnr_mean_mse"], summary.get("psnr_mean_mse_ci"), 2)
+            if "psnr_mean_mse" in summary else "–",
+            "SSIM": with_ci(summary["ssim"], summary.get("ssim_ci"), 4)}
+
+
+def exact_columns(summary: dict) -> dict:
+    """The CSV's exact columns of a summary: each mean and its interval's ends."""
+    out = {}
+    for metric in ("mse", "psnr", "psnr_mean_mse", "ssim"):
+        if metric in summary:
+            low, high = summary.get(f"{metric}_ci") or [None, None]
+            out.update({metric: summary[metric], f"{metric} low": low, f"{metric} high": high})
+    return out
+
+
 def to_markdown(df: pd.DataFrame, digits: int = 3) -> str:
     """A pipe table; MSE, PSNR and SSIM columns get 5, 2 and 4 decimals, other floats ``digits``."""
     places = [DIGITS.get(str(col).split()[-1].lower(), digits) for col in df.columns]
