@@ -112,3 +112,23 @@ def test_stopping_reasons_and_epoch_caps():
     assert reference.parse_caps("a=40,b=3", ["a", "b"], parser) == {"a": 40, "b": 3}
     with pytest.raises(SystemExit):
         reference.parse_caps("c=4", ["a", "b"], parser)
+
+
+def test_weights_zoo_loads_shipped_models_and_trains_the_others(tmp_path, monkeypatch, capsys):
+    from deblurlab import cifar_study as cs
+
+    monkeypatch.setenv("DEBLURLAB_OUTPUT_DIR", str(tmp_path / "out"))
+    monkeypatch.setenv(zoo.ZOO_ENV, str(tmp_path / "zoo"))
+    zoo.zoo_dir().mkdir()
+    model = build_model("resunet1")
+    zoo.write_weights(model, zoo.weights_path("resunet1"))
+    zoo.write_record("resunet1", {"model": "resunet1", "sha256": zoo.sha256(zoo.weights_path("resunet1")),
+                                  "epochs": 3, "best_epoch": 2, "train_seconds": 60.0, "stopped": "epoch limit (3)",
+                                  "machine": "here", "history": [{"epoch": 1, "loss": 0.1, "seconds": 20.0}]})
+    study = cs.prepare_study("smoke")
+    shipped, result = cs.train_model(study, "resunet1", weights="zoo")
+    assert result.epochs_run == 3 and not (tmp_path / "out" / "runs" / "cifar-resunet1-smoke").exists()
+    _, trained = cs.train_model(study, "eddensenet", weights="zoo")
+    assert trained.epochs_run == 1 and "no shipped reference weights" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="weights='best'"):
+        cs.train_model(study, "resunet1", weights="best")

@@ -67,12 +67,15 @@ def train_model(study: CifarStudy, model_name: str, seed: int = 0, epochs: int |
     """Build ``model_name`` from the registry and train it (or resume, or load a finished run).
 
     ``weights="zoo"`` skips training and loads the shipped reference weights instead (its result
-    comes from the reference run's record). ``epochs`` overrides the profile's epoch limit (the
+    comes from the reference run's record); a model without shipped weights trains, and says so. ``epochs`` overrides the profile's epoch limit (the
     reference run's cap); ``callbacks`` are added to training's own (e.g. a time limit); ``precision``
     (a Keras dtype policy) overrides the machine's choice, in a run of its own name."""
     if weights == "zoo":
-        return zoo_model(model_name)
-    if weights != "train":
+        if model_name in zoo.available():
+            return zoo_model(model_name)
+        print(f"{model_name}: no shipped reference weights ({zoo.status([model_name])[model_name]}), so it "
+              f"trains at the {study.profile} profile instead")
+    elif weights != "train":
         raise ValueError(f"weights={weights!r}: use 'train' (train at the profile) or 'zoo' (shipped weights)")
     config = study.plan.train_config(model_name, seed=seed)
     if epochs is not None:
