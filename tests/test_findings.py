@@ -157,13 +157,22 @@ def test_reference_runs_decide_where_they_exist():
     # in the reference runs, ResUNet1 beats ResUNet3 clearly
     scores[F.REFERENCE + "resunet1"] = {m: v.copy() for m, v in scores[F.REFERENCE + "resunet3"].items()}
     scores[F.REFERENCE + "resunet1"]["mse"] = scores[F.REFERENCE + "resunet3"]["mse"] * 0.7
-    card = F.scorecard(evidence(scores))
+    ev = evidence(scores)
+    for name in ("resunet1", "resunet3"):  # both reference runs reached early stopping
+        ev.training[F.REFERENCE + name] = {"epochs": 30, "stopped": "early stopping: no better validation loss"}
+    card = F.scorecard(ev)
     r1 = row(card, 1)
     assert r1["this_run"]["verdict"] == "reproduced" and r1["reference"]["verdict"] == "contradicted"
     assert r1["verdict"] == "contradicted" and r1["source"] == "reference run"
     assert "reference runs" in r1["sentence"] and "Budget: the reference runs" in r1["limit"]
     assert row(card, 8)["reference"] is None and F.format_run(None) == "no reference run"
-    assert any("reference runs" in s for s in F.conclusion(card, evidence(scores)))
+    assert any("reference runs" in s for s in F.conclusion(card, ev))
+
+    # a reference run cut at its epoch cap compares unequal budgets: this run decides, and says why
+    ev.training[F.REFERENCE + "resunet3"] = {"epochs": 8, "stopped": "epoch limit (8)"}
+    r1 = row(F.scorecard(ev), 1)
+    assert r1["source"] == "this run" and r1["verdict"] == "reproduced" and r1["reference"]["verdict"] == "contradicted"
+    assert "ResUNet3 stopped at an epoch cap" in r1["limit"]
 
 
 def test_pairing_problem_refuses_other_test_images():

@@ -236,7 +236,8 @@ def collect(study, recompute: bool = False) -> Evidence:
                     if "epochs" in (entry.get("reference_run") or {}):
                         ref = entry["reference_run"]
                         evidence.training[REFERENCE + name] = {"epochs": ref["epochs"],
-                                                               "train_seconds": ref.get("train_seconds")}
+                                                               "train_seconds": ref.get("train_seconds"),
+                                                               "stopped": ref.get("stopped", "")}
                 info = {"status": "saved", "message": ""}
             else:
                 info = {"status": "refused", "message": f"not paired: {problem}"}
@@ -473,17 +474,29 @@ class Scorecard:
         return {v: sum(row["verdict"] == v for row in self.rows) for v in S.VERDICTS}
 
 
+def unconverged(claim: Claim, evidence: Evidence) -> list[str]:
+    """The models of ``claim`` whose reference run ended at an epoch cap rather than by early stopping."""
+    models = sorted({m for t in claim.tests for m in (t.a, t.b) if m != BLURRED_INPUT})
+    return [m for m in models if REFERENCE + m in evidence.training
+            and not str(evidence.training[REFERENCE + m].get("stopped", "")).startswith("early stopping")]
+
+
 def scorecard(evidence: Evidence, claims=CLAIMS) -> Scorecard:
     """Test every claim on this run and, where every method has one, on the reference runs; the
-    verdict that counts is the reference runs' when they exist, else this run's."""
+    verdict that counts is the reference runs' when they exist and all reached early stopping (runs
+    cut at an epoch cap compare unequal budgets), else this run's."""
     rows, tests = [], []
     for claim in claims:
         this = _run_claim(claim, evidence)
         reference = _run_claim(claim, evidence, prefix=REFERENCE)
-        use_reference = reference is not None and not reference.get("missing")
+        capped = unconverged(claim, evidence)
+        use_reference = reference is not None and not reference.get("missing") and not capped
         final, source = (reference, "reference run") if use_reference else (this, "this run")
         verdict = final["verdict"] if final else "inconclusive"
         limit = _limit(claim, final, source, evidence)
+        if reference is not None and not reference.get("missing") and capped:
+            limit += (f" The reference runs do not decide it: {', '.join(pretty(m) for m in capped)} stopped at "
+                      "an epoch cap before early stopping, so they compare unequal budgets.")
         rows.append({"number": claim.number, "text": claim.text, "metric": claim.metric, "original": claim.original,
                      "kind": claim.kind, "this_run": this, "reference": reference, "verdict": verdict,
                      "source": source, "reason": _reason(final, claim), "limit": limit,
@@ -533,7 +546,7 @@ def conclusion(card: Scorecard, evidence: Evidence) -> list[str]:
         others = "; the others from this run" if len(used) < len(rows) else ""
         out.append(f"The verdict{'s' if len(used) > 1 else ''} of claim{'s' if len(used) > 1 else ''} "
                    f"{listed(used)} come{'s' if len(used) == 1 else ''} from the shipped reference runs (the "
-                   f"full profile's training, with early stopping){others}.")
+                   f"full profile's training, each run to early stopping){others}.")
     if evidence.profile != "full" and any(r["source"] == "this run" and r["kind"] == "cifar" for r in rows):
         out.append(f"The verdicts of this run describe networks trained briefly on a CPU (the {evidence.profile} "
                    "profile), not the converged networks of the original: a contradiction or an open question "
