@@ -143,3 +143,10 @@ def test_a_tuning_pass_keeps_the_models_of_earlier_passes(tmp_path):
     assert bench.earlier_tuning(path, "cpu") == {"a": {"rounds": 5}}
     assert bench.earlier_tuning(path, "gpu") == {}
     assert bench.earlier_tuning(tmp_path / "none.json", "cpu") == {}
+
+
+def test_tuning_variants_start_from_float32_when_precision_is_chosen_per_model():
+    variants = bench.tuning_variants("cpu", {"precision": None, "steps_per_execution": 1, "jit": None})
+    assert variants["reference"]["precision"] == "float32"
+    assert variants["mixed_bfloat16+jit_compile"] == {**variants["reference"], "precision": "mixed_bfloat16",
+                                                      "jit": True}

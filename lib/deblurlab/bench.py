@@ -994,7 +994,8 @@ def tuning_variants(device: str, base: dict) -> dict:
     """The reference set-up (float32, no XLA, one step per call, unless the command line says
     otherwise) and each tuning change applied alone."""
     mixed = "mixed_float16" if device == "gpu" else "mixed_bfloat16"
-    ref = {"precision": "float32" if (base["precision"] or "float32").startswith("mixed") else base["precision"],
+    precision = base["precision"] or "float32"  # None: per model; the reference is float32
+    ref = {"precision": "float32" if precision.startswith("mixed") else precision,
            "steps_per_execution": base["steps_per_execution"], "jit": bool(base["jit"])}
     return {
         "reference": ref,
