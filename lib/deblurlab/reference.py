@@ -24,8 +24,9 @@ from pathlib import Path
 import keras
 
 from . import zoo
-from .cifar_study import evaluate, prepare_study, run_name
+from .cifar_study import evaluate_models, prepare_study, run_name
 from .cifar_study import train_model as train_cifar_model
+from .metrics import summarize
 from .models import build_model, get_spec, list_models
 from .provenance import git_commit, machine, today
 
@@ -66,12 +67,6 @@ def stopping_reason(result, epochs: int, patience: int) -> str | None:
     return None
 
 
-def _score(model, study) -> dict:
-    from .metrics import summarize
-
-    return {k: float(v) for k, v in summarize(evaluate(study, {"m": model})["m"]).items()}
-
-
 def export(name: str, model, result, study, config, setup, reason: str) -> dict:
     """Write the best weights (float16 when it keeps the check slice within tolerance) and the record."""
     sharp = study.splits.test[:CHECK_SLICE]
@@ -88,7 +83,7 @@ def export(name: str, model, result, study, config, setup, reason: str) -> dict:
     dtype = "float16" if zoo.within_tolerance(check16, check32) else "float32"
     stored = half if dtype == "float16" else model
     zoo.write_weights(model, zoo.weights_path(name), dtype)
-    test_scores = _score(stored, study)
+    test_scores = summarize(evaluate_models(study, {name: stored})[name])
     history = result.history.to_dict(orient="records")
     record = {
         "model": name, "description": get_spec(name).description, "sha256": zoo.sha256(zoo.weights_path(name)),
@@ -101,7 +96,8 @@ def export(name: str, model, result, study, config, setup, reason: str) -> dict:
         "machine": machine(), "compute": setup.record(), "arithmetic": setup.arithmetic(), "commit": git_commit(),
         "date": today(), "history": history,
         "test_scores": {**test_scores, "n": len(study.splits.test)},
-        "check": {"n": len(sharp), "float32": check32, "float16": check16, "stored": zoo.score_check_slice(stored)},
+        "check": {"n": len(sharp), "float32": check32, "float16": check16,
+                  "stored": check16 if dtype == "float16" else check32},
     }
     zoo.write_record(name, record)
     return record
