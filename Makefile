@@ -24,12 +24,15 @@ report: $(STAMP)
 
 TEST_OUTPUT := build/test-output
 
-## Unit tests, every notebook at the smoke size under nbval, then the report built from what the
-## smoke-size notebooks wrote (so every figure, table and result it references must exist).
+## Unit tests, every notebook at the smoke size under nbval, then the JAX subset (tests marked
+## jax, on KERAS_BACKEND=jax with TensorFlow blocked from import, as in a venv without it), then
+## the report built from what the smoke-size notebooks wrote (so every figure, table and result it
+## references must exist).
 test: $(STAMP)
 	rm -rf $(TEST_OUTPUT)
 	DEBLURLAB_TEST_OUTPUT=$(CURDIR)/$(TEST_OUTPUT) $(PY) -m pytest -n 2 --dist loadscope tests notebooks --nbval-lax --nbval-kernel-name deblurlab
-	$(PY) -m deblurlab.report --merge $(TEST_OUTPUT)/gw* $(TEST_OUTPUT)/main --out $(TEST_OUTPUT)/report
+	KERAS_BACKEND=jax DEBLURLAB_BLOCK_TF=1 $(PY) -m pytest -n 2 --dist loadscope -m jax tests
+	$(PY) -m deblurlab.run --merge $(TEST_OUTPUT)/gw* $(TEST_OUTPUT)/main --out $(TEST_OUTPUT)/report
 
 ## JupyterLab on the notebooks, with the project's kernel.
 lab: $(STAMP)
@@ -38,7 +41,7 @@ lab: $(STAMP)
 ## Time every registered model and the data pipelines -> report/results/bench_<cpu|gpu>.json.
 ## Options through BENCH_ARGS, e.g. make bench BENCH_ARGS="--quick --models resunet1".
 bench: $(STAMP)
-	$(PY) -m deblurlab.bench $(BENCH_ARGS)
+	$(PY) -m deblurlab.perf $(BENCH_ARGS)
 
 ## Needs the package index: requirements.txt still resolves, wheels only, with exactly its locked
 ## versions, on Linux x86-64/aarch64, macOS arm64 and Windows x86-64 for Python 3.11-3.13, and is

@@ -5,12 +5,22 @@ figures and tables, and notebooks run at the smoke size. With ``$DEBLURLAB_TEST_
 (``make test`` sets it), each pytest-xdist worker writes to its own subfolder of it (gw0, gw1, ...;
 "main" without xdist), so that the report can be built afterwards from what the smoke-size
 notebooks produced, and two workers never share a training run.
+
+With ``DEBLURLAB_BLOCK_TF=1`` TensorFlow cannot be imported (``tests/block_tf.py``): ``make test``
+runs the tests marked ``jax`` so, with ``KERAS_BACKEND=jax``, as in a venv without TensorFlow.
 """
 import os
+import sys
 import tempfile
+from pathlib import Path
 
 os.environ.setdefault("DEBLURLAB_PROFILE", "smoke")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "tests"))
+import block_tf  # noqa: E402 - needs tests/ on the path
+
+block_tf.install()
 
 
 def pytest_configure(config):

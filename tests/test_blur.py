@@ -1,8 +1,17 @@
+"""The progressive gaussian blur and the CIFAR training stream (in the JAX subset: numpy only)."""
+from pathlib import Path
+
+import keras
 import numpy as np
 import pytest
 
 from deblurlab.data.blur import (MAX_SIGMA, gaussian_blur, gaussian_kernels, kernel_radius,
                                  make_blurred_set, training_stream)
+
+pytestmark = pytest.mark.jax
+# The TensorFlow implementation's values, made by tests/data/make_blur_golden.py before the blur
+# became numpy (that script holds the TensorFlow code).
+GOLDEN = Path(__file__).parent / "data" / "blur_golden.npz"
 
 
 def images(n=4, size=32, seed=0):
@@ -53,8 +62,32 @@ def test_test_set_is_reproducible():
     assert np.all((sa >= 0) & (sa <= 3)) and len(np.unique(sa)) == 8
 
 
+def test_blur_matches_the_tensorflow_implementation():
+    with np.load(GOLDEN) as golden:
+        np.testing.assert_allclose(gaussian_kernels(golden["sigmas"]), golden["kernels"], atol=1e-6)
+        for prefix in ("", "wide_"):
+            blurred = gaussian_blur(golden[f"{prefix}images"], golden[f"{prefix}sigmas"])
+            assert blurred.dtype == np.float32
+            np.testing.assert_allclose(blurred, golden[f"{prefix}blurred"], atol=1e-5)
+        assert 0.0 in golden["sigmas"] and 3.0 in golden["sigmas"]
+
+
+def test_training_stream_gives_the_tensorflow_streams_batches():
+    with np.load(GOLDEN) as golden:
+        rng = np.random.default_rng(20240601)  # make_blur_golden.py's draws, in its order
+        rng.random((6, 24, 24, 3), dtype=np.float32)
+        rng.random((3, 12, 18, 3), dtype=np.float32)
+        sharp = rng.random((8, 16, 16, 3), dtype=np.float32)
+        stream, steps = training_stream(sharp, 4, 1, 0, 3)
+        got = batches(stream)
+        assert steps == 2 and len(got) == len(golden["stream_x"]) == 6
+        for (x, y), gx, gy in zip(got, golden["stream_x"], golden["stream_y"]):
+            np.testing.assert_array_equal(y, gy)
+            np.testing.assert_allclose(x, gx, atol=1e-5)
+
+
 def batches(ds):
-    return [(x.numpy(), y.numpy()) for x, y in ds]
+    return [(np.asarray(x), np.asarray(y)) for x, y in ds]
 
 
 def test_training_stream_redraws_each_epoch_and_resumes_exactly():
@@ -65,6 +98,20 @@ def test_training_stream_redraws_each_epoch_and_resumes_exactly():
     assert len(full) == 6
     assert not np.allclose(full[0][0], full[2][0])  # epoch 1 differs from epoch 0
     resumed = batches(training_stream(x, batch_size=4, seed=1, first_epoch=2, last_epoch=3)[0])
+    assert len(resumed) == 2
     for (a, b), (c, d) in zip(full[4:], resumed):
         np.testing.assert_array_equal(a, c)
         np.testing.assert_array_equal(b, d)
+
+
+def test_training_stream_is_a_pydataset_of_pure_numpy_batches():
+    x = images(12, size=16)
+    stream, steps = training_stream(x, batch_size=4, seed=2, first_epoch=1, last_epoch=3)
+    assert isinstance(stream, keras.utils.PyDataset) and len(stream) == 2 * steps == 6
+    first = [np.asarray(part) for part in stream[4]]
+    again = [np.asarray(part) for part in training_stream(x, 4, 2, 1, 3)[0][4]]  # out of order
+    for a, b in zip(first, again):
+        assert a.dtype == np.float32 and a.shape == (4, 16, 16, 3)
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(IndexError):
+        stream[6]

@@ -7,20 +7,21 @@ import textwrap
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from deblurlab import compute
+from deblurlab.data.stream import Stream
 from deblurlab.models import build_model
-from deblurlab.train import TrainConfig, train
+from deblurlab.profiles import TrainConfig
+from deblurlab.train import train
 
 
 def test_cpu_keeps_float32_and_gpus_get_mixed_precision_and_mirroring():
-    cpu = compute.choose(0, env={}, records={})
+    cpu = compute.choose(0, env={}, records={}, backend="tensorflow")
     assert (cpu.device, cpu.precision, cpu.distribute) == ("cpu", "float32", False)
     assert cpu.describe() == "float32, XLA as Keras chooses, CPU"
     h100 = compute.choose(1, (9, 0), env={})
     assert (h100.precision, h100.distribute) == ("mixed_bfloat16", False)
-    four_v100 = compute.choose(4, (7, 0), env={})
+    four_v100 = compute.choose(4, (7, 0), env={}, backend="tensorflow")
     assert (four_v100.precision, four_v100.distribute) == ("mixed_float16", True)
     assert "MirroredStrategy over 4 GPUs" in four_v100.describe()
     assert four_v100.arithmetic() == "mixed_float16 on 4 GPUs" and cpu.arithmetic() == "float32 on CPU"
@@ -100,7 +101,9 @@ def test_mixed_bfloat16_scope_trains_and_restores_the_global_policy(tmp_path, mo
     blurred, sharp = _pairs(16)
 
     def stream(first, last):
-        return tf.data.Dataset.from_tensor_slices((blurred, sharp)).batch(8).repeat(), 2
+        def batch(i):
+            return blurred[i % 2 * 8:][:8], sharp[i % 2 * 8:][:8]
+        return Stream(2 * (last - first), 2, batch), 2
 
     with setup.scope():
         model = build_model("resunet1", input_shape=(16, 16, 3))
@@ -128,7 +131,9 @@ MIRRORED = textwrap.dedent("""
     rng = np.random.default_rng(0)
     sharp = rng.random((32, 16, 16, 3), dtype=np.float32)
     blurred = (0.5 * sharp + 0.25).astype(np.float32)
-    stream = lambda first, last: (tf.data.Dataset.from_tensor_slices((blurred, sharp)).batch(8).repeat(), 4)
+    from deblurlab.data.stream import Stream
+    batch = lambda i: (blurred[i % 4 * 8:][:8], sharp[i % 4 * 8:][:8])
+    stream = lambda first, last: (Stream(4 * (last - first), 4, batch), 4)
     with setup.scope():
         model = build_model("srndeblur_cifar", input_shape=(16, 16, 3))
         result = train(model, stream, (blurred[:8], sharp[:8]), "mirrored", TrainConfig(epochs=2, batch_size=8),
@@ -142,6 +147,7 @@ def test_mirrored_strategy_trains_a_multi_scale_model_over_two_devices(tmp_path)
     """Two logical CPUs stand in for two GPUs: the same code path as a multi-GPU machine."""
     proc = subprocess.run([sys.executable, "-c", MIRRORED], capture_output=True, text=True, timeout=300,
                           env={**__import__("os").environ, "DEBLURLAB_OUTPUT_DIR": str(tmp_path),
+                               "KERAS_BACKEND": "tensorflow",
                                "TF_CPP_MIN_LOG_LEVEL": "2"})
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])

@@ -7,7 +7,7 @@ import pytest
 from keras import layers
 from PIL import Image
 
-from deblurlab import deblur, zoo
+from deblurlab import deblur, inference, zoo
 from deblurlab.models import build_model, list_models
 
 # Tiled and whole-frame outputs of a fully convolutional model may differ only by the tiles' border
@@ -68,7 +68,7 @@ def _rgb(shape, seed=0):
 
 
 def test_the_zoo_model_is_rebuilt_for_any_size_with_the_zoo_weights(model, temp_zoo):
-    assert deblur.input_size(model) == (None, None)
+    assert inference.input_size(model) == (None, None)
     shipped = zoo.read_weights(temp_zoo / "resunet1.weights.h5")
     assert all(np.array_equal(w, s.astype(np.float32)) for w, s in zip(model.get_weights(), shipped))
 
@@ -76,18 +76,18 @@ def test_the_zoo_model_is_rebuilt_for_any_size_with_the_zoo_weights(model, temp_
 @pytest.mark.parametrize("shape", [(37, 53), (45, 61), (8, 9)])
 def test_output_has_the_input_size_for_odd_sizes(model, shape):
     image = _smooth_image(shape)
-    restored = deblur.deblur_image(model, image)
+    restored = inference.deblur_image(model, image)
     assert restored.shape == image.shape and restored.dtype == np.float32
     assert 0.0 <= restored.min() and restored.max() <= 1.0
 
 
 def test_tiled_and_whole_frame_outputs_agree_on_a_fully_convolutional_model(model):
     image = _smooth_image((150, 230))
-    whole = deblur.deblur_image(model, image, tile=0)
+    whole = inference.deblur_image(model, image, tile=0)
     assert np.abs(whole - image).mean() > 0.01  # the model changes the image: the comparison is not trivial
-    tiled = deblur.deblur_image(model, image, tile=64, overlap=16)
+    tiled = inference.deblur_image(model, image, tile=64, overlap=16)
     np.testing.assert_allclose(tiled, whole, atol=TILE_TOLERANCE)
-    assert np.abs(deblur.deblur_image(model, image, tile=96) - whole).max() < TILE_TOLERANCE
+    assert np.abs(inference.deblur_image(model, image, tile=96) - whole).max() < TILE_TOLERANCE
 
 
 @pytest.mark.parametrize("shape,tile,overlap", [((70, 90), 32, 8), ((37, 53), 24, 4), ((200, 41), 64, 16),
@@ -96,33 +96,33 @@ def test_tile_blending_weights_sum_to_one_everywhere(shape, tile, overlap):
     inputs = keras.Input((None, None, 3))
     pointwise = keras.Model(inputs, layers.Conv2D(3, 1, activation="sigmoid")(inputs))  # tiles are exact
     image = np.random.default_rng(2).random((*shape, 3)).astype(np.float32)
-    whole = deblur.deblur_image(pointwise, image, tile=0)
-    np.testing.assert_allclose(deblur.deblur_image(pointwise, image, tile=tile, overlap=overlap), whole, atol=1e-6)
+    whole = inference.deblur_image(pointwise, image, tile=0)
+    np.testing.assert_allclose(inference.deblur_image(pointwise, image, tile=tile, overlap=overlap), whole, atol=1e-6)
 
 
 def test_large_frames_are_tiled_by_default(model, monkeypatch):
     calls = []
-    real = deblur.deblur_tiled
-    monkeypatch.setattr(deblur, "deblur_tiled", lambda *a, **k: calls.append(a[2]) or real(*a, **k))
-    monkeypatch.setattr(deblur, "MAX_PIXELS", 64 * 64)
-    monkeypatch.setattr(deblur, "DEFAULT_TILE", 80)
+    real = inference.deblur_tiled
+    monkeypatch.setattr(inference, "deblur_tiled", lambda *a, **k: calls.append(a[2]) or real(*a, **k))
+    monkeypatch.setattr(inference, "MAX_PIXELS", 64 * 64)
+    monkeypatch.setattr(inference, "DEFAULT_TILE", 80)
     image = _smooth_image((100, 110))
-    assert deblur.deblur_image(model, image).shape == image.shape and calls == [(80, 80)]
-    deblur.deblur_image(model, image[:60, :60])  # padded to 64x64 = MAX_PIXELS: one tile of the whole frame
+    assert inference.deblur_image(model, image).shape == image.shape and calls == [(80, 80)]
+    inference.deblur_image(model, image[:60, :60])  # padded to 64x64 = MAX_PIXELS: one tile of the whole frame
     assert calls == [(80, 80), (64, 64)]
 
 
 def test_bad_tiles_are_refused(model):
     with pytest.raises(ValueError, match="multiple of 8"):
-        deblur.deblur_image(model, _smooth_image((40, 40)), tile=30)
+        inference.deblur_image(model, _smooth_image((40, 40)), tile=30)
     with pytest.raises(ValueError, match="tile=64 is too small for an overlap of 32"):
-        deblur.check_tile(model, 64, 32)
+        inference.check_tile(model, 64, 32)
 
 
 @pytest.mark.parametrize("name", list_models())
 def test_every_model_runs_at_any_size_with_its_32x32_weights_unless_they_depend_on_the_size(name):
     small = build_model(name)
-    rebuilt = deblur.any_size(small)
+    rebuilt = inference.any_size(small)
     if rebuilt is small:  # kept at 32x32: its weights must really depend on the size
         try:
             other = build_model(name, input_shape=(None, None, 3))
@@ -130,7 +130,7 @@ def test_every_model_runs_at_any_size_with_its_32x32_weights_unless_they_depend_
             return
         assert zoo.weight_shapes(other) != zoo.weight_shapes(small)
     else:
-        assert deblur.input_size(rebuilt) == (None, None) and zoo.weight_shapes(rebuilt) == zoo.weight_shapes(small)
+        assert inference.input_size(rebuilt) == (None, None) and zoo.weight_shapes(rebuilt) == zoo.weight_shapes(small)
         assert all(np.array_equal(a, b) for a, b in zip(rebuilt.get_weights(), small.get_weights()))
 
 
@@ -140,14 +140,14 @@ def test_a_model_whose_weights_depend_on_the_size_runs_on_tiles_of_its_size():
     assert zoo.weight_shapes(build_model("srndeblur_cifar_lstm")) != \
         zoo.weight_shapes(build_model("srndeblur_cifar_lstm", input_shape=(64, 64, 3)))
     lstm = build_model("srndeblur_cifar_lstm")
-    assert deblur.any_size(lstm) is lstm
+    assert inference.any_size(lstm) is lstm
     image = _smooth_image((37, 53))
-    restored = deblur.deblur_image(lstm, image)
+    restored = inference.deblur_image(lstm, image)
     assert restored.shape == image.shape
     direct = np.clip(np.asarray(lstm(image[None, :32, :32], training=False)[-1][0]), 0, 1)
-    np.testing.assert_allclose(deblur.deblur_image(lstm, image[:32, :32]), direct, atol=1e-6)
+    np.testing.assert_allclose(inference.deblur_image(lstm, image[:32, :32]), direct, atol=1e-6)
     with pytest.raises(ValueError, match="runs only on 32x32"):
-        deblur.deblur_image(lstm, image, tile=64)
+        inference.deblur_image(lstm, image, tile=64)
 
 
 def test_grayscale_rgba_palette_and_16_bit_images_become_rgb(tmp_path):
@@ -250,7 +250,7 @@ def test_weights_from_a_training_run_or_a_zoo_file(tmp_path):
     with h5py.File(tmp_path / "best.weights.h5", "r") as saved:
         assert "optimizer" in saved
     loaded = deblur.load_model("resunet1", weights=tmp_path / "best.weights.h5")
-    assert deblur.input_size(loaded) == (None, None)
+    assert inference.input_size(loaded) == (None, None)
     assert all(np.array_equal(a, b) for a, b in zip(loaded.get_weights(), trained.get_weights()))
     zoo.write_weights(trained, tmp_path / "zoo-format.weights.h5", dtype="float32")
     from_zoo_file = deblur.load_model("resunet1", weights=tmp_path / "zoo-format.weights.h5")
@@ -268,7 +268,7 @@ def test_the_motion_model_runs_at_any_size_through_its_per_shape_graph():
     keras.utils.set_random_seed(0)
     reds = build_model("srndeblur_reds", input_shape=(None, None, 3))  # its bilinear upsampling needs static sizes
     image = _smooth_image((37, 53))
-    restored = deblur.deblur_image(reds, image)
+    restored = inference.deblur_image(reds, image)
     assert restored.shape == image.shape
-    direct = np.asarray(reds(deblur.pad_to_multiple(image, 8)[0][None], training=False)[-1][0])
+    direct = np.asarray(reds(inference.pad_to_multiple(image, 8)[0][None], training=False)[-1][0])
     np.testing.assert_allclose(restored, np.clip(direct[:37, :53], 0, 1), atol=1e-5)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from deblurlab.models import build_model, get_spec, list_models
-from deblurlab.models.caessc import RED30_PAPER
+from deblurlab.cifar_analysis import RED30_PAPER
 
 CAESSC = ["caessc_d30_f64", "caessc_d22_f128_half", "caessc_d22_f128_half_no_sigmoid"]
 
@@ -42,6 +42,7 @@ def test_shape_and_range(models, name):
 
 # ---------------------------------------------------------------------------------- EDDenseNet
 
+
 def test_dense_blocks_have_the_reports_depths(models):
     names = {l.name for l in models["eddensenet"].layers}
 
@@ -53,13 +54,17 @@ def test_dense_blocks_have_the_reports_depths(models):
 
 
 def test_dense_connectivity(models):
-    """Layer k of a block sees the block input and the k-1 earlier outputs: c0 + (k-1)*16 channels."""
+    """Layer k of a block sees the block input and the k-1 earlier outputs: c0 + (k-1)*16
+    channels."""
     m = models["eddensenet"]
     for block, n in [("enc1", 6), ("enc2", 6), ("enc3", 3), ("dec1", 3), ("dec2", 6)]:
         c0 = m.get_layer(f"{block}_l1_conv1").input.shape[-1]
         for k in range(1, n + 1):
             assert m.get_layer(f"{block}_l{k}_conv1").input.shape[-1] == c0 + (k - 1) * 16
-            assert m.get_layer(f"{block}_l{k}_conv1").kernel_size == (1, 1)  # bottleneck before the 3x3
+            assert m.get_layer(f"{block}_l{k}_conv1").kernel_size == (
+                1,
+                1,
+            )  # bottleneck before the 3x3
             conv3 = m.get_layer(f"{block}_l{k}_conv3")
             assert conv3.kernel_size == (3, 3) and conv3.filters == 16
         assert m.get_layer(f"{block}_l{n}_concat").output.shape[-1] == c0 + n * 16
@@ -71,13 +76,22 @@ def test_transitions_bottleneck_and_output(models):
         down, up = m.get_layer(f"down{i}_conv"), m.get_layer(f"up{i}_deconv")
         assert down.__class__.__name__ == "Conv2D" and down.strides == (2, 2)
         assert up.__class__.__name__ == "Conv2DTranspose" and up.strides == (2, 2)
-    assert not {l.__class__.__name__ for l in m.layers} & {"MaxPooling2D", "AveragePooling2D", "UpSampling2D"}
+    assert not {l.__class__.__name__ for l in m.layers} & {
+        "MaxPooling2D",
+        "AveragePooling2D",
+        "UpSampling2D",
+    }
     bottleneck = m.get_layer("bottleneck_conv")
     assert bottleneck.input.shape[-1] == 124 and bottleneck.filters == 16
     assert bottleneck.count_params() == 124 * 3 * 3 * 16 + 16 == 17_872
     last = m.get_layer("restored_deconv")
-    assert last.__class__.__name__ == "Conv2DTranspose" and m.get_layer("restored").activation.__name__ == "sigmoid"
-    exact = build_model("eddensenet", input_skip=False).get_layer("restored")  # the report's own last layer
+    assert (
+        last.__class__.__name__ == "Conv2DTranspose"
+        and m.get_layer("restored").activation.__name__ == "sigmoid"
+    )
+    exact = build_model("eddensenet", input_skip=False).get_layer(
+        "restored"
+    )  # the report's own last layer
     assert exact.__class__.__name__ == "Conv2DTranspose" and exact.activation.__name__ == "sigmoid"
     without = build_model("eddensenet", bottleneck=False)
     assert without.get_layer("dec1_l1_conv1").input.shape[-1] == 124
@@ -87,16 +101,22 @@ def test_transitions_bottleneck_and_output(models):
 
 # ---------------------------------------------------------------------------------- CAESSC
 
-@pytest.mark.parametrize("name,depth,filters,half,last", [
-    ("caessc_d30_f64", 30, 64, False, "sigmoid"),
-    ("caessc_d22_f128_half", 22, 128, True, "sigmoid"),
-    ("caessc_d22_f128_half_no_sigmoid", 22, 128, True, "relu"),
-])
+
+@pytest.mark.parametrize(
+    "name,depth,filters,half,last",
+    [
+        ("caessc_d30_f64", 30, 64, False, "sigmoid"),
+        ("caessc_d22_f128_half", 22, 128, True, "sigmoid"),
+        ("caessc_d22_f128_half_no_sigmoid", 22, 128, True, "relu"),
+    ],
+)
 def test_caessc_structure(models, name, depth, filters, half, last):
     m = models[name]
     convs, deconvs = kinds(m, "Conv2D"), kinds(m, "Conv2DTranspose")
     assert len(convs) == len(deconvs) == depth // 2
-    assert all(l.filters == filters for l in convs) and all(l.filters == filters for l in deconvs[:-1])
+    assert all(l.filters == filters for l in convs) and all(
+        l.filters == filters for l in deconvs[:-1]
+    )
     strided = [l.name for l in convs + deconvs if l.strides == (2, 2)]
     assert strided == (["enc1_conv", "dec1_deconv"] if half else [])
     # Conv -> BN -> ReLU everywhere but the last layer.
@@ -105,7 +125,10 @@ def test_caessc_structure(models, name, depth, filters, half, last):
     # Symmetric additive skips every 2 layers, plus input -> output.
     adds = kinds(m, "Add")
     assert len(adds) == depth // 4 + 1
-    sources = {tuple(t._keras_history.operation.name for t in a._inbound_nodes[0].input_tensors) for a in adds}
+    sources = {
+        tuple(t._keras_history.operation.name for t in a._inbound_nodes[0].input_tensors)
+        for a in adds
+    }
     assert ("dec1_deconv", "dec1_logit" if last == "sigmoid" else "blurred") in sources
     for i in range(3, depth // 2 + 1, 2):
         assert (f"dec{i}_bn", f"enc{i - 1}_relu") in sources
@@ -116,11 +139,14 @@ def test_caessc_structure(models, name, depth, filters, half, last):
 
 def test_caessc_starts_as_the_identity(models):
     """The input skip enters through the output activation's inverse and the last deconvolution
-    starts at zero, so a fresh model returns its input (clipped to [1e-3, 1 - 1e-3] for the sigmoid)."""
+    starts at zero, so a fresh model returns its input (clipped to [1e-3, 1 - 1e-3] for the
+    sigmoid)."""
     x = np.random.default_rng(1).random((2, 32, 32, 3)).astype("float32")
     for name in CAESSC:
         out = np.asarray(models[name](x, training=False))
-        np.testing.assert_allclose(out, np.clip(x, 1e-3, 1 - 1e-3) if "no_sigmoid" not in name else x, atol=1e-5)
+        np.testing.assert_allclose(
+            out, np.clip(x, 1e-3, 1 - 1e-3) if "no_sigmoid" not in name else x, atol=1e-5
+        )
     plain = build_model("caessc_d22_f128_half", depth=4, input_skip="direct", zero_init_last=False)
     assert "dec1_logit" not in {l.name for l in plain.layers}
     assert np.abs(np.asarray(plain(x, training=False)) - x).max() > 0.01
@@ -134,7 +160,7 @@ def test_caessc_checks_its_arguments():
 
 
 def test_bottleneck_arithmetic_is_read_from_the_model(models):
-    from deblurlab.models.eddensenet import bottleneck_arithmetic
+    from deblurlab.cifar_analysis import bottleneck_arithmetic
 
     a = bottleneck_arithmetic(models["eddensenet"])
     assert a["layer"] == "bottleneck_conv" and a["channels"] == 124
@@ -145,9 +171,14 @@ def test_bottleneck_arithmetic_is_read_from_the_model(models):
 
 # ---------------------------------------------------------------------------------- dark areas
 
+
 def test_dark_pixel_metrics_and_verdict():
-    from deblurlab.models.caessc import (dark_failure_verdict, dark_pixel_metrics, darkest_indices,
-                                         red30_paper_row)
+    from deblurlab.cifar_analysis import (
+        dark_failure_verdict,
+        dark_pixel_metrics,
+        darkest_indices,
+        red30_paper_row,
+    )
 
     sharp = np.full((3, 4, 4, 3), 0.5)
     sharp[0] = 0.02  # one all-dark image
@@ -157,7 +188,7 @@ def test_dark_pixel_metrics_and_verdict():
     bad_dark[0] += 0.2  # wrong only where the sharp image is dark
     table = dark_pixel_metrics({"relu": bad_dark, "sigmoid": good}, sharp)
     assert table.loc[0, "dark pixels %"] == pytest.approx(100 / 3)
-    assert table.loc[0, "dark MSE"] == pytest.approx(0.21 ** 2)
+    assert table.loc[0, "dark MSE"] == pytest.approx(0.21**2)
     verdict = dark_failure_verdict(table, "relu", "sigmoid")
     assert verdict["reproduced"] is True and "We reproduce" in verdict["sentence"]
     # Worse everywhere by the same factor: not a dark-specific failure.

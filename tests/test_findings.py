@@ -1,4 +1,6 @@
-"""The findings scorecard: pairing checks, each verdict, generated sentences, outputs and the report section."""
+"""The findings scorecard: pairing checks, each verdict, generated sentences, outputs and the
+report section."""
+
 import json
 from types import SimpleNamespace
 
@@ -8,14 +10,20 @@ import pytest
 
 from deblurlab import findings as F
 from deblurlab import report
-from deblurlab.cifar_study import BLURRED_INPUT, save_per_image
+from deblurlab.cifar_study import save_per_image
+from deblurlab.results import BLURRED_INPUT
 from deblurlab.paths import figures_dir, results_dir, runs_dir, tables_dir
 from deblurlab.profiles import MotionPlan
 
 N = 300
-PROV = {"data": "CIFAR-10 test fixture; split 96 train / 32 val / 300 test", "profile": "smoke",
-        "date": "2026-01-01 00:00",
-        "commit": "abc1234", "machine": "test machine", "compute": "float32"}
+PROV = {
+    "data": "CIFAR-10 test fixture; split 96 train / 32 val / 300 test",
+    "profile": "smoke",
+    "date": "2026-01-01 00:00",
+    "commit": "abc1234",
+    "machine": "test machine",
+    "compute": "float32",
+}
 
 
 @pytest.fixture(autouse=True)
@@ -31,7 +39,8 @@ def _metrics(mse, ssim):
 def cifar_scores(seed=0, prefix=""):
     """Per-image scores whose truths are known: ResUNet3 clearly beats ResUNet1; EDDenseNet ties
     ResUNet1 and is clearly worse than ResUNet3; CAESSC d30 beats d22 half, which the ReLU output
-    trails everywhere; the LSTM raises PSNR clearly but leaves SSIM unchanged; ResUNet3 beats SRN."""
+    trails everywhere; the LSTM raises PSNR clearly but leaves SSIM unchanged; ResUNet3 beats
+    SRN."""
     rng = np.random.default_rng(seed)
     base = rng.lognormal(np.log(0.002), 0.5, N)
 
@@ -40,9 +49,11 @@ def cifar_scores(seed=0, prefix=""):
 
     ssim = rng.uniform(0.85, 0.95, N)
     scores = {
-        "resunet1": _metrics(noisy(1.0), ssim), "resunet3": _metrics(noisy(0.8), ssim + 0.01),
+        "resunet1": _metrics(noisy(1.0), ssim),
+        "resunet3": _metrics(noisy(0.8), ssim + 0.01),
         "eddensenet": _metrics(base * rng.uniform(0.9, 1.1, N), ssim),
-        "caessc_d30_f64": _metrics(noisy(0.9), ssim), "caessc_d22_f128_half": _metrics(noisy(1.0), ssim),
+        "caessc_d30_f64": _metrics(noisy(0.9), ssim),
+        "caessc_d22_f128_half": _metrics(noisy(1.0), ssim),
         "caessc_d22_f128_half_no_sigmoid": _metrics(noisy(1.5), ssim - 0.05),
         "srndeblur_cifar": _metrics(noisy(0.95), ssim),
         "srndeblur_cifar_lstm": _metrics(noisy(0.9), ssim + rng.normal(0, 0.01, N)),
@@ -50,17 +61,27 @@ def cifar_scores(seed=0, prefix=""):
     scores = {prefix + k: v for k, v in scores.items()}
     blurred = np.where(np.arange(N) < 30, 0.0, base * 3)
     psnr = np.where(blurred == 0, 100.0, 10 * np.log10(1 / np.maximum(blurred, 1e-12)))
-    scores[BLURRED_INPUT] = {"mse": blurred, "psnr": psnr,
-                             "ssim": np.where(blurred == 0, 1.0, ssim - 0.1)}
+    scores[BLURRED_INPUT] = {
+        "mse": blurred,
+        "psnr": psnr,
+        "ssim": np.where(blurred == 0, 1.0, ssim - 0.1),
+    }
     return scores
 
 
 def evidence(scores=None, motion=None, patches=None, profile="smoke"):
     scores = scores if scores is not None else cifar_scores()
-    ev = F.Evidence(profile, {**PROV, "profile": profile}, "fixture", N, scores=scores,
-                    sigmas=np.linspace(0, 3, N), dark=np.arange(N) < N // 4,
-                    chapters={c: {"status": "saved", "message": ""} for c in F.CIFAR_CHAPTERS},
-                    training={m: {"epochs": 1, "train_seconds": 5.0} for m in F.MODEL_CHAPTER})
+    ev = F.Evidence(
+        profile,
+        {**PROV, "profile": profile},
+        "fixture",
+        N,
+        scores=scores,
+        sigmas=np.linspace(0, 3, N),
+        dark=np.arange(N) < N // 4,
+        chapters={c: {"status": "saved", "message": ""} for c in F.CIFAR_CHAPTERS},
+        training={m: {"epochs": 1, "train_seconds": 5.0} for m in F.MODEL_CHAPTER},
+    )
     ev.motion, ev.patches = motion, patches
     return ev
 
@@ -70,19 +91,39 @@ def motion(kind="gopro-sample", gain=0.5, n=12):
     blurred = rng.uniform(0.002, 0.01, n)
     restored = blurred * 10 ** (-gain / 10) * rng.uniform(0.99, 1.01, n)
     ssim = rng.uniform(0.6, 0.8, n)
-    return {"scores": {BLURRED_INPUT: _metrics(blurred, ssim), "srndeblur_reds": _metrics(restored, ssim + 0.02)},
-            "label": "srndeblur_reds", "n": n, "eval": f"{n} whole test frames", "data_kind": kind,
-            "data_label": {"reds": "REDS", "gopro-sample": "GoPro sample (scene x)", "synthetic": "synthetic"}[kind],
-            "data_is_real": kind != "synthetic", "provenance": PROV}
+    return {
+        "scores": {
+            BLURRED_INPUT: _metrics(blurred, ssim),
+            "srndeblur_reds": _metrics(restored, ssim + 0.02),
+        },
+        "label": "srndeblur_reds",
+        "n": n,
+        "eval": f"{n} whole test frames",
+        "data_kind": kind,
+        "data_label": {
+            "reds": "REDS",
+            "gopro-sample": "GoPro sample (scene x)",
+            "synthetic": "synthetic",
+        }[kind],
+        "data_is_real": kind != "synthetic",
+        "provenance": PROV,
+    }
 
 
 def patches(kind="synthetic", share=0.29, frames=200, per_frame=4):
     rng = np.random.default_rng(2)
     flags = rng.random(frames * per_frame) < share
     ssim = np.where(flags, 0.95, 0.7)
-    return {"ssim": ssim, "frame": np.repeat(np.arange(frames), per_frame), "threshold": 0.9, "frames": frames,
-            "data_kind": kind, "data_label": "REDS" if kind == "reds" else "synthetic camera shake",
-            "data_is_real": kind != "synthetic", "provenance": PROV}
+    return {
+        "ssim": ssim,
+        "frame": np.repeat(np.arange(frames), per_frame),
+        "threshold": 0.9,
+        "frames": frames,
+        "data_kind": kind,
+        "data_label": "REDS" if kind == "reds" else "synthetic camera shake",
+        "data_is_real": kind != "synthetic",
+        "provenance": PROV,
+    }
 
 
 def row(card, number):
@@ -91,14 +132,17 @@ def row(card, number):
 
 def test_every_cifar_verdict_follows_the_paired_intervals():
     card = F.scorecard(evidence())
-    assert row(card, 1)["verdict"] == "reproduced"      # ResUNet3 beats ResUNet1 by 20%
-    assert row(card, 2)["verdict"] == "inconclusive"    # ResUNet1 ties EDDenseNet
+    assert row(card, 1)["verdict"] == "reproduced"  # ResUNet3 beats ResUNet1 by 20%
+    assert row(card, 2)["verdict"] == "inconclusive"  # ResUNet1 ties EDDenseNet
     assert row(card, 2)["reason"] == "interval"
     assert row(card, 3)["verdict"] == "reproduced"
-    assert row(card, 4)["verdict"] == "reproduced"      # worse everywhere, the dark quarter included
-    assert row(card, 5)["verdict"] == "inconclusive"    # PSNR up, SSIM unchanged
-    assert [t["verdict"] for t in row(card, 5)["this_run"]["tests"]] == ["reproduced", "inconclusive"]
-    assert row(card, 6)["verdict"] == "contradicted"    # ResUNet3 is better than SRNDeblur with LSTM
+    assert row(card, 4)["verdict"] == "reproduced"  # worse everywhere, the dark quarter included
+    assert row(card, 5)["verdict"] == "inconclusive"  # PSNR up, SSIM unchanged
+    assert [t["verdict"] for t in row(card, 5)["this_run"]["tests"]] == [
+        "reproduced",
+        "inconclusive",
+    ]
+    assert row(card, 6)["verdict"] == "contradicted"  # ResUNet3 is better than SRNDeblur with LSTM
     assert all(r["source"] == "this run" for r in card.rows)
     assert card.counts() == {"reproduced": 3, "contradicted": 1, "inconclusive": 4}
 
@@ -111,12 +155,17 @@ def test_sentences_never_claim_a_difference_the_interval_does_not_support():
     assert "ResUNet1's MSE is lower" not in claim2 and "ResUNet1's MSE is higher" not in claim2
     assert "is lower than ResUNet1's" in row(card, 1)["sentence"]
     claim6 = row(card, 6)["sentence"]
-    assert "contradicted" in claim6 and "SRNDeblur with LSTM's PSNR of the mean MSE is lower than ResUNet3's" in claim6
+    assert (
+        "contradicted" in claim6
+        and "SRNDeblur with LSTM's PSNR of the mean MSE is lower than ResUNet3's" in claim6
+    )
     for r in card.rows:
         for t in (r["this_run"] or {}).get("tests", []):
             if t["metric"] != "share" and t["low"] <= 0 <= t["high"]:
                 a, b = F.pretty(t["a"]), F.pretty(t["b"])
-                assert f"{a}'s {F.METRIC_NAMES[t['metric']]} is higher than {b}" not in r["sentence"]
+                assert (
+                    f"{a}'s {F.METRIC_NAMES[t['metric']]} is higher than {b}" not in r["sentence"]
+                )
                 assert f"{a}'s {F.METRIC_NAMES[t['metric']]} is lower than {b}" not in r["sentence"]
 
 
@@ -127,24 +176,42 @@ def test_motion_claim_is_inconclusive_when_the_data_differ_and_decided_on_reds()
         assert "the original's REDS, so the original's number cannot be tested" in r["limit"]
         assert "because our data are not the original's" in r["sentence"]
     assert row(F.scorecard(evidence(motion=motion("reds", gain=0.5))), 8)["verdict"] == "reproduced"
-    assert row(F.scorecard(evidence(motion=motion("reds", gain=-0.5))), 8)["verdict"] == "contradicted"
+    assert (
+        row(F.scorecard(evidence(motion=motion("reds", gain=-0.5))), 8)["verdict"] == "contradicted"
+    )
 
 
 def test_patch_claim_needs_reds_and_a_precise_enough_share():
     assert row(F.scorecard(evidence(patches=patches("synthetic"))), 7)["verdict"] == "inconclusive"
-    assert row(F.scorecard(evidence(patches=patches("reds", 0.29, frames=2000))), 7)["verdict"] == "reproduced"
+    assert (
+        row(F.scorecard(evidence(patches=patches("reds", 0.29, frames=2000))), 7)["verdict"]
+        == "reproduced"
+    )
     assert row(F.scorecard(evidence(patches=patches("reds", 0.6))), 7)["verdict"] == "contradicted"
-    assert row(F.scorecard(evidence(patches=patches("reds", 0.29, frames=10, per_frame=2))), 7)["verdict"] == "inconclusive"
+    assert (
+        row(F.scorecard(evidence(patches=patches("reds", 0.29, frames=10, per_frame=2))), 7)[
+            "verdict"
+        ]
+        == "inconclusive"
+    )
 
 
 def test_missing_results_leave_claims_untested():
-    scores = {k: v for k, v in cifar_scores().items() if k not in ("eddensenet", "srndeblur_cifar_lstm")}
+    scores = {
+        k: v for k, v in cifar_scores().items() if k not in ("eddensenet", "srndeblur_cifar_lstm")
+    }
     ev = evidence(scores)
-    ev.chapters["eddensenet"] = {"status": "missing", "message": "no per-image results: run notebooks/02_eddensenet.ipynb"}
+    ev.chapters["eddensenet"] = {
+        "status": "missing",
+        "message": "no per-image results: run notebooks/02_eddensenet.ipynb",
+    }
     card = F.scorecard(ev)
     assert row(card, 1)["verdict"] == "reproduced"
     for number in (2, 5, 7, 8):
-        assert row(card, number)["verdict"] == "inconclusive" and row(card, number)["reason"] == "missing"
+        assert (
+            row(card, number)["verdict"] == "inconclusive"
+            and row(card, number)["reason"] == "missing"
+        )
     assert "02_eddensenet" in row(card, 2)["limit"]
     assert "could not be tested" in row(card, 7)["sentence"]
     assert row(card, 6)["verdict"] == "inconclusive" and row(card, 6)["reason"] == "missing"
@@ -152,17 +219,30 @@ def test_missing_results_leave_claims_untested():
 
 
 def test_reference_runs_decide_where_they_exist():
-    scores = {**cifar_scores(), **{k: v for k, v in cifar_scores(seed=1, prefix=F.REFERENCE).items()
-                                   if k.startswith(F.REFERENCE)}}
+    scores = {
+        **cifar_scores(),
+        **{
+            k: v
+            for k, v in cifar_scores(seed=1, prefix=F.REFERENCE).items()
+            if k.startswith(F.REFERENCE)
+        },
+    }
     # in the reference runs, ResUNet1 beats ResUNet3 clearly
-    scores[F.REFERENCE + "resunet1"] = {m: v.copy() for m, v in scores[F.REFERENCE + "resunet3"].items()}
+    scores[F.REFERENCE + "resunet1"] = {
+        m: v.copy() for m, v in scores[F.REFERENCE + "resunet3"].items()
+    }
     scores[F.REFERENCE + "resunet1"]["mse"] = scores[F.REFERENCE + "resunet3"]["mse"] * 0.7
     ev = evidence(scores)
     for name in ("resunet1", "resunet3"):  # both reference runs reached early stopping
-        ev.training[F.REFERENCE + name] = {"epochs": 30, "stopped": "early stopping: no better validation loss"}
+        ev.training[F.REFERENCE + name] = {
+            "epochs": 30,
+            "stopped": "early stopping: no better validation loss",
+        }
     card = F.scorecard(ev)
     r1 = row(card, 1)
-    assert r1["this_run"]["verdict"] == "reproduced" and r1["reference"]["verdict"] == "contradicted"
+    assert (
+        r1["this_run"]["verdict"] == "reproduced" and r1["reference"]["verdict"] == "contradicted"
+    )
     assert r1["verdict"] == "contradicted" and r1["source"] == "reference run"
     assert "reference runs" in r1["sentence"] and "Budget: the reference runs" in r1["limit"]
     assert row(card, 8)["reference"] is None and F.format_run(None) == "no reference run"
@@ -171,7 +251,11 @@ def test_reference_runs_decide_where_they_exist():
     # a reference run cut at its epoch cap compares unequal budgets: this run decides, and says why
     ev.training[F.REFERENCE + "resunet3"] = {"epochs": 8, "stopped": "epoch limit (8)"}
     r1 = row(F.scorecard(ev), 1)
-    assert r1["source"] == "this run" and r1["verdict"] == "reproduced" and r1["reference"]["verdict"] == "contradicted"
+    assert (
+        r1["source"] == "this run"
+        and r1["verdict"] == "reproduced"
+        and r1["reference"]["verdict"] == "contradicted"
+    )
     assert "ResUNet3 stopped at an epoch cap" in r1["limit"]
 
 
@@ -179,26 +263,39 @@ def test_pairing_problem_refuses_other_test_images():
     sig = np.linspace(0, 3, 10)
     meta = {"n_test": 10, "provenance": PROV}
     assert F.pairing_problem("resunet", sig, meta, sig, meta) is None
-    assert "scored 12 test images" in F.pairing_problem("resunet", np.r_[sig, 1, 2], {**meta, "n_test": 12}, sig, meta)
-    assert "profile 'default'" in F.pairing_problem("resunet", sig, {**meta, "provenance": {**PROV, "profile": "default"}},
-                                                    sig, meta)
+    assert "scored 12 test images" in F.pairing_problem(
+        "resunet", np.r_[sig, 1, 2], {**meta, "n_test": 12}, sig, meta
+    )
+    assert "profile 'default'" in F.pairing_problem(
+        "resunet", sig, {**meta, "provenance": {**PROV, "profile": "default"}}, sig, meta
+    )
     assert "blur strengths" in F.pairing_problem("resunet", sig[::-1], meta, sig, meta)
 
 
 def fake_study(n=N):
-    plan = SimpleNamespace(train_images=lambda m: None,
-                           train_config=lambda m: SimpleNamespace(batch_size=32, epochs=1))
+    plan = SimpleNamespace(
+        train_images=lambda m: None, train_config=lambda m: SimpleNamespace(batch_size=32, epochs=1)
+    )
     sharp = np.random.default_rng(3).random((n, 4, 4, 3)).astype(np.float32)
-    return SimpleNamespace(profile="smoke", plan=plan, provenance=PROV, test_sigmas=np.linspace(0, 3, n),
-                           splits=SimpleNamespace(train=np.zeros((96, 1)), test=sharp),
-                           describe=lambda: "fixture data; profile smoke")
+    return SimpleNamespace(
+        profile="smoke",
+        plan=plan,
+        provenance=PROV,
+        test_sigmas=np.linspace(0, 3, n),
+        splits=SimpleNamespace(train=np.zeros((96, 1)), test=sharp),
+        describe=lambda: "fixture data; profile smoke",
+    )
 
 
 def _save_chapter(chapter, scores, sigmas, n_test=N, prov=PROV):
     models = {m: scores[m] for m in (*F.CIFAR_CHAPTERS[chapter], BLURRED_INPUT)}
     save_per_image(chapter, models, sigmas)
-    payload = {"chapter": chapter, "provenance": prov, "n_test": n_test,
-               "models": {m: {"epochs": 1, "train_seconds": 3.0} for m in F.CIFAR_CHAPTERS[chapter]}}
+    payload = {
+        "chapter": chapter,
+        "provenance": prov,
+        "n_test": n_test,
+        "models": {m: {"epochs": 1, "train_seconds": 3.0} for m in F.CIFAR_CHAPTERS[chapter]},
+    }
     (results_dir() / f"{chapter}.json").write_text(json.dumps(payload))
 
 
@@ -208,8 +305,14 @@ def test_collect_reads_saved_chapters_and_refuses_unpaired_ones():
     _save_chapter("eddensenet", scores, study.test_sigmas, prov={**PROV, "profile": "default"})
     ev = F.collect(study)
     assert ev.chapters["resunet"]["status"] == "saved"
-    assert ev.chapters["eddensenet"]["status"] == "refused" and "profile" in ev.chapters["eddensenet"]["message"]
-    assert ev.chapters["caessc"]["status"] == "missing" and ev.chapters["srndeblur_reds"]["status"] == "missing"
+    assert (
+        ev.chapters["eddensenet"]["status"] == "refused"
+        and "profile" in ev.chapters["eddensenet"]["message"]
+    )
+    assert (
+        ev.chapters["caessc"]["status"] == "missing"
+        and ev.chapters["srndeblur_reds"]["status"] == "missing"
+    )
     assert "resunet1" in ev.scores and "eddensenet" not in ev.scores
     assert ev.dark.sum() == N // 4 and ev.training["resunet1"]["epochs"] == 1
     card = F.scorecard(ev)
@@ -219,15 +322,28 @@ def test_collect_reads_saved_chapters_and_refuses_unpaired_ones():
 
 def test_motion_chapters_save_what_the_findings_read():
     from deblurlab import motion_study as ms
+    from deblurlab import patch_analysis as pa
 
-    evaluation = ms.Evaluation(motion("gopro-sample")["scores"], [f"f{i}" for i in range(12)], {}, "", 0.1)
-    data = SimpleNamespace(source="s", label="GoPro sample", kind="gopro-sample", is_real=True, protocol="p",
-                           train=[0] * 5, val=[0], test=[0] * 12)
+    evaluation = ms.Evaluation(
+        motion("gopro-sample")["scores"], [f"f{i}" for i in range(12)], {}, "", 0.1
+    )
+    data = SimpleNamespace(
+        source="s",
+        label="GoPro sample",
+        kind="gopro-sample",
+        is_real=True,
+        protocol="p",
+        train=[0] * 5,
+        val=[0],
+        test=[0] * 12,
+    )
     plan = MotionPlan.for_profile("smoke")
     study = ms.MotionStudy(plan, data, (np.zeros((4, 1)), np.zeros((4, 1))), np.arange(12), PROV)
     ms.save_results("srndeblur_reds", study, evaluation, {})
-    analysis = ms.PatchAnalysis(data, plan, np.linspace(0.5, 1, 8), np.ones(3), 0.0, {"kde": 0.3}, 4, PROV)
-    ms.save_data_results("motion_data", analysis)
+    analysis = pa.PatchAnalysis(
+        data, plan, np.linspace(0.5, 1, 8), np.ones(3), 0.0, {"kde": 0.3}, 4, PROV
+    )
+    pa.save_data_results("motion_data", analysis)
     assert F._motion_evidence()["data_kind"] == "gopro-sample"
     found = F._patch_evidence()
     assert list(found["frame"]) == [0, 0, 1, 1, 2, 2, 3, 3] and len(found["ssim"]) == 8
@@ -237,15 +353,26 @@ def test_budget_curves_read_the_runs_histories():
     study = fake_study()
     run = runs_dir() / "cifar-resunet1-smoke"
     run.mkdir(parents=True)
-    pd.DataFrame({"epoch": [1, 2], "loss": [0.01, 0.005], "val_loss": [0.01, 0.006], "val_psnr": [20.0, 22.0],
-                  "seconds": [10.0, 12.0]}).to_csv(run / "history.csv", index=False)
+    pd.DataFrame(
+        {
+            "epoch": [1, 2],
+            "loss": [0.01, 0.005],
+            "val_loss": [0.01, 0.006],
+            "val_psnr": [20.0, 22.0],
+            "seconds": [10.0, 12.0],
+        }
+    ).to_csv(run / "history.csv", index=False)
     (run / "state.json").write_text(json.dumps({"config": {"batch_size": 32}}))
-    (results_dir() / "comparison.json").write_text(json.dumps({"methods": {"resunet1": {"cost": {"MFLOP/image": 100.0}}}}))
+    (results_dir() / "comparison.json").write_text(
+        json.dumps({"methods": {"resunet1": {"cost": {"MFLOP/image": 100.0}}}})
+    )
     curves = F.budget_curves(study)
     assert list(curves) == ["resunet1"]
     c = curves["resunet1"]
     assert list(c["seconds"]) == [10.0, 22.0]
-    assert c["tflop"].iloc[-1] == pytest.approx(3 * 100e6 * 96 * 2 / 1e12)  # 3 x forward x (96 // 32) * 32 images x 2
+    assert c["tflop"].iloc[-1] == pytest.approx(
+        3 * 100e6 * 96 * 2 / 1e12
+    )  # 3 x forward x (96 // 32) * 32 images x 2
     df, summary = F.budget_table(curves, evidence())
     assert "22 s" in summary["sentence"] and (tables_dir() / "findings_budget.md").exists()
 
@@ -290,7 +417,9 @@ def test_collect_scores_missing_chapters_from_finished_runs_only(monkeypatch):
     from deblurlab import cifar_study as cs
 
     study, scores = fake_study(), cifar_scores()
-    for model in F.CIFAR_CHAPTERS["resunet"]:  # finished runs of chapter 1; chapter 2's run is unfinished
+    for model in F.CIFAR_CHAPTERS[
+        "resunet"
+    ]:  # finished runs of chapter 1; chapter 2's run is unfinished
         run = runs_dir() / cs.run_name(study, model)
         run.mkdir(parents=True)
         (run / "state.json").write_text(json.dumps({"epoch": 0, "stopped_early": False}))
@@ -304,11 +433,20 @@ def test_collect_scores_missing_chapters_from_finished_runs_only(monkeypatch):
         return name, SimpleNamespace(epochs_run=1, train_seconds=2.0)
 
     monkeypatch.setattr(cs, "train_model", train_model)
-    monkeypatch.setattr(cs, "evaluate", lambda study_, models: {BLURRED_INPUT: scores[BLURRED_INPUT],
-                                                                **{m: scores[m] for m in models}})
+    monkeypatch.setattr(
+        cs,
+        "evaluate",
+        lambda study_, models: {
+            BLURRED_INPUT: scores[BLURRED_INPUT],
+            **{m: scores[m] for m in models},
+        },
+    )
     ev = F.collect(study, recompute=True)
     assert loaded == ["resunet1", "resunet3"]  # never trains: the unfinished run is left alone
-    assert ev.chapters["resunet"]["status"] == "recomputed" and ev.chapters["eddensenet"]["status"] == "missing"
+    assert (
+        ev.chapters["resunet"]["status"] == "recomputed"
+        and ev.chapters["eddensenet"]["status"] == "missing"
+    )
     assert row(F.scorecard(ev), 1)["verdict"] == "reproduced"
 
 
@@ -325,4 +463,7 @@ def test_refresh_rewrites_the_scorecard_from_merged_results(monkeypatch):
         _save_chapter(chapter, scores, study.test_sigmas)
     payload = F.refresh()
     assert payload["counts"] == {"reproduced": 3, "contradicted": 1, "inconclusive": 4}
-    assert payload["budget"] == {"sentence": "kept"} and (tables_dir() / "findings_scorecard.md").exists()
+    assert (
+        payload["budget"] == {"sentence": "kept"}
+        and (tables_dir() / "findings_scorecard.md").exists()
+    )

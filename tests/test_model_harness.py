@@ -67,11 +67,11 @@ def test_register_requires_the_default_profiles_epochs():
 
 
 def test_the_benchmark_targets_come_from_the_register_calls():
-    from deblurlab import bench
+    from deblurlab.perf import bounds, cli
 
     rows = [{"name": n, "dataset": get_spec(n).dataset, "bound": "compute", "train_images_per_s": 1.0,
              "train_ceiling_images_per_s": 1e4, "train_frac_fp32_peak": 0.5} for n in list_models()]
-    targets = {c["model"]: c["target"] for c in bench.target_checks(rows) if c["kind"] == "train_images_per_s"}
+    targets = {c["model"]: c["target"] for c in bounds.target_checks(rows) if c["kind"] == "train_images_per_s"}
     assert targets == {"resunet3": 400.0, "caessc_d30_f64": 110.0}  # issue 6's
 
 
@@ -119,7 +119,7 @@ def toy_models(tmp_path, monkeypatch):
 
 
 def test_a_new_model_file_is_picked_up_everywhere(toy_models, tmp_path, monkeypatch):
-    from deblurlab import bench
+    from deblurlab.perf import bounds, cli
     from deblurlab import cifar_study as cs
     from deblurlab.profiles import CifarPlan
 
@@ -138,14 +138,14 @@ def test_a_new_model_file_is_picked_up_everywhere(toy_models, tmp_path, monkeypa
         default.train_config("toy_motion")
 
     # The benchmark: model selection and its speed target.
-    assert bench._select_models("toy_cifar") == ["toy_cifar"]
-    assert {"toy_cifar", "toy_motion"} <= set(bench._select_models(""))
+    assert cli.select_models("toy_cifar") == ["toy_cifar"]
+    assert {"toy_cifar", "toy_motion"} <= set(cli.select_models(""))
     row = {"name": "toy_cifar", "dataset": "cifar10", "bound": "compute", "train_images_per_s": 4.0,
            "train_ceiling_images_per_s": 100.0, "train_frac_fp32_peak": 0.5}
-    [speed] = [c for c in bench.target_checks([row]) if c["kind"] == "train_images_per_s"]
+    [speed] = [c for c in bounds.target_checks([row]) if c["kind"] == "train_images_per_s"]
     assert speed["target"] == 5.0 and speed["met"] is False and "reachable in principle" in speed["text"]
     motion = {**row, "name": "toy_motion", "dataset": "motion"}
-    assert bench.target_checks([motion]) == []  # no target, and no peak share for a motion model
+    assert bounds.target_checks([motion]) == []  # no target, and no peak share for a motion model
 
     # The chapters' summary table keeps the CIFAR-10 toy and leaves the motion one out.
     monkeypatch.setenv("DEBLURLAB_OUTPUT_DIR", str(tmp_path))

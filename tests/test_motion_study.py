@@ -9,25 +9,28 @@ import pytest
 from keras import layers
 from test_motion_data import make_gopro
 
+from deblurlab import inference as I
 from deblurlab import motion_study as MS
+from deblurlab.motion_figures import detail_box
 from deblurlab.models import build_model
 from deblurlab.profiles import MotionPlan
+from deblurlab.results import read_arrays
 
 
 def test_pad_to_multiple_and_back():
     image = np.random.default_rng(0).random((37, 50, 3)).astype(np.float32)
-    padded, size = MS.pad_to_multiple(image, 8)
+    padded, size = I.pad_to_multiple(image, 8)
     assert padded.shape == (40, 56, 3) and size == (37, 50)
     np.testing.assert_array_equal(padded[:37, :50], image)
-    assert MS.pad_to_multiple(image[:32, :48], 8)[0].shape == (32, 48, 3)
+    assert I.pad_to_multiple(image[:32, :48], 8)[0].shape == (32, 48, 3)
 
 
 @pytest.mark.parametrize("shape", [(37, 50), (45, 61)])
 def test_full_resolution_output_has_input_size(shape):
     model = build_model("srndeblur_reds", input_shape=(None, None, 3))
-    assert MS.network_multiple(model) == 8
+    assert I.network_multiple(model) == 8
     blurred = np.random.default_rng(1).random((*shape, 3)).astype(np.float32)
-    restored = MS.deblur_frame(model, blurred)
+    restored = I.deblur_frame(model, blurred)
     assert restored.shape == (*shape, 3) and 0.0 <= restored.min() and restored.max() <= 1.0
 
 
@@ -35,11 +38,11 @@ def test_tiled_inference_matches_whole_frame():
     inputs = keras.Input((None, None, 3))
     model = keras.Model(inputs, layers.Conv2D(3, 1, activation="sigmoid")(inputs))  # pointwise: tiles are exact
     image = np.random.default_rng(2).random((70, 90, 3)).astype(np.float32)
-    whole = MS.deblur_frame(model, image, multiple=8)
-    tiled = MS.deblur_frame(model, image, multiple=8, tile=32, overlap=8)
+    whole = I.deblur_frame(model, image, multiple=8)
+    tiled = I.deblur_frame(model, image, multiple=8, tile=32, overlap=8)
     np.testing.assert_allclose(tiled, whole, atol=1e-6)
     with pytest.raises(ValueError, match="multiple of 8"):
-        MS.deblur_frame(model, image, multiple=8, tile=30)
+        I.deblur_frame(model, image, multiple=8, tile=30)
 
 
 def test_exponential_decay_endpoints():
@@ -52,7 +55,7 @@ def test_detail_box_finds_the_blurred_region():
     sharp = np.zeros((60, 80, 3), np.float32)
     blurred = sharp.copy()
     blurred[40:55, 60:75] = 1.0
-    top, left, h, w = MS.detail_box(blurred, sharp, 16)
+    top, left, h, w = detail_box(blurred, sharp, 16)
     assert (h, w) == (16, 16) and 39 <= top <= 40 and 59 <= left <= 60
 
 
@@ -78,7 +81,9 @@ def tiny_two_scale(input_shape=(None, None, 3), **_):
 
 def test_tiny_end_to_end_run(tmp_path, monkeypatch):
     monkeypatch.setenv("DEBLURLAB_OUTPUT_DIR", str(tmp_path / "out"))
-    monkeypatch.setattr(MS, "build_model", lambda name, input_shape, **kw: tiny_two_scale(input_shape))
+    tiny = lambda name, input_shape, **kw: tiny_two_scale(input_shape)  # noqa: E731
+    monkeypatch.setattr(MS, "build_model", tiny)
+    monkeypatch.setattr(I, "build_model", tiny)  # full_resolution_model's rebuild
     root = make_gopro(tmp_path / "data", frames=20, size=(61, 45))  # neither side a multiple of 8
     plan = dataclasses.replace(MotionPlan.for_profile("smoke"), patch_size=16, batch_size=2,
                                images_per_epoch=2, n_val=2, n_eval=2, eval_crop=None)
@@ -100,6 +105,13 @@ def test_tiny_end_to_end_run(tmp_path, monkeypatch):
     assert saved["data_kind"] == "gopro-sample" and saved["n_eval"] == 2
     assert saved["models"][MS.MODEL]["params"] == payload["models"][MS.MODEL]["params"] > 0
     assert "frames improved" in saved["models"][MS.MODEL]["gains"]
+    arrays = read_arrays("motion_test")
+    assert list(arrays["names"]) == evaluation.names
+    np.testing.assert_array_equal(arrays[f"{MS.MODEL}|psnr"], evaluation[MS.MODEL]["psnr"])
+    images, metrics = MS.lowres_comparison(evaluation, model, MS.MODEL, factor=2)
+    assert images[MS.MODEL].shape == images["sharp"].shape == (22, 30, 3)
+    assert set(metrics) == {MS.BLURRED_INPUT, MS.MODEL}
+    assert MS.training_patches_per_s(study, result) > 0
 
 
 def test_reference_rows_flag_other_data():

@@ -5,7 +5,8 @@ import pytest
 from deblurlab.data.blur import make_blurred_set, training_stream
 from deblurlab.models import build_model, get_spec
 from deblurlab.models.convlstm import ConvLSTMCell
-from deblurlab.models.srndeblur import SRN_REDS_STRIDE, metrics_per_scale, with_state_cut
+from deblurlab.cifar_analysis import metrics_per_scale, resize_images
+from deblurlab.models.srndeblur import SRN_REDS_STRIDE, with_state_cut
 from deblurlab.train import TrainConfig, set_seeds, train
 
 CIFAR_SRN = ["srndeblur_cifar", "srndeblur_cifar_lstm"]
@@ -58,9 +59,15 @@ def test_reds_outputs_and_stride(reds):
     assert full.count_params() > reds.count_params()
 
 
-@pytest.mark.parametrize("name, per_scale", [("srndeblur_cifar", 0), ("srndeblur_reds", 0),
-                                             # the coarse scale's Dense(32 -> 4*4*32)
-                                             ("srndeblur_cifar_lstm", 32 * 4 * 4 * 32 + 4 * 4 * 32)])
+@pytest.mark.parametrize(
+    "name, per_scale",
+    [
+        ("srndeblur_cifar", 0),
+        ("srndeblur_reds", 0),
+        # the coarse scale's Dense(32 -> 4*4*32)
+        ("srndeblur_cifar_lstm", 32 * 4 * 4 * 32 + 4 * 4 * 32),
+    ],
+)
 def test_two_scales_hold_one_set_of_weights(name, per_scale):
     shape = (32, 32, 3) if "cifar" in name else (None, None, 3)
     two = build_model(name, input_shape=shape, **SMALL)
@@ -90,7 +97,9 @@ def test_reds_runs_at_two_sizes_with_the_same_weights(reds):
     small, large = images(1, 32, 48), images(1, 72, 40, seed=2)
     assert run(reds, small)[1].shape == small.shape
     assert run(reds, large)[1].shape == large.shape
-    fixed = build_model("srndeblur_reds", input_shape=(72, 40, 3), **SMALL)  # e.g. a training-patch model
+    fixed = build_model(
+        "srndeblur_reds", input_shape=(72, 40, 3), **SMALL
+    )  # e.g. a training-patch model
     fixed.set_weights(reds.get_weights())
     np.testing.assert_allclose(run(fixed, large)[1], run(reds, large)[1], atol=1e-5)
 
@@ -105,7 +114,9 @@ def test_recurrent_state_passes_from_coarse_to_fine(name):
         # output weight, so that whatever state the fine scale starts from shows in its output.
         lstm = carried.get_layer("bottleneck_lstm")
         bias = lstm.cell.bias.numpy()
-        bias[lstm.units:2 * lstm.units] = 20.0  # keras gate order: input, forget, candidate, output
+        bias[lstm.units : 2 * lstm.units] = (
+            20.0  # keras gate order: input, forget, candidate, output
+        )
         lstm.cell.bias.assign(bias)
         dense = carried.get_layer("fine_lstm_dense").kernel
         dense.assign(dense.numpy() * 100)
@@ -140,8 +151,14 @@ def test_train_fits_both_outputs(tmp_path, monkeypatch):
     config = TrainConfig(epochs=1, batch_size=8)
     set_seeds(0)
     model = build_model("srndeblur_cifar", filters=(4, 8), blocks_per_level=0)  # tracing dominates
-    result = train(model, lambda a, b: training_stream(sharp, 8, 0, a, b),
-                   (make_blurred_set(val, seed=1)[0], val), "srn", config, verbose=False)
+    result = train(
+        model,
+        lambda a, b: training_stream(sharp, 8, 0, a, b),
+        (make_blurred_set(val, seed=1)[0], val),
+        "srn",
+        config,
+        verbose=False,
+    )
     row = result.history.iloc[-1]
     # The loss is the sum of the two scales' MSEs.
     assert row["loss"] == pytest.approx(row["coarse_loss"] + row["fine_loss"], rel=1e-3)
@@ -157,11 +174,70 @@ def test_metrics_per_scale_compares_each_output_with_a_resized_target():
     assert table["input MSE"].iloc[0] < table["input MSE"].iloc[1]  # halving hides part of the blur
 
 
+def test_resize_images_is_the_trainers_antialiased_bilinear_resize():
+    sharp = images(2, 32, 32)
+    small = resize_images(sharp, (16, 16))
+    assert small.shape == (2, 16, 16, 3) and small.dtype == np.float32
+    assert np.array_equal(resize_images(sharp, (32, 32)), sharp)
+    if (
+        keras.backend.backend() == "tensorflow"
+    ):  # the trainer's targets: tf.image.resize, antialiased
+        import tensorflow as tf
+
+        expected = np.clip(tf.image.resize(sharp, (16, 16), antialias=True).numpy(), 0.0, 1.0)
+        np.testing.assert_allclose(small, expected, rtol=0, atol=1e-6)
+    flat = np.full((1, 32, 32, 3), 0.25, np.float32)  # a constant image stays that constant
+    np.testing.assert_allclose(resize_images(flat, (16, 16)), 0.25, atol=1e-6)
+
+
+def test_architecture_files_import_only_keras_numpy_and_the_shared_layers():
+    import ast
+    from pathlib import Path
+
+    import deblurlab.models as models
+
+    allowed = {"__future__", "keras", "numpy", "dataclasses", "typing", "math", "functools"}
+    for module in models.architecture_modules():
+        path = Path(models.__file__).parent / f"{module}.py"
+        imports = [
+            node
+            for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, (ast.Import, ast.ImportFrom))
+        ]
+        absolute = {
+            alias.name.split(".")[0]
+            for node in imports
+            if isinstance(node, ast.Import)
+            for alias in node.names
+        }
+        absolute |= {
+            node.module.split(".")[0]
+            for node in imports
+            if isinstance(node, ast.ImportFrom) and not node.level
+        }
+        relative = {
+            (node.level, node.module)
+            for node in imports
+            if isinstance(node, ast.ImportFrom) and node.level
+        }
+        assert absolute <= allowed, f"{path.name} imports {sorted(absolute - allowed)}"
+        shared = [
+            level == 1 and (name in models.HELPERS or name.startswith("_"))
+            for level, name in relative
+        ]
+        assert all(shared), (
+            f"{path.name} imports {sorted(relative)}: only the shared layers "
+            f"({sorted(models.HELPERS)} and _private modules)"
+        )
+
+
 def test_cifar_batchnorm_is_set_for_short_runs():
     model = build_model("srndeblur_cifar", **SMALL)
     norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
     assert norms and all(layer.momentum == 0.9 for layer in norms)
-    assert not np.any(model.get_layer("enc0_res1_b_bn").gamma.numpy())  # each ResBlock starts as identity
+    assert not np.any(
+        model.get_layer("enc0_res1_b_bn").gamma.numpy()
+    )  # each ResBlock starts as identity
     assert np.all(model.get_layer("enc0_res1_a_bn").gamma.numpy() == 1.0)
 
 
@@ -175,8 +251,9 @@ def test_multi_scale_targets_fit_a_model_of_any_input_size(reds):
 
 
 def test_convlstm_cell_from_conv_gates_is_fully_counted(reds):
-    from deblurlab.comparison import uncounted_layers
+    from deblurlab.perf.flops import uncounted_layers
 
     assert uncounted_layers(reds) == []
-    assert "ConvLSTMCell" in uncounted_layers(keras.Sequential([keras.Input((4, 8, 8, 3)),
-                                                                keras.layers.ConvLSTM2D(4, 3)]))
+    # the check names a layer whose weights the FLOP count leaves out
+    embedding = keras.Sequential([keras.Input((4,), dtype="int32"), keras.layers.Embedding(10, 4)])
+    assert uncounted_layers(embedding) == ["Embedding"]

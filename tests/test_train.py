@@ -6,7 +6,8 @@ import pytest
 from keras import layers
 
 from deblurlab.data.blur import make_blurred_set, training_stream
-from deblurlab.train import TrainConfig, set_seeds, train
+from deblurlab.profiles import TrainConfig
+from deblurlab.train import TENSORBOARD_SKIPPED, psnr_metric, set_seeds, train
 
 
 def tiny_model():
@@ -42,6 +43,7 @@ def run(sharp, val, name, epochs, callbacks=None):
     return train(tiny_model(), stream, val, name, config, verbose=False, callbacks=callbacks)
 
 
+@pytest.mark.jax
 def test_interrupted_run_resumes_at_next_epoch_with_history(data, tmp_path, monkeypatch):
     monkeypatch.setenv("DEBLURLAB_OUTPUT_DIR", str(tmp_path))
     sharp, val = data
@@ -83,3 +85,43 @@ def test_early_stopping_state_survives(data, tmp_path, monkeypatch):
     result = train(tiny_model(), lambda a, b: training_stream(sharp, 8, 0, a, b), val, "stop", config,
                    verbose=False)
     assert result.stopped_early and result.epochs_run == 3 and result.best_epoch == 0
+
+
+# The resume fingerprints of the reference runs that a background job is resuming: a change to
+# _fingerprint (or to TrainConfig's fields) would make every kept TensorFlow run refuse to resume.
+KNOWN_FINGERPRINTS = {"resunet1": "0ea9b92d10c05360", "srndeblur_cifar_lstm": "824e56fc24bcfd7d"}
+
+
+@pytest.mark.parametrize("name", sorted(KNOWN_FINGERPRINTS))
+def test_resume_fingerprint_is_unchanged(name):
+    from deblurlab.models import build_model
+    from deblurlab.train import _fingerprint
+
+    config = TrainConfig(epochs=70, batch_size=32, learning_rate=1e-3, patience=7, seed=0)
+    assert _fingerprint(build_model(name), config) == KNOWN_FINGERPRINTS[name]
+    # epochs, patience and steps_per_execution may change between a run and its resumption
+    later = TrainConfig(epochs=3, batch_size=32, learning_rate=1e-3, patience=2, seed=0,
+                        steps_per_execution=2)
+    assert _fingerprint(build_model(name), later) == KNOWN_FINGERPRINTS[name]
+
+
+@pytest.mark.jax
+def test_state_records_the_backend_and_tensorboard(data, tmp_path, monkeypatch):
+    monkeypatch.setenv("DEBLURLAB_OUTPUT_DIR", str(tmp_path))
+    sharp, val = data
+    result = run(sharp, val, "backend", 1)
+    state = json.loads((result.run_dir / "state.json").read_text())
+    assert state["backend"] == keras.backend.backend()
+    if keras.backend.backend() == "tensorflow":
+        assert state["tensorboard"] == "written" and (result.run_dir / "tensorboard").is_dir()
+    else:
+        assert state["tensorboard"] == TENSORBOARD_SKIPPED
+        assert not (result.run_dir / "tensorboard").exists()
+
+
+def test_psnr_metric_is_tensorflows_psnr():
+    rng = np.random.default_rng(3)
+    a = rng.random((3, 8, 8, 3), dtype=np.float32)
+    b = np.clip(a + rng.normal(0, 0.05, a.shape), -0.2, 1.2).astype(np.float32)
+    mse = np.mean((a - np.clip(b, 0, 1)) ** 2, axis=(1, 2, 3))
+    assert float(psnr_metric(a, b)) == pytest.approx(np.mean(-10 * np.log10(mse)), rel=1e-5)

@@ -1,13 +1,15 @@
 """The CIFAR-10 gaussian-blur study as a few calls, shared by every CIFAR chapter notebook.
 
-    study = prepare_study(profile)                 # data, splits, fixed blurred val/test sets
-    model, result = train_model(study, "resunet1") # resumable training, best weights loaded
-    scores = evaluate(study, {"resunet1": model})  # per-image metrics on the held-out test set
-    table = results_table(study, scores, {"resunet1": result}, name="resunet")
+    study = prepare_study(profile)                  # data, splits, fixed blurred val/test sets
+    model, result = train_model(study, "resunet1")  # resumable training, best weights loaded
+    evaluation = evaluate(study, {"resunet1": model})  # per-image metrics on the held-out test set
+    table = results_table(study, evaluation, {"resunet1": result}, name="resunet")
+    save_results("resunet", study, evaluation, {"resunet1": result}, {"resunet1": model})
+
+The same calls, with the same signatures, as ``motion_study``.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 
 import keras
@@ -22,10 +24,11 @@ from .models import build_model, get_spec
 from .paths import results_dir, tables_dir
 from .profiles import CifarPlan, resolve_profile
 from .provenance import footnote, provenance
+from .results import (BLURRED_INPUT, PER_IMAGE_DIR, Evaluation, read_arrays,  # noqa: F401
+                      read_results, split_scores, write_arrays, write_results)
 from .tables import CI_NOTE, exact_columns, score_cells, write_table
 from .train import TrainResult, predict, set_seeds, train
 
-BLURRED_INPUT = "blurred input"
 VAL_SEED = TEST_SEED + 1
 
 
@@ -46,7 +49,9 @@ class CifarStudy:
         return f"{self.splits.describe()}; profile {self.profile}"
 
 
-def prepare_study(profile: str | None = None, data_dir=None, seed: int = 0) -> CifarStudy:
+def prepare_study(profile: str | None = None, data_dir=None, *, seed: int = 0) -> CifarStudy:
+    """Load CIFAR-10, split it at the profile's sizes and blur the val/test sets once with fixed
+    seeds. Returns a ``CifarStudy``."""
     plan = CifarPlan.for_profile(resolve_profile(profile))
     data = load_cifar10(data_dir)
     splits = split_cifar10(data, n_train=plan.n_train, n_val=plan.n_val, n_test=plan.n_test, seed=seed,
@@ -57,11 +62,12 @@ def prepare_study(profile: str | None = None, data_dir=None, seed: int = 0) -> C
                       provenance(splits.describe(), plan.profile))
 
 
-def run_name(study: CifarStudy, model_name: str, seed: int = 0) -> str:
+def run_name(study: CifarStudy, model_name: str, *, seed: int = 0) -> str:
+    """The training run's folder name under runs/."""
     return f"cifar-{model_name}-{study.profile}" + (f"-seed{seed}" if seed else "")
 
 
-def train_model(study: CifarStudy, model_name: str, seed: int = 0, epochs: int | None = None,
+def train_model(study: CifarStudy, model_name: str, *, seed: int = 0, epochs: int | None = None,
                 callbacks: list | None = None, weights: str = "train", precision: str | None = None
                 ) -> tuple[keras.Model, TrainResult]:
     """Build ``model_name`` from the registry and train it (or resume, or load a finished run).
@@ -86,7 +92,7 @@ def train_model(study: CifarStudy, model_name: str, seed: int = 0, epochs: int |
         return training_stream(train_images, config.batch_size, seed, first_epoch, last_epoch)
 
     setup = compute.current(model_name)
-    name = run_name(study, model_name, seed)
+    name = run_name(study, model_name, seed=seed)
     if precision is not None and precision != setup.precision:
         setup = compute.replace_precision(setup, precision)
         name += f"-{precision}"
@@ -129,18 +135,20 @@ def reference_records(model_names) -> dict[str, dict]:
     return {name: zoo.read_record(name) for name in model_names if name in zoo.available()}
 
 
-def evaluate(study: CifarStudy, models: dict[str, keras.Model]) -> dict[str, dict[str, np.ndarray]]:
-    """Per-image MSE, PSNR and SSIM on the held-out test set, the blurred input first."""
-    scores = {BLURRED_INPUT: M.per_image_metrics(study.test_blurred, study.splits.test)}
+def evaluate(study: CifarStudy, models: dict[str, keras.Model], *, blurred_input: bool = True
+             ) -> Evaluation:
+    """Per-image MSE, PSNR and SSIM on the held-out test set, the blurred input first (unless
+    ``blurred_input=False``). Returns an ``Evaluation`` (a mapping: row -> metric -> values)."""
+    scores = {BLURRED_INPUT: M.per_image_metrics(study.test_blurred, study.splits.test)} \
+        if blurred_input else {}
     for name, model in models.items():
         scores[name] = M.per_image_metrics(predict(model, study.test_blurred), study.splits.test)
-    return scores
+    return Evaluation(scores)
 
 
-def evaluate_models(study: CifarStudy, models: dict[str, keras.Model]) -> dict[str, dict[str, np.ndarray]]:
-    """Per-image MSE, PSNR and SSIM of ``models`` on the held-out test set (no blurred-input row)."""
-    return {name: M.per_image_metrics(predict(model, study.test_blurred), study.splits.test)
-            for name, model in models.items()}
+def evaluate_models(study: CifarStudy, models: dict[str, keras.Model]) -> Evaluation:
+    """``evaluate`` without the blurred-input row (e.g. the reference models)."""
+    return evaluate(study, models, blurred_input=False)
 
 
 def restorations(study: CifarStudy, models: dict[str, keras.Model], indices) -> dict[str, np.ndarray]:
@@ -198,9 +206,8 @@ def _write_rows(name: str, rows: list[dict], note: str) -> pd.DataFrame:
     return shown
 
 
-def results_table(study: CifarStudy, scores: dict[str, dict[str, np.ndarray]],
-                  results: dict[str, TrainResult], models: dict[str, keras.Model] | None = None,
-                  name: str | None = None, reference: dict[str, dict[str, np.ndarray]] | None = None,
+def results_table(study: CifarStudy, evaluation: Evaluation, results: dict[str, TrainResult],
+                  models: dict[str, keras.Model] | None = None, *, name: str | None = None, reference: dict[str, dict[str, np.ndarray]] | None = None,
                   extra_rows=(), note: str = "") -> pd.DataFrame:
     """Per model: this run's scores, the reference run's (``reference``: per-image scores of the zoo
     models on the same test images), the original report's; each mean with its 95% interval.
@@ -209,7 +216,7 @@ def results_table(study: CifarStudy, scores: dict[str, dict[str, np.ndarray]],
     reference = reference or {}
     records = reference_records(reference)
     rows = []
-    for model_name, per_image in scores.items():
+    for model_name, per_image in evaluation.items():
         result = results.get(model_name)
         train = {"epochs": result.epochs_run, "seconds": round(result.train_seconds)} if result else None
         params = models[model_name].count_params() if models and model_name in models else None
@@ -244,12 +251,14 @@ def gains_over_input(scores: dict[str, dict[str, np.ndarray]]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def save_results(chapter: str, study: CifarStudy, scores, results: dict[str, TrainResult],
-                 models: dict[str, keras.Model] | None = None,
-                 reference: dict[str, dict[str, np.ndarray]] | None = None) -> dict:
-    """Write report/results/<chapter>.json, from which the report's text takes its numbers, and the
-    per-image scores (``reference``: the zoo models' on the same images, saved as
-    ``"reference:<model>"``)."""
+def save_results(chapter: str, study: CifarStudy, evaluation: Evaluation,
+                 results: dict[str, TrainResult], models: dict[str, keras.Model] | None = None, *,
+                 reference: dict[str, dict[str, np.ndarray]] | None = None,
+                 extra: dict | None = None) -> dict:
+    """Write report/results/<chapter>.json, from which the report's text takes its numbers (with
+    ``extra`` merged in), and the per-image scores (``reference``: the zoo models' on the same
+    images, saved as ``"reference:<model>"``). Returns the payload."""
+    scores = evaluation
     gains = gains_over_input(scores).set_index("model").to_dict(orient="index")
     payload = {"chapter": chapter, "provenance": study.provenance, "data": study.describe(),
                "n_test": len(study.splits.test), "n_train": len(study.splits.train), "models": {}}
@@ -273,37 +282,26 @@ def save_results(chapter: str, study: CifarStudy, scores, results: dict[str, Tra
         if models and name in models:
             entry["params"] = int(models[name].count_params())
         payload["models"][name] = entry
-    (results_dir() / f"{chapter}.json").write_text(json.dumps(payload, indent=1, default=float))
-    save_per_image(chapter, {**scores, **{f"reference:{n}": v for n, v in reference.items()}}, study.test_sigmas)
+    payload.update(extra or {})
+    write_results(chapter, payload)
+    save_per_image(chapter, {**scores, **{f"reference:{n}": v for n, v in reference.items()}},
+                   study.test_sigmas)
     return payload
-
-
-PER_IMAGE_DIR = "per_image"  # report/results/per_image/<chapter>.npz: every test image's scores
 
 
 def save_per_image(chapter: str, scores: dict[str, dict[str, np.ndarray]], sigmas: np.ndarray) -> None:
     """Each model's per-image MSE, PSNR and SSIM (keys ``"<model>|<metric>"``) and the test images'
     sigmas, so that later chapters compare models image by image (paired intervals)."""
-    folder = results_dir() / PER_IMAGE_DIR
-    folder.mkdir(exist_ok=True)
-    arrays = {f"{model}|{metric}": np.asarray(values, np.float64)
-              for model, per_image in scores.items() for metric, values in per_image.items()}
-    np.savez(folder / f"{chapter}.npz", sigma=np.asarray(sigmas, np.float64), **arrays)
+    write_arrays(chapter, {"sigma": np.asarray(sigmas, np.float64), **Evaluation(dict(scores)).score_arrays()})
 
 
 def load_per_image(chapter: str) -> tuple[dict[str, dict[str, np.ndarray]], np.ndarray]:
     """(scores as ``evaluate`` returns them, sigmas) saved by ``save_results(chapter, ...)``."""
-    path = results_dir() / PER_IMAGE_DIR / f"{chapter}.npz"
-    if not path.exists():
-        raise FileNotFoundError(f"{path} is missing: run the chapter notebook that saves {chapter!r}")
-    scores: dict[str, dict[str, np.ndarray]] = {}
-    with np.load(path) as saved:
-        for key in saved.files:
-            if "|" in key:
-                model, metric = key.split("|", 1)
-                scores.setdefault(model, {})[metric] = saved[key]
-        sigmas = saved["sigma"]
-    return scores, sigmas
+    saved = read_arrays(chapter)
+    if saved is None:
+        raise FileNotFoundError(f"{results_dir() / PER_IMAGE_DIR / chapter}.npz is missing: run the "
+                                f"chapter notebook that saves {chapter!r}")
+    return split_scores(saved), saved["sigma"]
 
 
 def summary_table(chapters: list[str] | None = None, name: str | None = "cifar_summary") -> pd.DataFrame:
@@ -314,7 +312,7 @@ def summary_table(chapters: list[str] | None = None, name: str | None = "cifar_s
     """
     rows, notes = [], {}
     for path in sorted(results_dir().glob("*.json")):
-        payload = json.loads(path.read_text())
+        payload = read_results(path.stem)
         if not isinstance(payload.get("models"), dict) or (chapters and payload.get("chapter") not in chapters):
             continue
         for model_name, entry in payload["models"].items():

@@ -10,7 +10,6 @@ a timed matmul for the machine's fp32 peak, and timed ``predict`` calls for infe
 """
 from __future__ import annotations
 
-import json
 import time
 from typing import Iterable
 
@@ -23,8 +22,10 @@ from . import metrics as M
 from . import stats
 from .cifar_study import BLURRED_INPUT, VAL_SEED, CifarStudy
 from .data.blur import draw_sigmas
-from .figures import SIGMA_BINS, metrics_by_sigma
+from .metrics import SIGMA_BINS, metrics_by_sigma
 from .paths import results_dir, tables_dir
+from .perf.flops import flops_per_image, uncounted_layers
+from .perf.timing import training_images_per_second, training_setup
 from .provenance import footnote
 from .tables import CI_NOTE, exact_columns, score_cells, write_table
 from .train import TrainResult
@@ -158,145 +159,6 @@ def hard_image_index(study: CifarStudy, texture_quantile: float = 0.75) -> int:
 # --------------------------------------------------------------------------------------- cost
 
 
-_CONV_DENSE = (keras.layers.Conv2D, keras.layers.Conv2DTranspose, keras.layers.Dense,
-               keras.layers.DepthwiseConv2D, keras.layers.SeparableConv2D)
-
-
-def _macs(layer, in_shape, out_shape) -> int:
-    """Multiply-accumulates of one call of a conv/dense layer, for batch size 1 (bias ignored)."""
-    if isinstance(layer, keras.layers.Dense):
-        return int(np.prod(in_shape[1:])) * int(layer.units)
-    kh, kw = layer.kernel_size
-    c_in = int(in_shape[-1])
-    if isinstance(layer, keras.layers.Conv2DTranspose):
-        # every input pixel scatters a full kh x kw x c_out kernel
-        return int(np.prod(in_shape[1:-1])) * kh * kw * c_in * int(layer.filters)
-    out_pixels = int(np.prod(out_shape[1:-1]))
-    if isinstance(layer, keras.layers.SeparableConv2D):
-        depth = c_in * int(layer.depth_multiplier)
-        return out_pixels * kh * kw * depth + out_pixels * depth * int(layer.filters)
-    if isinstance(layer, keras.layers.DepthwiseConv2D):
-        return out_pixels * kh * kw * c_in * int(layer.depth_multiplier)
-    return out_pixels * kh * kw * (c_in // int(layer.groups)) * int(layer.filters)
-
-
-def flops_per_image(model: keras.Model, input_shape=None) -> int:
-    """Forward FLOPs for one image, counting Conv2D, Conv2DTranspose, Dense (and depthwise or
-    separable) layers only: 2 x their multiply-accumulates; biases, normalisation, activations and
-    resampling are left out.
-
-    The model runs once on a zero image with each such layer's ``call`` wrapped to record its
-    input and output shapes, so nested models and layers called several times (shared weights)
-    are counted once per call. ``input_shape`` (H, W, C) is needed only when the model's input has
-    no fixed size.
-    """
-    if input_shape is None:
-        input_shape = tuple(model.inputs[0].shape[1:])
-        if any(d is None for d in input_shape):
-            raise ValueError(f"{model.name} has input shape {input_shape}: pass input_shape=(H, W, C) "
-                             "to flops_per_image")
-    total = [0]
-    patched = []
-
-    def wrap(layer):
-        original = layer.call
-
-        def call(inputs, *args, **kwargs):
-            outputs = original(inputs, *args, **kwargs)
-            total[0] += _macs(layer, tuple(inputs.shape), tuple(outputs.shape))
-            return outputs
-
-        layer.call = call
-        patched.append(layer)
-
-    for layer in model._flatten_layers(include_self=False, recursive=True):
-        if isinstance(layer, _CONV_DENSE):
-            wrap(layer)
-    try:
-        model(np.zeros((1, *input_shape), dtype="float32"), training=False)
-    finally:
-        for layer in patched:
-            del layer.call  # the class's own method shows through again
-    return 2 * total[0]
-
-
-_NORMALISATION = ("BatchNormalization", "LayerNormalization", "GroupNormalization")
-
-
-def uncounted_layers(model: keras.Model) -> list[str]:
-    """Classes of the layers that own weights that ``flops_per_image`` does not count
-    (normalisation layers aside), e.g. a ConvLSTM2D: its FLOPs are missing from the count.
-    A layer whose weights all sit in counted sublayers (a ConvLSTM cell built from Conv2D gates)
-    is counted through them."""
-    names = []
-    for layer in model._flatten_layers(include_self=False, recursive=True):
-        kind = layer.__class__.__name__
-        if isinstance(layer, (_CONV_DENSE, keras.Model)) or kind in _NORMALISATION or kind in names:
-            continue
-        nested = {id(w) for sub in layer._flatten_layers(include_self=False, recursive=True) for w in sub.weights}
-        if any(id(w) not in nested for w in layer.weights):
-            names.append(kind)
-    return names
-
-
-def _sync(tensor) -> None:
-    np.asarray(tensor[..., :1])  # fetching a value waits for the device to finish
-
-
-def matmul_peak_gflops(n: int = 2048, repeats: int = 7, warmup: int = 2) -> float:
-    """This machine's measured fp32 matmul throughput (GFLOP/s): the median of timed n x n
-    ``tf.linalg.matmul`` calls (2 n^3 FLOPs each) after ``warmup`` untimed ones."""
-    import tensorflow as tf
-
-    a = tf.random.stateless_uniform((n, n), seed=(1, 2), dtype=tf.float32)
-    b = tf.random.stateless_uniform((n, n), seed=(3, 4), dtype=tf.float32)
-    for _ in range(warmup):
-        _sync(tf.linalg.matmul(a, b))
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        _sync(tf.linalg.matmul(a, b))
-        times.append(time.perf_counter() - start)
-    return 2 * n ** 3 / float(np.median(times)) / 1e9
-
-
-def inference_images_per_second(model: keras.Model, images: np.ndarray, repeats: int = 3,
-                                batch_size: int = 256) -> float:
-    """Images per second of ``model.predict`` on ``images``: median of ``repeats`` timed calls
-    after one warm-up call."""
-    model.predict(images, batch_size=batch_size, verbose=0)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        model.predict(images, batch_size=batch_size, verbose=0)
-        times.append(time.perf_counter() - start)
-    return len(images) / float(np.median(times))
-
-
-def training_setup(result: TrainResult) -> dict | None:
-    """How a run trained (``compute.ComputeSetup.record``), from its saved state; None if unknown."""
-    try:
-        setup = json.loads((result.run_dir / "state.json").read_text()).get("compute")
-    except (OSError, ValueError, TypeError):
-        return None
-    return setup if isinstance(setup, dict) else None  # runs from before the record was kept: unknown
-
-
-def training_images_per_second(study: CifarStudy, name: str, result: TrainResult) -> float | None:
-    """Training images seen per second of training: epochs x images an epoch / train seconds.
-
-    An epoch sees ``steps x batch_size`` of the images the profile trains ``name`` on (all, or the
-    profile's cap; the remainder batch is dropped); the seconds are the run's recorded epoch times,
-    which include the per-epoch validation pass.
-    """
-    if not result.train_seconds:
-        return None
-    batch = study.plan.train_config(name).batch_size
-    images = len(study.splits.train[:study.plan.train_images(name)])
-    per_epoch = (images // batch) * batch
-    return result.epochs_run * per_epoch / result.train_seconds
-
-
 def cost_table(study: CifarStudy, models: dict[str, keras.Model], results: dict[str, TrainResult],
                peak_gflops: float, inference_ips: dict[str, float],
                baseline_ips: dict[str, float] | None = None, name: str | None = None) -> pd.DataFrame:
@@ -326,8 +188,9 @@ def cost_table(study: CifarStudy, models: dict[str, keras.Model], results: dict[
                          if with_xla else " Trained without XLA.")
     if name:
         write_table(name, format_cost(df),
-                    footnote(study.provenance) + f" FLOPs count Conv2D, Conv2DTranspose and Dense layers "
-                    "only (2 × multiply-accumulates, one image, forward). Training seconds include the "
+                    footnote(study.provenance) + f" FLOPs: the analytic count of deblurlab.perf.flops "
+                    "(2 × multiply-accumulates of the convolution, dense and recurrent layers, one "
+                    "image, forward). Training seconds include the "
                     "per-epoch validation pass. Inference: median of timed predict calls on test images "
                     f"after a warm-up; baselines: one timed pass over the test set. Peak: measured fp32 "
                     f"matmul, {peak_gflops:.1f} GFLOP/s; training FLOP/s taken as 3 × forward FLOPs × "
@@ -404,7 +267,10 @@ def save_results(study: CifarStudy, scores, kinds: dict[str, str], tuned: dict[s
                  cost: pd.DataFrame, peak_gflops: float, verdict_table: dict, sentences: list[str],
                  hard: dict, padding: pd.DataFrame | None = None, baseline_seconds: dict | None = None,
                  chapter: str = "comparison") -> dict:
-    """Write report/results/<chapter>.json with every number the report's section quotes."""
+    """Write report/results/<chapter>.json with every number the report's section quotes.
+    Returns the payload."""
+    from .results import jsonable, write_results  # jsonable: NaN (no score in a bin) -> None
+
     methods = {}
     cost_rows = cost.set_index("method").to_dict(orient="index")
     for method, per_image in scores.items():
@@ -423,7 +289,7 @@ def save_results(study: CifarStudy, scores, kinds: dict[str, str], tuned: dict[s
     for bin_name, rows in long.groupby("σ bin", sort=False):
         rows = rows.set_index("method")
         entry = {"n": int(rows["n"].iloc[0]),
-                 "metrics": {m: {k: _finite(rows.loc[m, k]) for k in ("mse", "psnr", "ssim")}
+                 "metrics": {m: {k: jsonable(rows.loc[m, k]) for k in ("mse", "psnr", "ssim")}
                              for m in rows.index}}
         ranked = [m for m in rows.sort_values("mse").index
                   if m != BLURRED_INPUT and np.isfinite(rows.loc[m, "mse"])]
@@ -467,25 +333,8 @@ def save_results(study: CifarStudy, scores, kinds: dict[str, str], tuned: dict[s
         "padding": [] if padding is None else padding.to_dict(orient="records"),
         "baseline_seconds": baseline_seconds or {}, "pad_factor": B.PAD_FACTOR,
     }
-    (results_dir() / f"{chapter}.json").write_text(json.dumps(payload, indent=1, default=_json_default))
+    write_results(chapter, payload)
     return payload
-
-
-def _finite(value):
-    value = float(value)
-    return value if np.isfinite(value) else None
-
-
-def _json_default(value):
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (np.floating,)):
-        return float(value)
-    if isinstance(value, np.bool_):
-        return bool(value)
-    if value is pd.NA:
-        return None
-    return str(value)
 
 
 def kinds_of(baselines: Iterable[str], models: Iterable[str]) -> dict[str, str]:

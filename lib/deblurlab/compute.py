@@ -1,7 +1,7 @@
 """How the networks compute on this machine: precision, XLA and distribution, chosen per device.
 
 On a CPU the choice comes from this machine's tuning record, ``tuning/<machine key>.json`` beside
-this file (``python -m deblurlab.bench --tune`` writes it; the key is the CPU's name and vector
+this file (``python -m deblurlab.perf --tune`` writes it; the key is the CPU's name and vector
 units, so records of several machines live side by side and each machine reads its own):
 
 - **precision**: mixed bfloat16 for a model where the CPU has bf16 instructions and the record
@@ -13,8 +13,15 @@ units, so records of several machines live side by side and each machine reads i
   epoch-exact stream and resume.
 
 **GPU**: mixed precision (bfloat16 on compute capability 8.0 and newer, float16 before), Keras' XLA
-choice, and ``tf.distribute.MirroredStrategy`` over every visible GPU when there are several (the
-batch size stays global).
+choice, and, over every visible GPU when there are several (the batch size stays global),
+``tf.distribute.MirroredStrategy`` on the TensorFlow backend or ``keras.distribution.DataParallel``
+on JAX.
+
+**Backend**: the Keras backend in use (``keras.backend.backend()``) picks the TensorFlow-only
+pieces (MirroredStrategy, ``tf.config`` device queries) or their JAX counterparts
+(``DataParallel``, ``jax.devices()``). On JAX every step is compiled with XLA (``jit_compile``
+False would run it op by op), so the CPU tuning records, measured on TensorFlow, set only the
+precision there.
 
 ``DEBLURLAB_PRECISION`` (a Keras dtype policy such as ``float32``) and ``DEBLURLAB_JIT`` (``0``/``1``)
 override the choice, e.g. to train the float32 reference a mixed-precision run is compared with.
@@ -26,12 +33,12 @@ import dataclasses
 import json
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
 # A change becomes training's default on a CPU where this machine's tuning record measured training
-# at least this much faster with it than without (paired medians, `python -m deblurlab.bench --tune`).
+# at least this much faster with it than without (paired medians, `python -m deblurlab.perf --tune`).
 XLA_MIN_GAIN = 1.10
 BF16_MIN_GAIN = 1.10
 # One record per machine kind (CPU name and vector units), e.g. tuning/amd-epyc-avx2.json.
@@ -41,20 +48,30 @@ JIT_ENV = "DEBLURLAB_JIT"
 POLICIES = ("float32", "mixed_bfloat16", "mixed_float16")
 
 
+def keras_backend() -> str:
+    """The Keras backend in use: "tensorflow", "jax" or "torch"."""
+    import keras
+
+    return keras.backend.backend()
+
+
 @dataclass(frozen=True)
 class ComputeSetup:
     device: str                 # "cpu" or "gpu"
     gpus: int
     precision: str              # a Keras dtype policy
     jit_compile: bool | str     # True / False, or "auto" for Keras' choice
-    distribute: bool            # MirroredStrategy over every GPU
-    devices: tuple[str, ...] | None = None  # MirroredStrategy's devices; None: every GPU
+    distribute: bool            # MirroredStrategy (TensorFlow) / DataParallel (JAX) over every GPU
+    devices: tuple[str, ...] | None = None  # the replicas' devices; None: every GPU
     source: str = ""            # what the choice rests on (a tuning record, or the rule for no record)
+    backend: str = field(default_factory=keras_backend)  # the Keras backend it runs on
 
     def describe(self) -> str:
         jit = {True: "XLA", False: "no XLA", "auto": "XLA as Keras chooses"}[self.jit_compile]
         replicas = len(self.devices) if self.devices else self.gpus
-        where = (f"MirroredStrategy over {replicas} {'GPUs' if self.device == 'gpu' else 'devices'}" if self.distribute
+        spread = "MirroredStrategy" if self.backend == "tensorflow" else "DataParallel"
+        kind = "GPUs" if self.device == "gpu" else "devices"
+        where = (f"{spread} over {replicas} {kind}" if self.distribute
                  else f"{self.gpus} GPU" if self.device == "gpu" else "CPU")
         return f"{self.precision}, {jit}, {where}"
 
@@ -68,22 +85,42 @@ class ComputeSetup:
         return f"{self.precision} on {where}"
 
     def strategy(self):
+        """TensorFlow only: the tf.distribute strategy (MirroredStrategy when distributing)."""
         import tensorflow as tf
 
         if not self.distribute:
             return tf.distribute.get_strategy()
         return tf.distribute.MirroredStrategy(list(self.devices) if self.devices else None)
 
-    @contextlib.contextmanager
-    def scope(self):
-        """Build and compile models inside: the dtype policy and the strategy apply to them. The
-        global policy is restored on leaving (a built model keeps its own)."""
+    def distribution(self):
+        """Other backends: ``keras.distribution.DataParallel`` over the devices when distributing,
+        else None."""
+        if not self.distribute:
+            return None
         import keras
 
+        return keras.distribution.DataParallel(devices=list(self.devices) if self.devices else None)
+
+    def _spread(self):
+        if self.backend == "tensorflow":
+            return self.strategy().scope()
+        distribution = self.distribution()
+        return distribution.scope() if distribution is not None else contextlib.nullcontext()
+
+    @contextlib.contextmanager
+    def scope(self):
+        """Build, compile and train models inside: the dtype policy and the strategy (TensorFlow)
+        or distribution (JAX) apply to them. The global policy is restored on leaving (a built
+        model keeps its own)."""
+        import keras
+
+        if self.backend != keras_backend():
+            raise RuntimeError(f"a set-up for the {self.backend} backend, used on "
+                               f"{keras_backend()}")
         previous = keras.mixed_precision.dtype_policy()
         keras.mixed_precision.set_global_policy(self.precision)
         try:
-            with self.strategy().scope():
+            with self._spread():
                 yield self
         finally:
             keras.mixed_precision.set_global_policy(previous)
@@ -96,11 +133,13 @@ class ComputeSetup:
 
 def choose(gpus: int, capability: tuple[int, int] | None = None, env: dict | None = None,
            model_name: str | None = None, key: str | None = None, records: dict | None = None,
-           seeds: dict | None = None) -> ComputeSetup:
+           seeds: dict | None = None, backend: str | None = None) -> ComputeSetup:
     """The set-up for ``gpus`` visible GPUs (the first one's compute ``capability``) and, on a CPU,
     for ``model_name`` on the machine ``key`` (default: this one) from its tuning record in
-    ``records`` (default: the kept ones, ``tuning_records()``), with the environment's overrides."""
+    ``records`` (default: the kept ones, ``tuning_records()``), with the environment's overrides,
+    for the Keras ``backend`` (default: the one in use)."""
     env = os.environ if env is None else env
+    backend = keras_backend() if backend is None else backend
     if gpus:
         precision = "mixed_bfloat16" if capability and capability >= (8, 0) else "mixed_float16"
         setup = dict(device="gpu", gpus=gpus, precision=precision, jit_compile="auto", distribute=gpus > 1,
@@ -108,7 +147,10 @@ def choose(gpus: int, capability: tuple[int, int] | None = None, env: dict | Non
     else:
         precision, jit, source = cpu_choice(model_name, machine_key() if key is None else key,
                                             tuning_records() if records is None else records, seeds)
+        if backend == "jax":  # the records time TensorFlow's XLA; JAX always compiles
+            jit, source = True, f"{source}; XLA always on the JAX backend"
         setup = dict(device="cpu", gpus=0, precision=precision, jit_compile=jit, distribute=False, source=source)
+    setup["backend"] = backend
     if env.get(PRECISION_ENV):
         if env[PRECISION_ENV] not in POLICIES:
             raise ValueError(f"{PRECISION_ENV}={env[PRECISION_ENV]!r}: choose one of {', '.join(POLICIES)}")
@@ -125,7 +167,8 @@ def replace_precision(setup: ComputeSetup, precision: str) -> ComputeSetup:
     pair (bf16 with XLA does not compile for every model)."""
     if precision not in POLICIES:
         raise ValueError(f"precision {precision!r}: choose one of {', '.join(POLICIES)}")
-    jit = setup.jit_compile if precision == "float32" or setup.device == "gpu" else False
+    keep = precision == "float32" or setup.device == "gpu" or setup.backend == "jax"
+    jit = setup.jit_compile if keep else False
     return dataclasses.replace(setup, precision=precision, jit_compile=jit,
                                source=f"{setup.source}; precision set to {precision} by the caller")
 
@@ -201,13 +244,41 @@ def cpu_choice(model_name: str | None, key: str, records: dict, seeds: dict | No
                             f"measurement), XLA as measured on {others[0]}")
 
 
-def current(model_name: str | None = None) -> ComputeSetup:
-    """The set-up for the GPUs TensorFlow sees on this machine (and ``model_name`` on a CPU)."""
-    import tensorflow as tf
+def gpu_devices(backend: str | None = None) -> list[dict]:
+    """The GPUs the Keras ``backend`` (default: the one in use) sees: one dict each, with
+    ``name`` and ``capability`` ((major, minor) or None)."""
+    backend = keras_backend() if backend is None else backend
+    if backend == "tensorflow":
+        import tensorflow as tf
 
-    gpus = tf.config.list_physical_devices("GPU")
-    capability = None
-    if gpus:
-        capability = tf.config.experimental.get_device_details(gpus[0]).get("compute_capability")
-    return choose(len(gpus), tuple(capability) if capability else None, model_name=model_name)
+        found = []
+        for gpu in tf.config.list_physical_devices("GPU"):
+            details = tf.config.experimental.get_device_details(gpu)
+            capability = details.get("compute_capability")
+            found.append({"name": details.get("device_name", gpu.name),
+                          "capability": tuple(capability) if capability else None})
+        return found
+    if backend == "jax":
+        import jax
+
+        found = []
+        for device in jax.devices():
+            if device.platform != "gpu":
+                continue
+            capability = getattr(device, "compute_capability", None)
+            found.append({"name": device.device_kind,
+                          "capability": tuple(int(p) for p in str(capability).split(".")[:2])
+                          if capability else None})
+        return found
+    import torch
+
+    return [{"name": torch.cuda.get_device_name(i),
+             "capability": torch.cuda.get_device_capability(i)}
+            for i in range(torch.cuda.device_count())]
+
+
+def current(model_name: str | None = None) -> ComputeSetup:
+    """The set-up for the GPUs the Keras backend sees here (and ``model_name`` on a CPU)."""
+    gpus = gpu_devices()
+    return choose(len(gpus), gpus[0]["capability"] if gpus else None, model_name=model_name)
 

@@ -16,12 +16,10 @@ The weights come from the zoo (``zoo.load``: ``zoo/<model>.weights.h5``, sha256 
 ``save_weights``) or a zoo-format file. The network is rebuilt for any input size where its
 weights do not depend on the image size (every registered model except ``srndeblur_cifar_lstm``,
 whose Dense layers around the LSTM map to h*w*c values: it runs on tiles of its 32x32 training
-size instead). A frame is padded by reflection to the network's size multiple (8, motion_study's
-``pad_to_multiple``) and cropped back. Frames up to ``MAX_PIXELS`` run whole; larger ones run in
-tiles (``--tile``) that overlap and are cross-faded, so that no seam shows. The network runs as a
-TensorFlow graph (``_compiled``), not as motion_study's eager ``_run``: the graph frees each
-activation once it is used, which on a 1280x720 frame cut EDDenseNet's peak memory from 18 GB to
-2 GB.
+size instead). The inference itself (reflection padding to the network's size multiple,
+whole frames up to ``MAX_PIXELS``, larger ones in tiles (``--tile``) that overlap and are
+cross-faded so that no seam shows) is ``deblurlab.inference``; this module adds the files, the
+weights and the command line.
 
 Library use (the notebooks)::
 
@@ -39,20 +37,15 @@ import argparse
 import os
 import sys
 import time
-import weakref
 from pathlib import Path
 
 import numpy as np
 
 from . import zoo
 from .data.pairs import IMAGE_SUFFIXES
-from .motion_study import network_multiple, pad_to_multiple
+from .inference import (DEFAULT_OVERLAP, DEFAULT_TILE, MAX_PIXELS, any_size, check_tile,
+                        deblur_image, fixed_overlap, input_size, network_multiple)
 from .paths import REPO_ROOT, display_path, output_root
-
-MAX_PIXELS = 1024 * 1024  # a (padded) frame up to this many pixels runs whole; larger ones in tiles
-DEFAULT_TILE = 512
-DEFAULT_OVERLAP = 32
-FIXED_TILE_BATCH = 64  # tiles a call for a model that runs on 32x32 tiles only (thousands of them a frame)
 
 
 class DeblurError(RuntimeError):
@@ -68,46 +61,6 @@ def _spec(name: str):
         return get_spec(name)
     except KeyError as exc:
         raise DeblurError(exc.args[0]) from None
-
-
-def input_size(model) -> tuple[int | None, int | None]:
-    """(height, width) the model's input is built for; (None, None) when any size."""
-    shape = model.inputs[0].shape
-    return shape[1], shape[2]
-
-
-def is_any_size(model) -> bool:
-    return input_size(model) == (None, None)
-
-
-_ANY_SIZE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # model -> its any-size copy
-_FIXED: "weakref.WeakSet" = weakref.WeakSet()  # models whose weights depend on the input size
-
-
-def any_size(model, name: str | None = None):
-    """``model`` rebuilt for input shape (None, None, C) with its weights, when its architecture
-    allows it (a registered model whose weights do not depend on the image size); otherwise
-    ``model`` itself, which then runs on tiles of its own input size. ``name`` is the registered
-    name when it differs from ``model.name``. The result is cached per model."""
-    from .models import build_model, list_models
-
-    if is_any_size(model) or model in _FIXED:
-        return model
-    if model in _ANY_SIZE:
-        return _ANY_SIZE[model]
-    name = name or model.name
-    if name in list_models():
-        overrides = dict(getattr(model, "build_overrides", {}))
-        try:
-            rebuilt = build_model(name, input_shape=(None, None, model.inputs[0].shape[-1]), **overrides)
-        except ValueError:  # the architecture needs a fixed size (srndeblur_cifar_lstm)
-            rebuilt = None
-        if rebuilt is not None and zoo.weight_shapes(rebuilt) == zoo.weight_shapes(model):
-            rebuilt.set_weights(model.get_weights())
-            _ANY_SIZE[model] = rebuilt
-            return rebuilt
-    _FIXED.add(model)
-    return model
 
 
 def _show(path) -> str:
@@ -284,155 +237,7 @@ def expand_inputs(inputs) -> tuple[list[Path], list[tuple[Path, str]]]:
     return list(unique.values()), problems
 
 
-# --- inference ---------------------------------------------------------------------------------
-
-def fixed_overlap(tile: int) -> int:
-    """Overlap of the tiles of a fixed-size model: a quarter of its size (8 px for 32x32)."""
-    return max(1, tile // 4)
-
-
-def _starts(length: int, tile: int, step: int) -> list[int]:
-    if length <= tile:
-        return [0]
-    return [*range(0, length - tile, step), length - tile]
-
-
-def _window(length: int, start: int, total: int, overlap: int) -> np.ndarray:
-    """1-D blending weight of a tile along one axis. On a side inside the frame the tile's outer
-    overlap/2 pixels get no weight (the network's own border effects), the next ``overlap`` pixels
-    ramp linearly to 1; a side on the frame's border keeps full weight. Neighbouring tiles share
-    2 x overlap pixels, so their ramps are complementary and cross-fade without a seam."""
-    if overlap <= 0:
-        return np.ones(length, np.float32)
-    d = np.arange(length, dtype=np.float32) + 0.5
-    lead = np.ones(length, np.float32) if start == 0 else np.clip((d - overlap / 2) / overlap, 0, 1)
-    trail = np.ones(length, np.float32) if start + length >= total else \
-        np.clip((d[::-1] - overlap / 2) / overlap, 0, 1)
-    return np.minimum(lead, trail)
-
-
-_COMPILED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # model -> its graph function
-
-
-def _compiled(model):
-    """``model(x, training=False)`` as a TensorFlow graph, traced once for every input size where
-    the model allows it, else once per input shape (srndeblur's bilinear upsampling needs known
-    sizes). A graph frees each activation once it is consumed; an eager Keras call (as
-    ``motion_study._run``) keeps them all until it returns: on a 1280x720 frame EDDenseNet peaked at
-    18 GB eagerly and 2 GB as a graph, and CAESSC d30_f64 ran out of 23 GB eagerly."""
-    import tensorflow as tf
-
-    if model in _COMPILED:
-        return _COMPILED[model]
-    owner = weakref.ref(model)  # the cache must not keep the model alive
-
-    def call(x):
-        return owner()(x, training=False)
-
-    h, w = input_size(model)
-    spec = tf.TensorSpec([None, h, w, model.inputs[0].shape[-1]], tf.float32)
-    try:
-        function = tf.function(call).get_concrete_function(spec)
-    except Exception:  # noqa: BLE001 - a layer that needs static sizes: trace per shape instead
-        function = tf.function(call)
-    _COMPILED[model] = function
-    return function
-
-
-def _predict(model, batch: np.ndarray) -> np.ndarray:
-    """The last output of ``model`` (its finest scale) for a batch of images, as float32."""
-    import tensorflow as tf
-
-    out = _compiled(model)(tf.constant(batch, tf.float32))
-    out = out[-1] if isinstance(out, (list, tuple)) else out
-    return np.asarray(out, dtype=np.float32)
-
-
-def deblur_tiled(model, padded: np.ndarray, tile: tuple[int, int], overlap: int, multiple: int,
-                 batch: int = 1) -> np.ndarray:
-    """Run ``model`` over an (H, W, C) image already padded to ``multiple`` in tiles of
-    ``tile`` = (th, tw) whose starts are multiples of ``multiple`` (so the strided layers see the
-    same pixel grid as on the whole frame), neighbours sharing at least 2 x ``overlap`` pixels,
-    blended by ``_window``. Returns the (H, W, C) output, not clipped."""
-    H, W = padded.shape[:2]
-    th, tw = min(tile[0], H), min(tile[1], W)
-    steps = []
-    for size, length in ((th, H), (tw, W)):
-        step = size if length <= size else (size - 2 * overlap) // multiple * multiple
-        if step <= 0:
-            raise ValueError(f"tile {size} px is too small for an overlap of {overlap} px: it must be at least "
-                             f"2 x overlap + {multiple} (the network's multiple)")
-        steps.append(step)
-    coords = [(y, x) for y in _starts(H, th, steps[0]) for x in _starts(W, tw, steps[1])]
-    if len(coords) == 1:  # the whole frame at once
-        return _predict(model, padded[None])[0]
-    out = np.zeros((H, W, padded.shape[-1]), np.float64)
-    weight = np.zeros((H, W, 1), np.float64)
-    for i in range(0, len(coords), batch):
-        chunk = coords[i:i + batch]
-        pieces = _predict(model, np.stack([padded[y:y + th, x:x + tw] for y, x in chunk]))
-        for (y, x), piece in zip(chunk, pieces):
-            w = np.outer(_window(th, y, H, overlap), _window(tw, x, W, overlap))[..., None]
-            out[y:y + th, x:x + tw] += piece * w
-            weight[y:y + th, x:x + tw] += w
-    return (out / weight).astype(np.float32)
-
-
-def check_tile(model, tile: int | None, overlap: int = DEFAULT_OVERLAP) -> None:
-    """Raise ``ValueError`` when ``tile`` / ``overlap`` cannot be used with ``model``."""
-    model = any_size(model)
-    multiple = network_multiple(model)
-    fixed = input_size(model)
-    if fixed != (None, None):
-        if tile not in (None, fixed[0]) or fixed[0] != fixed[1]:
-            raise ValueError(f"{model.name} runs only on {fixed[1]}x{fixed[0]} inputs (its weights depend on the "
-                             f"image size), so it is always run on tiles of that size; --tile {tile} does not apply.")
-        return
-    if overlap < 0:
-        raise ValueError(f"overlap={overlap}: use 0 or more pixels")
-    size = DEFAULT_TILE if tile is None else tile  # None: the tile that large frames get
-    what = f"the default tile {size}" if tile is None else f"tile={size}"
-    if size and (size < 0 or size % multiple):
-        raise ValueError(f"{what} must be a positive multiple of {multiple} for {model.name}")
-    if size and size - 2 * overlap < multiple:
-        raise ValueError(f"{what} is too small for an overlap of {overlap} px: use tiles of at least "
-                         f"2 x overlap + {multiple} = {2 * overlap + multiple}")
-
-
-def deblur_image(model, image: np.ndarray, tile: int | None = None, overlap: int = DEFAULT_OVERLAP) -> np.ndarray:
-    """Restore one (H, W, 3) float image in [0, 1] (uint8 is scaled, 2-D grayscale repeated): padded
-    by reflection to the network's multiple, run, cropped back to (H, W) and clipped to [0, 1].
-
-    ``tile=None``: the whole frame when it has at most ``MAX_PIXELS`` pixels (after padding), else
-    tiles of ``DEFAULT_TILE``; ``tile=0``: always the whole frame; ``tile=N`` (a multiple of the
-    network's multiple): tiles of N x N, blended as described in ``deblur_tiled``. A model built for
-    a fixed size is first rebuilt for any size (``any_size``) when its architecture allows it,
-    otherwise it runs on tiles of its own size, overlapping by a quarter of it."""
-    image = np.asarray(image)
-    if image.dtype == np.uint8:
-        image = image.astype(np.float32) / 255.0
-    if image.ndim == 2:
-        image = np.repeat(image[..., None], 3, axis=-1)
-    if image.ndim != 3 or image.shape[-1] != 3:
-        raise ValueError(f"image of shape {image.shape}: expected (H, W, 3) RGB (read_image converts files)")
-    image = image.astype(np.float32)
-    model = any_size(model)
-    check_tile(model, tile, overlap)
-    multiple = network_multiple(model)
-    h, w = image.shape[:2]
-    padded, _ = pad_to_multiple(image, multiple)
-    fixed = input_size(model)
-    if fixed != (None, None):  # tiles of the model's own size; a smaller image is padded up to it
-        extra = (max(0, fixed[0] - padded.shape[0]), max(0, fixed[1] - padded.shape[1]))
-        padded = np.pad(padded, ((0, extra[0]), (0, extra[1]), (0, 0)), mode="symmetric")
-        out = deblur_tiled(model, padded, fixed, fixed_overlap(fixed[0]), multiple, batch=FIXED_TILE_BATCH)
-    else:
-        if tile is None:
-            tile = 0 if padded.shape[0] * padded.shape[1] <= MAX_PIXELS else DEFAULT_TILE
-        size = (tile, tile) if tile else padded.shape[:2]  # tiles, or one tile of the whole frame
-        out = deblur_tiled(model, padded, size, overlap, multiple)
-    return np.clip(out[:h, :w], 0.0, 1.0)
-
+# --- files -------------------------------------------------------------------------------------
 
 def deblur_files(model, paths, out_dir, overwrite: bool = False, tile: int | None = None,
                  overlap: int = DEFAULT_OVERLAP, progress: bool = True, log=None) -> dict:

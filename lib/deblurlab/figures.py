@@ -5,6 +5,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from .metrics import SIGMA_BINS, metrics_by_sigma
 from .paths import figures_dir
 
 PRINT_DPI = 200
@@ -86,23 +87,6 @@ def plot_blur_examples(images, sigma_values, blur_fn):
                 ax.set_title(f"σ = {sigma:g}", fontsize=8)
     fig.tight_layout()
     return fig
-
-
-SIGMA_BINS = np.arange(0, 3.01, 0.5)
-
-
-def metrics_by_sigma(sigmas, per_image: dict[str, dict[str, np.ndarray]], bins=SIGMA_BINS) -> pd.DataFrame:
-    """Mean of each metric per sigma bin and method: columns method, bin, n, mse, psnr, ssim."""
-    which = np.clip(np.digitize(sigmas, bins) - 1, 0, len(bins) - 2)
-    rows = []
-    for method, metrics in per_image.items():
-        for b in range(len(bins) - 1):
-            mask = which == b
-            rows.append({"method": method, "σ bin": f"{bins[b]:.1f}–{bins[b + 1]:.1f}",
-                         "centre": (bins[b] + bins[b + 1]) / 2, "n": int(mask.sum()),
-                         **{m: float(np.mean(metrics[m][mask])) if mask.any() else np.nan
-                            for m in ("mse", "psnr", "ssim")}})
-    return pd.DataFrame(rows)
 
 
 def plot_sigma_distribution(sigmas, title: str = "Blur strength of the test images"):

@@ -8,19 +8,28 @@
   use_sample_covariance=False, data_range=1, channel_axis=-1 (Wang et al. 2004), per image, then
   the mean over images.
 """
+
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 from skimage.metrics import structural_similarity
 
 PSNR_CAP_DB = 100.0
 DATA_RANGE = 1.0
-SSIM_KWARGS = dict(gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
-                   data_range=DATA_RANGE, channel_axis=-1)
-CONVENTION = ("Metrics on un-rounded float images in [0, 1]: MSE and PSNR per image "
-              f"(an identical pair counts as {PSNR_CAP_DB:g} dB), SSIM from skimage with "
-              "gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1, "
-              "channel_axis=-1; each is the mean over images.")
+SSIM_KWARGS = dict(
+    gaussian_weights=True,
+    sigma=1.5,
+    use_sample_covariance=False,
+    data_range=DATA_RANGE,
+    channel_axis=-1,
+)
+CONVENTION = (
+    "Metrics on un-rounded float images in [0, 1]: MSE and PSNR per image "
+    f"(an identical pair counts as {PSNR_CAP_DB:g} dB), SSIM from skimage with "
+    "gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1, "
+    "channel_axis=-1; each is the mean over images."
+)
 
 
 def _batched(images) -> np.ndarray:
@@ -55,8 +64,11 @@ def ssim_per_image(pred, target) -> np.ndarray:
 
 
 def per_image_metrics(pred, target) -> dict[str, np.ndarray]:
-    return {"mse": mse_per_image(pred, target), "psnr": psnr_per_image(pred, target),
-            "ssim": ssim_per_image(pred, target)}
+    return {
+        "mse": mse_per_image(pred, target),
+        "psnr": psnr_per_image(pred, target),
+        "ssim": ssim_per_image(pred, target),
+    }
 
 
 def summarize(per_image: dict[str, np.ndarray]) -> dict[str, float]:
@@ -66,3 +78,31 @@ def summarize(per_image: dict[str, np.ndarray]) -> dict[str, float]:
 def image_metrics(pred, target) -> dict[str, float]:
     """Mean MSE, PSNR (dB) and SSIM over a batch, under the module's convention."""
     return summarize(per_image_metrics(pred, target))
+
+
+# Blur-strength bins of the by-sigma tables and plots.
+SIGMA_BINS = np.arange(0, 3.01, 0.5)
+
+
+def metrics_by_sigma(
+    sigmas, per_image: dict[str, dict[str, np.ndarray]], bins=SIGMA_BINS
+) -> pd.DataFrame:
+    """Mean of each metric per sigma bin and method: columns method, bin, n, mse, psnr, ssim."""
+    which = np.clip(np.digitize(sigmas, bins) - 1, 0, len(bins) - 2)
+    rows = []
+    for method, metrics in per_image.items():
+        for b in range(len(bins) - 1):
+            mask = which == b
+            rows.append(
+                {
+                    "method": method,
+                    "σ bin": f"{bins[b]:.1f}–{bins[b + 1]:.1f}",
+                    "centre": (bins[b] + bins[b + 1]) / 2,
+                    "n": int(mask.sum()),
+                    **{
+                        m: float(np.mean(metrics[m][mask])) if mask.any() else np.nan
+                        for m in ("mse", "psnr", "ssim")
+                    },
+                }
+            )
+    return pd.DataFrame(rows)

@@ -12,7 +12,18 @@ import os
 from dataclasses import dataclass
 
 from .models import get_spec
-from .train import TrainConfig
+
+
+@dataclass
+class TrainConfig:
+    """Training settings. Every field but ``epochs``, ``patience`` and ``steps_per_execution``
+    goes into a run's resume fingerprint (``train._fingerprint``): adding a field changes it."""
+    epochs: int
+    batch_size: int
+    learning_rate: float = 1e-3
+    patience: int = 7
+    seed: int = 0
+    steps_per_execution: int = 1
 
 PROFILES = ("smoke", "default", "full")
 ENV_VAR = "DEBLURLAB_PROFILE"

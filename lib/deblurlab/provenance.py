@@ -1,4 +1,4 @@
-"""Where a number came from: data, profile, date, commit, machine."""
+"""Where a number came from: data, profile, compute, Keras backend, date, commit, machine."""
 from __future__ import annotations
 
 import datetime as _dt
@@ -52,14 +52,27 @@ def cpu_features(flags: set[str] | None = None) -> str:
     return " + ".join([base, *extra])
 
 
-def machine() -> str:
-    import tensorflow as tf
+BACKEND_NAMES = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}
 
-    gpus = tf.config.list_physical_devices("GPU")
-    names = []
-    for gpu in gpus:
-        details = tf.config.experimental.get_device_details(gpu)
-        names.append(details.get("device_name", gpu.name))
+
+def backend() -> str:
+    """The Keras backend in use, with its version: e.g. "Keras 3.15.1 on TensorFlow 2.21.0"."""
+    import importlib.metadata as metadata
+
+    import keras
+
+    name = keras.backend.backend()
+    try:
+        version = " " + metadata.version(name)
+    except metadata.PackageNotFoundError:  # e.g. tensorflow-cpu: ask the module
+        version = f" {getattr(__import__(name), '__version__', '')}".rstrip()
+    return f"Keras {keras.__version__} on {BACKEND_NAMES.get(name, name)}{version}"
+
+
+def machine() -> str:
+    from .compute import gpu_devices
+
+    names = [gpu["name"] for gpu in gpu_devices()]
     accel = f"GPU: {', '.join(names)}" if names else "no GPU"
     return f"{cpu_name()} ({cpu_features()}), {os.cpu_count()} cores, {accel}"
 
@@ -71,11 +84,13 @@ def today() -> str:
 def provenance(data_source: str, profile: str) -> dict:
     from .compute import current
 
-    return {"data": data_source, "profile": profile, "compute": current().arithmetic(), "date": today(),
-            "commit": git_commit(), "machine": machine()}
+    return {"data": data_source, "profile": profile, "compute": current().arithmetic(),
+            "backend": backend(), "date": today(), "commit": git_commit(), "machine": machine()}
 
 
 def footnote(prov: dict) -> str:
+    """One sentence per field of ``provenance()``; a field a record lacks is left out."""
     compute = f" Compute: {prov['compute']}." if prov.get("compute") else ""
-    return (f"Data: {prov['data']}. Profile: {prov['profile']}.{compute} Run {prov['date']}, commit "
-            f"{prov['commit']}, on {prov['machine']}.")
+    keras_backend = f" Backend: {prov['backend']}." if prov.get("backend") else ""
+    return (f"Data: {prov['data']}. Profile: {prov['profile']}.{compute}{keras_backend} "
+            f"Run {prov['date']}, commit {prov['commit']}, on {prov['machine']}.")

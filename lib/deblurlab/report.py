@@ -11,26 +11,36 @@ and places generated material by stable name:
 
 Figures and tables are numbered in order of appearance. A missing figure, table or result stops
 the build with a message naming the file and the notebook that makes it.
+
+The report only reads: the notebooks and the runner (``deblurlab.run``) write every figure, table
+and result first, so this module imports neither TensorFlow nor Keras and a rebuild takes seconds:
+
+    python -m deblurlab.report                 # report/report.html and report/report.pdf
+    python -m deblurlab.report --out DIR       # from the outputs under DIR
+    python -m deblurlab.report --clean         # only remove the old report
 """
+
 from __future__ import annotations
 
 import argparse
-import json
-import shutil
+import os
 from pathlib import Path
 
 import jinja2
 
-from .provenance import today
 from .paths import REPO_ROOT, figures_dir, output_root, results_dir, tables_dir
+from .provenance import today
+from .results import read_results
 
 TEMPLATE = REPO_ROOT / "report" / "report.md"
 SECTIONS = REPO_ROOT / "report" / "sections"
 STYLE = REPO_ROOT / "report" / "style.css"
 # Tables set smaller and unjustified, so the widest results tables fit the page.
-TYPST_PREAMBLE = ("#set figure(numbering: none)\n#set text(size: 10pt)\n#set par(justify: true)\n"
-                  "#show table: set text(size: 7.5pt)\n#show table: set par(justify: false)\n"
-                  "#set table(inset: 3pt)")
+TYPST_PREAMBLE = (
+    "#set figure(numbering: none)\n#set text(size: 10pt)\n#set par(justify: true)\n"
+    "#show table: set text(size: 7.5pt)\n#show table: set par(justify: false)\n"
+    "#set table(inset: 3pt)"
+)
 
 
 class ReportError(RuntimeError):
@@ -38,17 +48,20 @@ class ReportError(RuntimeError):
 
 
 def report_paths() -> dict[str, Path]:
+    """The report's files under the output folder: {"html": path, "pdf": path}."""
     base = output_root() / "report"
     return {"html": base / "report.html", "pdf": base / "report.pdf"}
 
 
 def remove_report() -> None:
+    """Delete the report's HTML and PDF, so that a stale report never passes for a fresh one."""
     for path in report_paths().values():
         path.unlink(missing_ok=True)
 
 
 def load_results() -> dict:
-    return {path.stem: json.loads(path.read_text()) for path in sorted(results_dir().glob("*.json"))}
+    """Every result the notebooks and the runner wrote: {name: payload} of report/results/*.json."""
+    return {path.stem: read_results(path.stem) for path in sorted(results_dir().glob("*.json"))}
 
 
 class _Numbering:
@@ -78,17 +91,23 @@ class _Numbering:
     def figure(self, name: str, caption: str, width: str = "95%") -> str:
         path = figures_dir() / f"{name}.png"
         if not path.exists():
-            raise ReportError(f"figure {path} is missing: run the notebook that saves "
-                              f"save_fig({name!r}) (python -m deblurlab.run).")
-        return f"![{self._place('figure', name)}: {caption}]({self.image_root}/figures/{name}.png){{width={width}}}"
+            raise ReportError(
+                f"figure {path} is missing: run the notebook that saves "
+                f"save_fig({name!r}) (python -m deblurlab.run)."
+            )
+        number = self._place("figure", name)
+        return f"![{number}: {caption}]({self.image_root}/figures/{name}.png){{width={width}}}"
 
     def table(self, name: str, caption: str) -> str:
         path = tables_dir() / f"{name}.md"
         if not path.exists():
-            raise ReportError(f"table {path} is missing: run the notebook that writes "
-                              f"write_table({name!r}) (python -m deblurlab.run).")
+            raise ReportError(
+                f"table {path} is missing: run the notebook that writes "
+                f"write_table({name!r}) (python -m deblurlab.run)."
+            )
         body, _, notes = path.read_text().strip().partition("\n\n")
-        return f"{body}\n\n: {self._place('table', name)}: {caption}\n\n::: {{.table-note}}\n{notes.strip()}\n:::\n"
+        number = self._place("table", name)
+        return f"{body}\n\n: {number}: {caption}\n\n::: {{.table-note}}\n{notes.strip()}\n:::\n"
 
 
 def _versus(value: float, ci, digits: int) -> str:
@@ -104,17 +123,25 @@ def reference_sentence(chapter: dict, model: str) -> str:
     entry = chapter["models"].get(model, {})
     ref = entry.get("reference_run") or {}
     if "metrics" not in ref:
-        return (f"{model} has no shipped reference run ({ref.get('status', 'not run')}): "
-                f"`python -m deblurlab.reference --models {model}` trains one.")
+        return (
+            f"{model} has no shipped reference run ({ref.get('status', 'not run')}): "
+            f"`python -m deblurlab.reference --models {model}` trains one."
+        )
     m, ours, report = ref["metrics"], entry["metrics"], entry.get("reference") or {}
-    text = (f"The reference run of {model} ({ref['epochs']} epochs, {ref['stopped']}; "
-            f"{ref['train_seconds'] / 60:.0f} min of training on {ref['n_train']:,} images, {ref['arithmetic']}, "
-            f"{ref['machine']}) scores MSE {m['mse']:.5f}, SSIM {m['ssim']:.4f} and a PSNR of the mean MSE of "
-            f"{m['psnr_mean_mse']:.2f} dB on the same test images, against {ours['mse']:.5f}, {ours['ssim']:.4f} "
-            f"and {ours['psnr_mean_mse']:.2f} dB for this run's model.")
+    text = (
+        f"The reference run of {model} ({ref['epochs']} epochs, {ref['stopped']}; "
+        f"{ref['train_seconds'] / 60:.0f} min of training on {ref['n_train']:,} images, "
+        f"{ref['arithmetic']}, {ref['machine']}) scores MSE {m['mse']:.5f}, SSIM {m['ssim']:.4f} "
+        f"and a PSNR of the mean MSE of {m['psnr_mean_mse']:.2f} dB on the same test images, "
+        f"against {ours['mse']:.5f}, {ours['ssim']:.4f} and {ours['psnr_mean_mse']:.2f} dB for "
+        "this run's model."
+    )
     if report.get("mse") and m.get("mse_ci") and m.get("ssim_ci"):
-        text += (f" The original report's MSE of {report['mse']} (on its own CIFAR-10 test images) {_versus(report['mse'], m['mse_ci'], 5)}, "
-                 f"and its SSIM of {report['ssim']} {_versus(report['ssim'], m['ssim_ci'], 4)}.")
+        text += (
+            f" The original report's MSE of {report['mse']} (on its own CIFAR-10 test images) "
+            f"{_versus(report['mse'], m['mse_ci'], 5)}, and its SSIM of {report['ssim']} "
+            f"{_versus(report['ssim'], m['ssim_ci'], 4)}."
+        )
     return text
 
 
@@ -122,8 +149,11 @@ def render(image_root: str, extra: dict | None = None) -> str:
     """The report's markdown, with image paths under ``image_root``."""
     if not TEMPLATE.exists():
         raise ReportError(f"{TEMPLATE} is missing")
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATE.parent)),
-                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATE.parent)),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+    )
     env.filters["pct"] = lambda x, digits=1: f"{100 * x:.{digits}f}%"
     env.filters["num"] = lambda x, digits=2: f"{x:,.{digits}f}"
     env.tests["search"] = lambda value, pattern: pattern in str(value)
@@ -132,105 +162,34 @@ def render(image_root: str, extra: dict | None = None) -> str:
     numbers = None
     for _ in range(2):
         numbering = _Numbering(image_root, numbers)
-        context = {"results": results, "sections": sections, "now": today(), "figure": numbering.figure,
-                   "table": numbering.table, "ref": numbering.ref, "reference_sentence": reference_sentence,
-                   **(extra or {})}
+        context = {
+            "results": results,
+            "sections": sections,
+            "now": today(),
+            "figure": numbering.figure,
+            "table": numbering.table,
+            "ref": numbering.ref,
+            "reference_sentence": reference_sentence,
+            **(extra or {}),
+        }
         try:
             text = env.get_template(TEMPLATE.name).render(**context)
         except jinja2.UndefinedError as error:
-            raise ReportError(f"the report needs a result that no notebook wrote ({error}). "
-                              "Run every notebook: python -m deblurlab.run") from error
+            raise ReportError(
+                f"the report needs a result that no notebook wrote ({error}). "
+                "Run every notebook: python -m deblurlab.run"
+            ) from error
         numbers = numbering.numbers
     return text
 
 
-def tuning_records() -> list[dict]:
-    """The kept CPU tuning records (one per machine kind, deblurlab/tuning/), --quick ones left out."""
-    from . import compute
-
-    return [{**record, "key": key} for key, record in compute.tuning_records().items()
-            if not record.get("settings", {}).get("quick") and "tuning" in record]
-
-
-def precision_check_table() -> None:
-    """``precision_check`` table and result from the kept seed/precision records (deblurlab.seeds)."""
-    from . import compute
-    from .tables import write_table
-
-    out = results_dir() / "precision_check.json"
-    out.unlink(missing_ok=True)
-    records = compute.seed_records()
-    if not records:
-        return
-    import pandas as pd
-
-    rows, notes = [], []
-    for key, record in records.items():
-        for run in record["runs"]:
-            t = run["test"]
-            rows.append({"machine": key, "precision": run["precision"], "seed": run["seed"], "epochs": run["epochs"],
-                         "train s": round(run["train_seconds"]), "MSE": t["mse"], "mean-MSE PSNR": t["psnr_mean_mse"],
-                         "SSIM": t["ssim"]})
-        notes.append(f"[{key}] {record['model']}, profile {record['profile']}, {record['n_test']} test images; "
-                     f"{record['data']}; run {record['date']}, commit {record['commit']}, on {record['machine']}.")
-    write_table("precision_check", pd.DataFrame(rows), " ".join(notes))
-    out.write_text(json.dumps({"machines": [{"key": k, **{f: r[f] for f in ("model", "profile", "machine", "date")},
-                                              "spread": r["spread"], "check": r.get("precision_check", {})}
-                                             for k, r in records.items()]}, indent=1))
-
-
-def speed_tables() -> None:
-    """The speed chapter's tables and its ``results.tuning_cpu``, from whichever records exist:
-    ``make bench`` writes report/results/bench_<device>.json; the tuning records (an hour of CPU
-    time each) are kept in git, one per machine kind, and are shown side by side."""
-    from . import bench, compute
-    from .tables import write_table
-
-    for device in ("cpu", "gpu"):
-        path = bench.default_out(device)
-        if path.exists():
-            record = json.loads(path.read_text())
-            if not record.get("settings", {}).get("quick"):  # --quick numbers are a smoke check
-                bench.write_speed_table(record)
-    precision_check_table()
-    records = tuning_records()
-    summary = results_dir() / "tuning_cpu.json"
-    summary.unlink(missing_ok=True)
-    if not records:
-        return
-    import pandas as pd
-
-    here = compute.machine_key()
-    frames, notes = [], []
-    for record in records:
-        table = bench.tuning_table(record)
-        table.insert(0, "machine", record["key"])
-        frames.append(table)
-        notes.append(bench.tuning_note(record))
-    write_table("tuning_cpu", pd.concat(frames, ignore_index=True),
-                " ".join(f"[{r['key']}] {n}" for r, n in zip(records, notes)), digits=2, convention="")
-    machines = [{"key": r["key"], "machine": r["machine"], "date": r["date"], "this_machine": r["key"] == here,
-                 "summary": r["tuning"]["summary"]} for r in records]
-    summary.write_text(json.dumps({"this_machine": here, "has_record": any(m["this_machine"] for m in machines),
-                                   "machines": machines}, indent=1))
-
-
 def build_report() -> list[Path]:
-    """Write the cross-chapter tables, render the template, write the HTML and the PDF; return
-    their paths."""
+    """Render the template and write the HTML and the PDF from the figures, tables and results
+    already written (``python -m deblurlab.run`` writes the cross-chapter tables first).
+
+    Returns: the paths of the HTML and the PDF."""
     import pypandoc
     import typst
-
-    from .cifar_study import summary_table
-
-    try:
-        summary_table()  # every CIFAR-10 chapter's models in one table, from their saved results
-    except FileNotFoundError as error:
-        raise ReportError(str(error)) from error
-    from .findings import refresh
-
-    refresh()  # the scorecard from every chapter's results here (merged test workers' included)
-    speed_tables()
 
     root = output_root()
     build = root / "report" / "build"
@@ -239,47 +198,55 @@ def build_report() -> list[Path]:
 
     html_md = build / "report.md"
     html_md.write_text(render(str(root)))
-    args = ["--standalone", "--embed-resources", "--toc", "--number-sections", f"--css={STYLE}",
-            f"--resource-path={root}"]
+    args = [
+        "--standalone",
+        "--embed-resources",
+        "--toc",
+        "--number-sections",
+        f"--css={STYLE}",
+        f"--resource-path={root}",
+    ]
     pypandoc.convert_file(str(html_md), "html5", outputfile=str(paths["html"]), extra_args=args)
 
     typst_md = build / "report-typst.md"
     typst_md.write_text(render(""))  # typst resolves "/figures/x.png" against its root
     typ = build / "report.typ"
-    pypandoc.convert_file(str(typst_md), "typst", outputfile=str(typ),
-                          extra_args=["--standalone", "--toc", "--number-sections",
-                                      "-V", f"header-includes={TYPST_PREAMBLE}"])
+    pypandoc.convert_file(
+        str(typst_md),
+        "typst",
+        outputfile=str(typ),
+        extra_args=[
+            "--standalone",
+            "--toc",
+            "--number-sections",
+            "-V",
+            f"header-includes={TYPST_PREAMBLE}",
+        ],
+    )
     typst.compile(str(typ), output=str(paths["pdf"]), root=str(root))
     return [paths["html"], paths["pdf"]]
 
 
-GENERATED = ("figures", "report/tables", "report/results")
-
-
-def merge_outputs(sources: list[Path], dest: Path) -> None:
-    """Copy the figures, tables and results of several output folders (one per test worker) into
-    ``dest``; a file that two folders both hold must be the same chapter's, so the later one wins."""
-    for source in sources:
-        for sub in GENERATED:
-            if (Path(source) / sub).is_dir():
-                shutil.copytree(Path(source) / sub, Path(dest) / sub, dirs_exist_ok=True)
-
-
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description="Build report/report.html and report.pdf from the "
-                                     "figures, tables and results already generated.")
-    parser.add_argument("--merge", nargs="+", type=Path, metavar="DIR",
-                        help="first merge the outputs of these folders (e.g. test workers') into --out")
-    parser.add_argument("--out", type=Path, help="output folder to build in (default: $DEBLURLAB_OUTPUT_DIR "
-                        "or the checkout)")
+    """``python -m deblurlab.report [--out DIR] [--clean]``: build (or only remove) the report."""
+    parser = argparse.ArgumentParser(
+        description="Build report/report.html and report.pdf from the "
+        "figures, tables and results already generated (to write the "
+        "tables first: python -m deblurlab.run --report-only)."
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="output folder to build in (default: $DEBLURLAB_OUTPUT_DIR or the checkout)",
+    )
+    parser.add_argument("--clean", action="store_true", help="only remove the old report")
     args = parser.parse_args(argv)
     if args.out:
-        import os
-
         args.out.mkdir(parents=True, exist_ok=True)
         os.environ["DEBLURLAB_OUTPUT_DIR"] = str(args.out.resolve())
-    if args.merge:
-        merge_outputs([d for d in args.merge if d.resolve() != output_root()], output_root())
+    if args.clean:
+        remove_report()
+        return
     try:
         built = build_report()
     except ReportError as error:

@@ -1,11 +1,13 @@
 """Training with checkpoints that survive interruption.
 
 ``train(model, stream, val, run_name, config)`` fits with Adam and MSE (summed over the outputs of
-a multi-scale model), early stopping on the validation loss and TerminateOnNaN. After every epoch
-it writes TensorBoard logs (``runs/<run>/tensorboard``: watch with ``tensorboard --logdir runs/``) and, each atomically (temporary file, then rename), the full model with its optimizer state,
-the best weights so far, the CSV history and a small JSON state. Rerunning with the same run name
-resumes at the next epoch with the history and the early-stopping counters intact; a finished run
-is loaded, not retrained.
+a multi-scale model), early stopping on the validation loss and TerminateOnNaN, on any Keras
+backend. After every epoch it writes, each atomically (temporary file, then rename), the full
+model with its optimizer state, the best weights so far, the CSV history and a small JSON state
+(with the backend); on the TensorFlow backend also TensorBoard logs (``runs/<run>/tensorboard``:
+watch with ``tensorboard --logdir runs/``). Rerunning with the same run name resumes at the next
+epoch with the history and the early-stopping counters intact; a finished run is loaded, not
+retrained.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import hashlib
 import json
 import math
 import os
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,21 +24,14 @@ from typing import Callable
 import keras
 import numpy as np
 import pandas as pd
-import tensorflow as tf
+from keras import ops
 from tqdm.keras import TqdmCallback
 from tqdm.std import tqdm as text_tqdm
 
 from .paths import runs_dir
+from .profiles import TrainConfig  # noqa: F401 - re-exported: it lived here before
 
-
-@dataclass
-class TrainConfig:
-    epochs: int
-    batch_size: int
-    learning_rate: float = 1e-3
-    patience: int = 7
-    seed: int = 0
-    steps_per_execution: int = 1
+TENSORBOARD_SKIPPED = "skipped: the TensorBoard callback needs the TensorFlow backend"
 
 
 @dataclass
@@ -60,9 +56,13 @@ def set_seeds(seed: int) -> None:
 
 
 def psnr_metric(y_true, y_pred):
-    """PSNR of the batch's images in [0, 1], averaged; a training-time view, not the evaluation."""
-    y_pred = tf.clip_by_value(tf.cast(y_pred, tf.float32), 0.0, 1.0)
-    return tf.reduce_mean(tf.image.psnr(tf.cast(y_true, tf.float32), y_pred, max_val=1.0))
+    """PSNR of the batch's images in [0, 1], averaged; a training-time view, not the evaluation.
+
+    Each image's PSNR is -10 log10(MSE over its pixels and channels), as ``tf.image.psnr``.
+    """
+    y_pred = ops.clip(ops.cast(y_pred, "float32"), 0.0, 1.0)
+    mse = ops.mean(ops.square(ops.cast(y_true, "float32") - y_pred), axis=(-3, -2, -1))
+    return ops.mean(np.float32(-10.0 / np.log(10.0)) * ops.log(mse))
 
 
 psnr_metric.__name__ = "psnr"
@@ -80,18 +80,26 @@ def multi_scale_targets(model: keras.Model) -> Callable:
     """Map (blurred, sharp) to (blurred, targets): one target per output, resized to its size.
 
     The output sizes come from the model's shape inference at the batch's own size, so a model
-    built for any input size (None, None, 3) gets targets of the right size too.
+    built for any input size (None, None, 3) gets targets of the right size too. The smaller
+    targets are antialiased bilinear resizes (``keras.ops.image.resize``), returned as numpy.
     """
     if len(model.outputs) == 1:
         return lambda blurred, sharp: (blurred, sharp)
+    sizes_by_shape: dict[tuple, list] = {}
+    lock = threading.Lock()  # the stream calls the mapper from its threads
 
     def mapper(blurred, sharp):
         shape = tuple(sharp.shape)
         if None in shape[1:3]:
             raise ValueError("multi-scale targets need batches of a known height and width")
-        sizes = [tuple(out[1:3]) for out in model.compute_output_shape((None, *shape[1:]))]
-        targets = tuple(sharp if size == tuple(shape[1:3]) else tf.image.resize(sharp, size, antialias=True)
-                        for size in sizes)
+        with lock:
+            if shape[1:] not in sizes_by_shape:
+                outputs = model.compute_output_shape((None, *shape[1:]))
+                sizes_by_shape[shape[1:]] = [tuple(out[1:3]) for out in outputs]
+            sizes = sizes_by_shape[shape[1:]]
+        targets = tuple(sharp if size == tuple(shape[1:3]) else ops.convert_to_numpy(
+            ops.image.resize(sharp, size, interpolation="bilinear", antialias=True))
+            for size in sizes)
         return blurred, targets
 
     return mapper
@@ -170,14 +178,16 @@ def run_directory(run_name: str) -> Path:
     return runs_dir() / run_name
 
 
-def train(model: keras.Model, make_stream: Callable[[int, int], tuple[tf.data.Dataset, int]],
+def train(model: keras.Model, make_stream: Callable[[int, int], tuple[keras.utils.PyDataset, int]],
           val: tuple[np.ndarray, np.ndarray], run_name: str, config: TrainConfig,
           verbose: bool = True, callbacks: list | None = None, setup=None) -> TrainResult:
     """Train ``model`` (compiled here) and return its history with the best weights loaded.
 
-    ``make_stream(first_epoch, last_epoch)`` returns (dataset of (blurred, sharp), steps per epoch);
-    ``val`` is (blurred, sharp) arrays. ``setup`` (a ``compute.ComputeSetup``, under whose scope the
-    model was built) sets XLA; its description is kept in the run's state.
+    ``make_stream(first_epoch, last_epoch)`` returns (stream of (blurred, sharp), steps per epoch):
+    a ``data.stream.Stream`` (``training_stream``, ``patch_stream``) or any PyDataset with a
+    ``map(fn)``; ``val`` is (blurred, sharp) arrays. ``setup`` (a ``compute.ComputeSetup``, under
+    whose scope the model was built) sets XLA; its description is kept in the run's state, with
+    the Keras backend.
     """
     run_dir = run_directory(run_name)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -186,6 +196,7 @@ def train(model: keras.Model, make_stream: Callable[[int, int], tuple[tf.data.Da
     if setup is not None:
         setup.apply(model)
     fingerprint = _fingerprint(model, config)
+    backend = keras.backend.backend()
     state_file = run_dir / "state.json"
     resumed_at = None
     if state_file.exists():
@@ -197,22 +208,29 @@ def train(model: keras.Model, make_stream: Callable[[int, int], tuple[tf.data.Da
         model.load_weights(run_dir / "last.weights.h5")
         _load_optimizer(model.optimizer, model, run_dir / "optimizer.npz")
         resumed_at = state["epoch"] + 1
+        if state.setdefault("backend", "tensorflow") != backend:  # runs before "backend" were TF
+            state.setdefault("resumed_on", []).append({"epoch": resumed_at, "backend": backend})
     else:
         state = {"fingerprint": fingerprint, "config": asdict(config), "epoch": -1, "best": math.inf,
                  "best_epoch": -1, "wait": 0, "stopped_early": False, "history": [],
-                 "compute": setup.record() if setup is not None else None}
+                 "compute": setup.record() if setup is not None else None, "backend": backend}
 
     first_epoch = state["epoch"] + 1
     if not state["stopped_early"] and first_epoch < config.epochs:
         if resumed_at and verbose:
             print(f"Resuming {run_name} at epoch {first_epoch + 1} of {config.epochs}.")
         stream, steps = make_stream(first_epoch, config.epochs)
-        stream = stream.map(multi_scale_targets(model), num_parallel_calls=tf.data.AUTOTUNE)
+        targets = multi_scale_targets(model)
+        stream = stream.map(targets)
         val_blurred, val_sharp = val
-        _, val_targets = multi_scale_targets(model)(tf.constant(val_blurred), tf.constant(val_sharp))
+        _, val_targets = targets(np.asarray(val_blurred), np.asarray(val_sharp))
+        board = []
+        if backend == "tensorflow":
+            board = [keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), write_graph=False,
+                                                 profile_batch=0)]
+        state["tensorboard"] = "written" if board else TENSORBOARD_SKIPPED
         callbacks = [keras.callbacks.TerminateOnNaN(),
-                     ResumableCheckpoint(run_dir, config.patience, state),
-                     keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), write_graph=False, profile_batch=0),
+                     ResumableCheckpoint(run_dir, config.patience, state), *board,
                      *(callbacks or [])]
         if verbose:
             callbacks.append(TqdmCallback(verbose=0, tqdm_class=text_tqdm, desc=run_name,

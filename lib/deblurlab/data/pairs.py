@@ -16,96 +16,38 @@ its partner, or an unreadable image raises ``MotionDataError`` naming the file a
 The report's REDS protocol (``reds_protocol``): the first 24 training clips are the test set;
 training uses half of the remaining frames, those matching ``000000[5-9][0-9]`` (frames 50-99).
 """
+
 from __future__ import annotations
 
 import fnmatch
 import os
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from ..paths import display_path, shared_data_dir
+from .frames import (
+    ENV_VAR,
+    FIX_HINT,
+    IMAGE_SUFFIXES,
+    ArrayFrames,
+    FileFrames,
+    FramePair,
+    FrameSet,
+    MotionDataError,
+    image_size,
+)
 
-ENV_VAR = "DEBLURLAB_MOTION_DATA"
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 REDS_TEST_CLIPS = 24
 REDS_HALF_GLOB = "000000[5-9][0-9]"  # the report's half training set: frames 50-99 of each clip
 # The one-scene GoPro sample (53 frames) is split in time: the last TEST frames are the test set,
 # the VAL frames before them validate, and GAP frames before those are dropped so that no training
 # frame is a near neighbour of a held-out one.
 TEMPORAL_SPLIT = dict(test=10, val=4, gap=3)
-FIX_HINT = (f"Point the chapter at a REDS folder (holding train_sharp/ and train_blur/) or a GoPro "
-            f"folder (holding GOPRO_Large/) with data_dir=... or ${ENV_VAR}; leave both unset to use "
-            "../shared/data/gopro-sample beside the checkout or, offline, the synthetic skimage set.")
-
-
-class MotionDataError(RuntimeError):
-    """A motion-blur folder or frame is missing, unpaired or unreadable; the message names it."""
-
-
-# --- single images ---------------------------------------------------------------------------
-
-def read_image(path) -> np.ndarray:
-    """An image file as uint8 RGB of shape (H, W, 3); any failure names the file."""
-    from PIL import Image
-
-    path = Path(path)
-    try:
-        with Image.open(path) as image:
-            array = np.asarray(image.convert("RGB"))
-    except FileNotFoundError:
-        raise MotionDataError(f"{path} does not exist. {FIX_HINT}") from None
-    except Exception as exc:  # noqa: BLE001 - PIL raises many kinds for corrupt files
-        raise MotionDataError(f"{path} is not a readable image ({type(exc).__name__}: {exc}). "
-                              "Re-copy or re-extract this file, or remove its pair.") from exc
-    return array
-
-
-def image_size(path, verify: bool = False) -> tuple[int, int]:
-    """(width, height) read from the file's header; ``verify`` also checks the whole file's
-    integrity (PNG chunk checksums) without decoding it."""
-    from PIL import Image
-
-    path = Path(path)
-    try:
-        with Image.open(path) as image:
-            size = image.size
-            if verify:
-                image.verify()
-    except FileNotFoundError:
-        raise MotionDataError(f"{path} does not exist. {FIX_HINT}") from None
-    except Exception as exc:  # noqa: BLE001
-        raise MotionDataError(f"{path} is not a readable image ({type(exc).__name__}: {exc}). "
-                              "Re-copy or re-extract this file, or remove its pair.") from exc
-    return size
-
-
-@dataclass(frozen=True)
-class FramePair:
-    blurred: Path
-    sharp: Path
-    scene: str
-    frame: str  # the file name without extension, e.g. "00000050" or "000047"
-
-    @property
-    def name(self) -> str:
-        return f"{self.scene}/{self.frame}"
-
-
-def load_pair(pair: FramePair) -> tuple[np.ndarray, np.ndarray]:
-    """(blurred, sharp) as float32 RGB in [0, 1]; their sizes must agree."""
-    blurred, sharp = read_image(pair.blurred), read_image(pair.sharp)
-    if blurred.shape != sharp.shape:
-        raise MotionDataError(f"{pair.blurred} is {blurred.shape[1]}x{blurred.shape[0]} but its sharp "
-                              f"frame {pair.sharp} is {sharp.shape[1]}x{sharp.shape[0]}: a pair must "
-                              "have one size.")
-    return blurred.astype(np.float32) / 255.0, sharp.astype(np.float32) / 255.0
 
 
 # --- folders ---------------------------------------------------------------------------------
+
 
 def _images(folder: Path) -> dict[str, Path]:
     if not folder.is_dir():
@@ -118,12 +60,16 @@ def pair_folder(blur_dir: Path, sharp_dir: Path, scene: str) -> list[FramePair]:
     blurred, sharp = _images(Path(blur_dir)), _images(Path(sharp_dir))
     for stem, path in blurred.items():
         if stem not in sharp:
-            raise MotionDataError(f"{path} has no sharp frame {stem}.* in {sharp_dir}: every "
-                                  "blurred frame needs its ground truth. Restore it or delete both.")
+            raise MotionDataError(
+                f"{path} has no sharp frame {stem}.* in {sharp_dir}: every "
+                "blurred frame needs its ground truth. Restore it or delete both."
+            )
     for stem, path in sharp.items():
         if stem not in blurred:
-            raise MotionDataError(f"{path} has no blurred frame {stem}.* in {blur_dir}: every "
-                                  "sharp frame needs its blurred partner. Restore it or delete both.")
+            raise MotionDataError(
+                f"{path} has no blurred frame {stem}.* in {blur_dir}: every "
+                "sharp frame needs its blurred partner. Restore it or delete both."
+            )
     if not sharp:
         raise MotionDataError(f"{sharp_dir} holds no .png or .jpg frame. {FIX_HINT}")
     return [FramePair(blurred[stem], sharp[stem], scene, stem) for stem in sorted(sharp)]
@@ -132,11 +78,14 @@ def pair_folder(blur_dir: Path, sharp_dir: Path, scene: str) -> list[FramePair]:
 def check_pairs(pairs: list[FramePair], verify: bool = False, workers: int = 8) -> None:
     """Read every pair's headers (and, with ``verify``, check the files' integrity) in parallel;
     a pair whose two images differ in size is an error naming both files."""
+
     def check(pair):
         a, b = image_size(pair.blurred, verify), image_size(pair.sharp, verify)
         if a != b:
-            raise MotionDataError(f"{pair.blurred} is {a[0]}x{a[1]} but its sharp frame {pair.sharp} "
-                                  f"is {b[0]}x{b[1]}: a pair must have one size.")
+            raise MotionDataError(
+                f"{pair.blurred} is {a[0]}x{a[1]} but its sharp frame {pair.sharp} "
+                f"is {b[0]}x{b[1]}: a pair must have one size."
+            )
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         list(pool.map(check, pairs))
@@ -146,8 +95,10 @@ def reds_blur_dir(root: Path, split: str) -> Path:
     for name in (f"{split}_blur", f"{split}_blur_jpeg"):
         if (root / name).is_dir():
             return root / name
-    raise MotionDataError(f"{root} has no {split}_blur/ or {split}_blur_jpeg/ folder beside "
-                          f"{split}_sharp/. {FIX_HINT}")
+    raise MotionDataError(
+        f"{root} has no {split}_blur/ or {split}_blur_jpeg/ folder beside "
+        f"{split}_sharp/. {FIX_HINT}"
+    )
 
 
 def find_reds(root, split: str = "train") -> list[FramePair]:
@@ -195,113 +146,58 @@ def is_gopro(root) -> bool:
 
 # --- protocols -------------------------------------------------------------------------------
 
+
 def scenes(pairs: list[FramePair]) -> list[str]:
     return sorted({p.scene for p in pairs})
 
 
-def reds_protocol(pairs: list[FramePair], n_test_clips: int = REDS_TEST_CLIPS,
-                  frame_glob: str | None = REDS_HALF_GLOB) -> dict[str, list[FramePair]]:
+def reds_protocol(
+    pairs: list[FramePair],
+    n_test_clips: int = REDS_TEST_CLIPS,
+    frame_glob: str | None = REDS_HALF_GLOB,
+) -> dict[str, list[FramePair]]:
     """The report's split of the REDS training set: the first ``n_test_clips`` clips (all their
     frames) are the test set; the other clips give the training frames matching ``frame_glob``."""
     clips = scenes(pairs)
     if len(clips) <= n_test_clips:
-        raise MotionDataError(f"the REDS training set has {len(clips)} clips; the protocol needs more "
-                              f"than {n_test_clips} (the first {n_test_clips} are the test set).")
+        raise MotionDataError(
+            f"the REDS training set has {len(clips)} clips; the protocol needs more "
+            f"than {n_test_clips} (the first {n_test_clips} are the test set)."
+        )
     test_clips = set(clips[:n_test_clips])
     test = [p for p in pairs if p.scene in test_clips]
-    train = [p for p in pairs if p.scene not in test_clips
-             and (frame_glob is None or fnmatch.fnmatchcase(p.frame, frame_glob))]
+    train = [
+        p
+        for p in pairs
+        if p.scene not in test_clips
+        and (frame_glob is None or fnmatch.fnmatchcase(p.frame, frame_glob))
+    ]
     if not train:
-        raise MotionDataError(f"no training frame of clips {clips[n_test_clips]}... matches "
-                              f"{frame_glob!r} (frames 50-99).")
+        raise MotionDataError(
+            f"no training frame of clips {clips[n_test_clips]}... matches "
+            f"{frame_glob!r} (frames 50-99)."
+        )
     return {"train": train, "test": test}
 
 
-def temporal_split(pairs: list[FramePair], test: int, val: int, gap: int) -> dict[str, list[FramePair]]:
+def temporal_split(
+    pairs: list[FramePair], test: int, val: int, gap: int
+) -> dict[str, list[FramePair]]:
     """Per scene, in frame order: training frames, ``gap`` dropped frames, ``val`` validation
     frames, then the last ``test`` frames."""
     out = {"train": [], "val": [], "test": []}
     for scene in scenes(pairs):
         frames = [p for p in pairs if p.scene == scene]
         if len(frames) < test + val + gap + 1:
-            raise MotionDataError(f"scene {scene} has {len(frames)} frames; the temporal split needs at "
-                                  f"least {test + val + gap + 1} ({test} test, {val} val, {gap} gap).")
+            raise MotionDataError(
+                f"scene {scene} has {len(frames)} frames; the temporal split needs at "
+                f"least {test + val + gap + 1} ({test} test, {val} val, {gap} gap)."
+            )
         cut = len(frames) - test - val - gap
         out["train"] += frames[:cut]
-        out["val"] += frames[cut + gap: cut + gap + val]
-        out["test"] += frames[len(frames) - test:]
+        out["val"] += frames[cut + gap : cut + gap + val]
+        out["test"] += frames[len(frames) - test :]
     return out
-
-
-# --- frame sets --------------------------------------------------------------------------------
-
-class FrameSet:
-    """An indexable set of (blurred, sharp) float32 RGB frames in [0, 1]."""
-
-    names: list[str]
-
-    def __len__(self) -> int:
-        return len(self.names)
-
-    def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        raise NotImplementedError
-
-    def subset(self, indices) -> "FrameSet":
-        raise NotImplementedError
-
-    def sizes(self) -> list[tuple[int, int]]:
-        """(height, width) of every frame."""
-        raise NotImplementedError
-
-
-class FileFrames(FrameSet):
-    """Frames read from disk on demand; ``cache=True`` keeps each decoded pair (as uint8) after
-    its first read, for small sets that are visited every epoch."""
-
-    def __init__(self, pairs: list[FramePair], cache: bool = False):
-        self.pairs = list(pairs)
-        self.names = [p.name for p in self.pairs]
-        self.cache = cache
-        self._cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        self._lock = threading.Lock()
-
-    def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        index = int(index)
-        if self.cache and index in self._cache:
-            blurred, sharp = self._cache[index]
-        else:
-            pair = self.pairs[index]
-            blurred, sharp = read_image(pair.blurred), read_image(pair.sharp)
-            if blurred.shape != sharp.shape:
-                load_pair(pair)  # raises the size error naming both files
-            if self.cache:
-                with self._lock:
-                    self._cache[index] = (blurred, sharp)
-        return blurred.astype(np.float32) / 255.0, sharp.astype(np.float32) / 255.0
-
-    def subset(self, indices) -> "FileFrames":
-        return FileFrames([self.pairs[i] for i in indices], self.cache)
-
-    def sizes(self) -> list[tuple[int, int]]:
-        return [image_size(p.sharp)[::-1] for p in self.pairs]
-
-
-class ArrayFrames(FrameSet):
-    """Frames held in memory (the synthetic set)."""
-
-    def __init__(self, names, blurred, sharp):
-        self.names, self.blurred, self.sharp = list(names), list(blurred), list(sharp)
-
-    def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        index = int(index)
-        return (np.asarray(self.blurred[index], np.float32), np.asarray(self.sharp[index], np.float32))
-
-    def subset(self, indices) -> "ArrayFrames":
-        return ArrayFrames([self.names[i] for i in indices], [self.blurred[i] for i in indices],
-                           [self.sharp[i] for i in indices])
-
-    def sizes(self) -> list[tuple[int, int]]:
-        return [tuple(s.shape[:2]) for s in self.sharp]
 
 
 @dataclass
@@ -318,8 +214,10 @@ class MotionData:
     @property
     def source(self) -> str:
         """One sentence for provenance footnotes: which data, how split, from where."""
-        return (f"{self.label}: {len(self.train):,} training / {len(self.val):,} validation / "
-                f"{len(self.test):,} test frame pairs from {display_path(self.path)} ({self.protocol})")
+        return (
+            f"{self.label}: {len(self.train):,} training / {len(self.val):,} validation / "
+            f"{len(self.test):,} test frame pairs from {display_path(self.path)} ({self.protocol})"
+        )
 
     @property
     def is_real(self) -> bool:
@@ -343,14 +241,24 @@ def load_reds(root, verify: bool = False) -> MotionData:
     for split in (protocol["train"], val, protocol["test"]):
         check_pairs(split, verify)
     test_clips = scenes(protocol["test"])
-    text = (f"the report's protocol: clips {test_clips[0]}-{test_clips[-1]} are the test set, "
-            f"training on frames 50-99 of the other clips; {val_note}")
-    return MotionData("reds", "REDS", str(root), FileFrames(protocol["train"]), FileFrames(val),
-                      FileFrames(protocol["test"]), text)
+    text = (
+        f"the report's protocol: clips {test_clips[0]}-{test_clips[-1]} are the test set, "
+        f"training on frames 50-99 of the other clips; {val_note}"
+    )
+    return MotionData(
+        "reds",
+        "REDS",
+        str(root),
+        FileFrames(protocol["train"]),
+        FileFrames(val),
+        FileFrames(protocol["test"]),
+        text,
+    )
 
 
-def load_gopro(root, blur: str = "blur", verify: bool | None = None,
-               split: dict | None = None) -> MotionData:
+def load_gopro(
+    root, blur: str = "blur", verify: bool | None = None, split: dict | None = None
+) -> MotionData:
     """GoPro with its official train/test scenes, or, when only one scene (or no test/ folder) is
     present, as in the shared sample, a temporal split of each scene's frames."""
     base = gopro_root(root)
@@ -361,21 +269,32 @@ def load_gopro(root, blur: str = "blur", verify: bool | None = None,
         val = [p for p in train if p.scene == last]
         train = [p for p in train if p.scene != last]
         kind, label = "gopro", "GoPro"
-        text = (f"official split: {len(scenes(train))} training scenes, {len(scenes(test))} test scenes; "
-                f"training scene {last} held out for validation")
+        text = (
+            f"official split: {len(scenes(train))} training scenes, {len(scenes(test))} test scenes; "
+            f"training scene {last} held out for validation"
+        )
     else:
         parts = temporal_split(train, **(split or TEMPORAL_SPLIT))
         train, val, test = parts["train"], parts["val"], parts["test"]
         names = ", ".join(scenes(train))
         gap = (split or TEMPORAL_SPLIT)["gap"]
         kind, label = "gopro-sample", f"GoPro sample (scene {names})"
-        text = (f"temporal split of each scene: frames {_frame_range(train)} train, {gap} frames dropped, "
-                f"{_frame_range(val)} validation, {_frame_range(test)} test")
+        text = (
+            f"temporal split of each scene: frames {_frame_range(train)} train, {gap} frames dropped, "
+            f"{_frame_range(val)} validation, {_frame_range(test)} test"
+        )
     small = len(train) + len(val) + len(test) <= 2000
     for part in (train, val, test):
         check_pairs(part, verify=small if verify is None else verify)
-    return MotionData(kind, label, str(base), FileFrames(train, cache=small), FileFrames(val, cache=small),
-                      FileFrames(test), text)
+    return MotionData(
+        kind,
+        label,
+        str(base),
+        FileFrames(train, cache=small),
+        FileFrames(val, cache=small),
+        FileFrames(test),
+        text,
+    )
 
 
 def load_synthetic(kernels_per_photo: int = 8, seed: int | None = None) -> MotionData:
@@ -385,20 +304,33 @@ def load_synthetic(kernels_per_photo: int = 8, seed: int | None = None) -> Motio
     seed = motion.SYNTHETIC_SEED if seed is None else seed
     photos = motion.available_photos()
     if not photos:
-        raise MotionDataError("none of skimage.data's colour photographs is available offline. " + FIX_HINT)
+        raise MotionDataError(
+            "none of skimage.data's colour photographs is available offline. " + FIX_HINT
+        )
     held_out = set(motion.SYNTHETIC_TEST_PHOTOS) | set(motion.SYNTHETIC_VAL_PHOTOS)
-    groups = {"train": {k: v for k, v in photos.items() if k not in held_out},
-              "val": {k: v for k, v in photos.items() if k in motion.SYNTHETIC_VAL_PHOTOS},
-              "test": {k: v for k, v in photos.items() if k in motion.SYNTHETIC_TEST_PHOTOS}}
+    groups = {
+        "train": {k: v for k, v in photos.items() if k not in held_out},
+        "val": {k: v for k, v in photos.items() if k in motion.SYNTHETIC_VAL_PHOTOS},
+        "test": {k: v for k, v in photos.items() if k in motion.SYNTHETIC_TEST_PHOTOS},
+    }
     sets = {}
     for split, chosen in groups.items():
         pairs = motion.make_synthetic_pairs(chosen, kernels_per_photo, seed)
         sets[split] = ArrayFrames(pairs.names, pairs.blurred, pairs.sharp)
-    text = (f"{kernels_per_photo} random camera-shake kernels a photo (seed {seed}); photos "
-            f"{', '.join(groups['train'])} train, {', '.join(groups['val'])} validate, "
-            f"{', '.join(groups['test'])} test")
-    return MotionData("synthetic", "synthetic camera shake on skimage photographs",
-                      "skimage.data (offline)", sets["train"], sets["val"], sets["test"], text)
+    text = (
+        f"{kernels_per_photo} random camera-shake kernels a photo (seed {seed}); photos "
+        f"{', '.join(groups['train'])} train, {', '.join(groups['val'])} validate, "
+        f"{', '.join(groups['test'])} test"
+    )
+    return MotionData(
+        "synthetic",
+        "synthetic camera shake on skimage photographs",
+        "skimage.data (offline)",
+        sets["train"],
+        sets["val"],
+        sets["test"],
+        text,
+    )
 
 
 def shared_motion_dirs() -> list[Path]:
@@ -413,8 +345,10 @@ def load_motion_path(path, verify: bool | None = None) -> MotionData:
         return load_reds(path, bool(verify))
     if is_gopro(path):
         return load_gopro(path, verify=verify)
-    raise MotionDataError(f"{path} is neither a REDS folder (train_sharp/, train_blur/) nor a GoPro "
-                          f"folder (GOPRO_Large/train/<scene>/...). {FIX_HINT}")
+    raise MotionDataError(
+        f"{path} is neither a REDS folder (train_sharp/, train_blur/) nor a GoPro "
+        f"folder (GOPRO_Large/train/<scene>/...). {FIX_HINT}"
+    )
 
 
 def find_motion_data(data_dir=None, synthetic_kernels: int = 8) -> MotionData:

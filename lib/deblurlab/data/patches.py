@@ -8,8 +8,9 @@ candidate qualifies.
 Here, for each image, random windows are drawn in rounds of ``patches_per_image``, each round's
 SSIM computed in one batched call (``ssim_batch``), until ``patches_per_image`` windows fall below
 the threshold or ``tries`` rounds have been drawn; the passing windows are kept in draw order and,
-if too few passed, the remaining slots take the first failing windows (random patches). Everything but the image decoding is TensorFlow ops inside a parallel
-``tf.data`` map, so the CPU cores prepare the next batches while the model trains.
+if too few passed, the remaining slots take the first failing windows (random patches). It is
+numpy throughout (any Keras backend): the stream (``data.stream.Stream``, a PyDataset) cuts the
+next batches on threads while the model trains.
 
 ``ssim_batch`` is a gaussian-window SSIM over a batch that follows skimage's
 ``structural_similarity(gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
@@ -21,13 +22,12 @@ would reflect the image), averaged over channels.
 """
 from __future__ import annotations
 
-import functools
 import time
 
 import numpy as np
-import tensorflow as tf
 
 from .pairs import FrameSet
+from .stream import Array, Stream, as_arrays
 
 SSIM_THRESHOLD = 0.9
 PATCH_SIZE = 256
@@ -46,119 +46,78 @@ def gaussian_taps(sigma: float = SSIM_SIGMA, truncate: float = SSIM_TRUNCATE) ->
     return (taps / taps.sum()).astype(np.float32)
 
 
-def _band(length: tf.Tensor, taps: tf.Tensor) -> tf.Tensor:
-    """(length, length - len(taps) + 1) matrix whose column v holds the taps at rows v..v+10:
-    multiplying by it is a 'valid' correlation along one axis, done as one matrix product (far
-    faster on a CPU than TensorFlow's depthwise convolution with one channel a group)."""
-    size = taps.shape[0]
-    offset = tf.range(length)[:, None] - tf.range(length - size + 1)[None, :]
-    inside = (offset >= 0) & (offset < size)
-    return tf.where(inside, tf.gather(taps, tf.clip_by_value(offset, 0, size - 1)), 0.0)
+def _filter_axis(images: np.ndarray, taps: np.ndarray, axis: int) -> np.ndarray:
+    """'Valid' correlation of (N, H, W, C) with ``taps`` along ``axis``: one multiply-add a tap."""
+    length = images.shape[axis] - len(taps) + 1
+
+    def window(k):
+        return images[(slice(None),) * axis + (slice(k, k + length),)]
+
+    out = window(0) * taps[0]
+    for k in range(1, len(taps)):
+        out += window(k) * taps[k]
+    return out
 
 
-def _filter(images: tf.Tensor, taps: tf.Tensor) -> tf.Tensor:
+def _filter(images: np.ndarray, taps: np.ndarray) -> np.ndarray:
     """Separable 'valid' gaussian filtering of (N, H, W, C), each channel on its own."""
-    shape = tf.shape(images)
-    x = tf.einsum("nhwc,wv->nhvc", images, _band(shape[2], taps))
-    return tf.einsum("nhwc,hv->nvwc", x, _band(shape[1], taps))
+    return _filter_axis(_filter_axis(images, taps, 1), taps, 2)
 
 
-def ssim_batch(x, y) -> tf.Tensor:
+def ssim_batch(x, y) -> Array:
     """SSIM of each pair of a batch: x, y of shape (N, H, W, C) in [0, 1] -> (N,) float32."""
-    x = tf.convert_to_tensor(x, tf.float32)
-    y = tf.convert_to_tensor(y, tf.float32)
-    taps = tf.constant(gaussian_taps())
-    stack = tf.concat([x, y, x * x, y * y, x * y], axis=0)
-    n = tf.shape(x)[0]
-    mx, my, mxx, myy, mxy = tf.split(_filter(stack, taps), [n, n, n, n, n], axis=0)
+    x, y = np.asarray(x, np.float32), np.asarray(y, np.float32)
+    n = x.shape[0]
+    stack = np.concatenate([x, y, x * x, y * y, x * y], axis=0)
+    mx, my, mxx, myy, mxy = np.split(_filter(stack, gaussian_taps()), 5, axis=0)
     vx, vy, vxy = mxx - mx * mx, myy - my * my, mxy - mx * my
     ssim_map = ((2 * mx * my + _C1) * (2 * vxy + _C2)) / ((mx * mx + my * my + _C1) * (vx + vy + _C2))
-    return tf.reduce_mean(ssim_map, axis=[1, 2, 3])
+    return as_arrays(ssim_map.reshape(n, -1).mean(axis=1, dtype=np.float32))
 
 
 def ssim_numpy(x, y) -> np.ndarray:
-    """``ssim_batch`` for numpy arrays, (N, H, W, C) or (H, W, C)."""
+    """``ssim_batch`` for (N, H, W, C) or one (H, W, C) pair; a float for one pair's array."""
     x, y = np.asarray(x, np.float32), np.asarray(y, np.float32)
     single = x.ndim == 3
-    out = ssim_batch(x[None] if single else x, y[None] if single else y).numpy()
+    out = np.asarray(ssim_batch(x[None] if single else x, y[None] if single else y))
     return out[0] if single else out
 
 
-def _crops(image, ys, xs, patch_size: int, count: int):
-    return tf.stack([tf.slice(image, [ys[i], xs[i], 0], [patch_size, patch_size, -1]) for i in range(count)])
+def _crops(image: np.ndarray, ys, xs, patch_size: int) -> np.ndarray:
+    return np.stack([image[y:y + patch_size, x:x + patch_size] for y, x in zip(ys, xs)])
 
 
 def sample_patches(blurred, sharp, seed, patch_size: int = PATCH_SIZE, n_patches: int = PATCHES_PER_IMAGE,
                    tries: int = TRIES, threshold: float | None = SSIM_THRESHOLD):
-    """Cut ``n_patches`` windows from one (H, W, C) pair; a pure function of ``seed`` (shape [2]).
+    """Cut ``n_patches`` windows from one (H, W, C) pair; a pure function of ``seed`` (2 ints).
 
-    Windows are drawn in rounds of ``n_patches`` random positions, at most ``tries`` rounds,
-    stopping as soon as ``n_patches`` of them have an SSIM below ``threshold``. The kept windows
-    are the passing ones in draw order, then, if too few passed, the first failing ones (random
-    patches). Returns (blurred patches, sharp patches, their SSIM, whether each passed). With
-    ``threshold=None`` the first round is returned unfiltered.
+    Windows are drawn in rounds of ``n_patches`` random positions (``np.random.default_rng(seed)``),
+    at most ``tries`` rounds, stopping as soon as ``n_patches`` of them have an SSIM below
+    ``threshold``. The kept windows are the passing ones in draw order, then, if too few passed,
+    the first failing ones (random patches). Returns numpy (blurred patches, sharp patches, their
+    SSIM, whether each passed). With ``threshold=None`` the first round is returned unfiltered.
     """
-    blurred = tf.convert_to_tensor(blurred, tf.float32)
-    sharp = tf.convert_to_tensor(sharp, tf.float32)
-    seed = tf.cast(seed, tf.int64)
-    shape = tf.shape(sharp)
-    tf.debugging.assert_greater_equal(tf.reduce_min(shape[:2]), patch_size,
-                                      message=f"a frame is smaller than the {patch_size}-pixel patch")
-    channels = sharp.shape[-1]
-
-    def draw(round_index):
-        round_seed = tf.stack([seed[0], seed[1] + 2 * tf.cast(round_index, tf.int64)])
-        ys = tf.random.stateless_uniform([n_patches], round_seed, 0, shape[0] - patch_size + 1, dtype=tf.int32)
-        xs = tf.random.stateless_uniform([n_patches], round_seed + [0, 1], 0, shape[1] - patch_size + 1,
-                                         dtype=tf.int32)
-        cand_b = _crops(blurred, ys, xs, patch_size, n_patches)
-        cand_s = _crops(sharp, ys, xs, patch_size, n_patches)
-        return cand_b, cand_s, ssim_batch(cand_b, cand_s)
-
+    blurred, sharp = np.asarray(blurred, np.float32), np.asarray(sharp, np.float32)
+    height, width = sharp.shape[:2]
+    if min(height, width) < patch_size:
+        raise ValueError(f"a frame is smaller than the {patch_size}-pixel patch ({height}x{width})")
+    rng = np.random.default_rng(np.asarray(seed, np.int64).tolist())
+    cand_b, cand_s, ssim = [], [], []
+    for _ in range(1 if threshold is None else tries):
+        ys = rng.integers(0, height - patch_size + 1, n_patches)
+        xs = rng.integers(0, width - patch_size + 1, n_patches)
+        cand_b.append(_crops(blurred, ys, xs, patch_size))
+        cand_s.append(_crops(sharp, ys, xs, patch_size))
+        ssim.append(np.asarray(ssim_batch(cand_b[-1], cand_s[-1])))
+        if threshold is not None and (np.concatenate(ssim) < threshold).sum() >= n_patches:
+            break
+    cand_b, cand_s, ssim = np.concatenate(cand_b), np.concatenate(cand_s), np.concatenate(ssim)
     if threshold is None:
-        cand_b, cand_s, ssim = draw(0)
-        return cand_b, cand_s, ssim, tf.ones([n_patches], tf.bool)
-
-    def more(r, b, s, v):
-        return (r < tries) & (tf.reduce_sum(tf.cast(v < threshold, tf.int32)) < n_patches)
-
-    def another(r, b, s, v):
-        nb, ns, nv = draw(r)
-        return r + 1, tf.concat([b, nb], 0), tf.concat([s, ns], 0), tf.concat([v, nv], 0)
-
-    empty = tf.zeros([0, patch_size, patch_size, channels], tf.float32)
-    patch = tf.TensorShape([None, patch_size, patch_size, channels])
-    _, cand_b, cand_s, ssim = tf.while_loop(
-        more, another, (tf.constant(0), empty, empty, tf.zeros([0], tf.float32)),
-        shape_invariants=(tf.TensorShape([]), patch, patch, tf.TensorShape([None])))
+        return as_arrays((cand_b, cand_s, ssim, np.ones(n_patches, bool)))
     passed = ssim < threshold
-    count = tf.shape(ssim)[0]
-    key = tf.where(passed, 0, count) + tf.range(count)  # passing windows first, each group in draw order
-    order = tf.argsort(key)[:n_patches]
-    return (tf.gather(cand_b, order), tf.gather(cand_s, order), tf.gather(ssim, order),
-            tf.gather(passed, order))
-
-
-@functools.lru_cache(maxsize=None)
-def compiled_sampler(patch_size: int, n_patches: int, tries: int, threshold: float | None):
-    """``sample_patches`` as one traced function per setting, reused by every dataset in the
-    process (tracing it costs seconds; a tf.data map would otherwise retrace it each time)."""
-    image = tf.TensorSpec([None, None, 3], tf.float32)
-
-    def sampler(blurred, sharp, seed):
-        return sample_patches(blurred, sharp, seed, patch_size, n_patches, tries, threshold)
-
-    return tf.function(sampler, input_signature=[image, image, tf.TensorSpec([2], tf.int64)])
-
-
-def _loader(frames: FrameSet):
-    def load(index):
-        blurred, sharp = tf.numpy_function(frames.load, [index], [tf.float32, tf.float32], stateful=False)
-        blurred.set_shape([None, None, 3])
-        sharp.set_shape([None, None, 3])
-        return blurred, sharp
-
-    return load
+    # passing windows first, each group in draw order
+    order = np.argsort(~passed, kind="stable")[:n_patches]
+    return as_arrays((cand_b[order], cand_s[order], ssim[order], passed[order]))
 
 
 def _epoch_plan(n_frames: int, images: int, seed: int, epoch: int) -> tuple[np.ndarray, np.ndarray]:
@@ -170,29 +129,34 @@ def _epoch_plan(n_frames: int, images: int, seed: int, epoch: int) -> tuple[np.n
     return order.astype(np.int64), seeds
 
 
+def _cutter(frames: FrameSet, patch_size: int, n_patches: int, tries: int, threshold: float | None):
+    def cut(index, seed):
+        blurred, sharp = frames.load(int(index))
+        return sample_patches(blurred, sharp, seed, patch_size, n_patches, tries, threshold)
+
+    return cut
+
+
 def patch_dataset(frames: FrameSet, indices, seeds, patch_size: int = PATCH_SIZE,
                   n_patches: int = PATCHES_PER_IMAGE, tries: int = TRIES,
-                  threshold: float | None = SSIM_THRESHOLD, with_ssim: bool = False) -> tf.data.Dataset:
-    """Patches (blurred, sharp[, ssim, passed]) of the frames ``indices``, image by image, un-batched."""
-    load = _loader(frames)
-    sampler = compiled_sampler(patch_size, n_patches, tries, threshold)
-
-    def cut(index, seed):
-        blurred, sharp = load(index)
-        out = sampler(blurred, sharp, seed)
-        return out if with_ssim else out[:2]
-
-    ds = tf.data.Dataset.from_tensor_slices((np.asarray(indices, np.int64), np.asarray(seeds, np.int64)))
-    ds = ds.map(cut, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return ds.unbatch()
+                  threshold: float | None = SSIM_THRESHOLD, with_ssim: bool = False):
+    """Patches (blurred, sharp[, ssim, passed]) of the frames ``indices``, image by image, one
+    patch at a time (a generator of numpy arrays); the next frames are cut on threads meanwhile."""
+    cut = _cutter(frames, patch_size, n_patches, tries, threshold)
+    indices, seeds = np.asarray(indices, np.int64), np.asarray(seeds, np.int64)
+    for out in Stream(len(indices), len(indices), lambda i: cut(indices[i], seeds[i])):
+        for k in range(len(out[0])):
+            patch = tuple(part[k] for part in out)
+            yield patch if with_ssim else patch[:2]
 
 
 def patch_stream(frames: FrameSet, batch_size: int, seed: int, first_epoch: int, last_epoch: int,
                  patch_size: int = PATCH_SIZE, patches_per_image: int = PATCHES_PER_IMAGE,
                  images_per_epoch: int | None = None, tries: int = TRIES,
-                 threshold: float | None = SSIM_THRESHOLD) -> tuple[tf.data.Dataset, int]:
+                 threshold: float | None = SSIM_THRESHOLD) -> tuple[Stream, int]:
     """Batches of (blurred, sharp) patches for epochs [first_epoch, last_epoch) and the steps per
-    epoch, in the shape ``train.train()`` expects from ``make_stream``.
+    epoch, in the shape ``train.train()`` expects from ``make_stream``: a ``keras.utils.PyDataset``
+    of numpy batches (``data.stream.Stream``).
 
     A batch holds ``batch_size // patches_per_image`` images' patches (the report: 10 = 5 x 2).
     An epoch visits ``images_per_epoch`` frames (default: every training frame once).
@@ -206,10 +170,15 @@ def patch_stream(frames: FrameSet, batch_size: int, seed: int, first_epoch: int,
         raise ValueError(f"an epoch of {images} images cannot fill one batch of {per_batch} images; "
                          "lower batch_size or raise images_per_epoch")
     plans = [_epoch_plan(len(frames), steps * per_batch, seed, e) for e in range(first_epoch, last_epoch)]
-    indices = np.concatenate([p[0] for p in plans])
-    seeds = np.concatenate([p[1] for p in plans])
-    ds = patch_dataset(frames, indices, seeds, patch_size, patches_per_image, tries, threshold)
-    return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE), steps
+    indices = np.concatenate([p[0] for p in plans]) if plans else np.zeros(0, np.int64)
+    seeds = np.concatenate([p[1] for p in plans]) if plans else np.zeros((0, 2), np.int64)
+    cut = _cutter(frames, patch_size, patches_per_image, tries, threshold)
+
+    def make_batch(i):
+        parts = [cut(indices[j], seeds[j])[:2] for j in range(i * per_batch, (i + 1) * per_batch)]
+        return tuple(np.concatenate([np.asarray(p[k]) for p in parts]) for k in range(2))
+
+    return Stream(len(indices) // per_batch, steps, make_batch), steps
 
 
 def fixed_patches(frames: FrameSet, n_patches: int, patch_size: int = PATCH_SIZE, seed: int = 1,
@@ -226,8 +195,8 @@ def fixed_patches(frames: FrameSet, n_patches: int, patch_size: int = PATCH_SIZE
     seeds = np.random.default_rng(seed).integers(0, 2**31 - 1, size=(images, 2), dtype=np.int64)
     blurred, sharp = [], []
     for b, s in patch_dataset(frames, indices, seeds, patch_size, patches_per_image, tries, threshold):
-        blurred.append(b.numpy())
-        sharp.append(s.numpy())
+        blurred.append(np.asarray(b))
+        sharp.append(np.asarray(s))
     return np.stack(blurred[:n_patches]), np.stack(sharp[:n_patches])
 
 
@@ -283,7 +252,7 @@ def benchmark_sampler(frames: FrameSet | None = None, batches: int = 10, batch_s
     stream, _ = patch_stream(frames, batch_size, seed, 0, 1, patch_size, patches_per_image,
                              images_per_epoch=(batches + 1) * batch_size // patches_per_image)
     iterator = iter(stream)
-    next(iterator)  # warm-up: tracing and the first reads
+    next(iterator)  # warm-up: the first reads and the threads started
     start = time.perf_counter()
     n = 0
     for blurred, _ in iterator:

@@ -29,20 +29,17 @@ Batch normalisation uses a moving-average momentum of 0.9 (``layers.BN_MOMENTUM`
 Layers are named ``enc<i>_*`` and ``dec<i>_*`` (``dec3_skip`` is an addition), so the diagram
 renderer groups each convolution with its BN, addition and activation.
 
-The end of the file holds the chapter's analysis of the report's Fig. 6 (a ReLU output fails on
-dark areas): the darkest test images, errors on dark pixels and a verdict computed from them.
+The chapter's analyses (RED30's published row, the dark areas of the report's Fig. 6) are in
+``deblurlab.cifar_analysis``.
 """
+
 from __future__ import annotations
 
 import keras
-import numpy as np
-import pandas as pd
 from keras import layers
 
 from .layers import BN_MOMENTUM, Logit
 from .registry import register
-
-
 
 
 def _inverse_activation(x, activation: str, name: str):
@@ -51,41 +48,69 @@ def _inverse_activation(x, activation: str, name: str):
         return Logit(name=f"{name}_logit")(x)
     if activation in ("relu", "linear", None):
         return x
-    raise ValueError(f"last_activation={activation!r}: the inverse input skip knows 'sigmoid' and 'relu'; "
-                     "use input_skip='direct' for another activation.")
+    raise ValueError(
+        f"last_activation={activation!r}: the inverse input skip knows 'sigmoid' and 'relu'; "
+        "use input_skip='direct' for another activation."
+    )
 
 
-def caessc_model(input_shape=(32, 32, 3), depth: int = 30, filters: int = 64, downsample: bool = False,
-                 last_activation: str = "sigmoid", skip_every: int = 2, input_skip: str = "inverse",
-                 zero_init_last: bool = True, name: str = "caessc") -> keras.Model:
+def caessc_model(
+    input_shape=(32, 32, 3),
+    depth: int = 30,
+    filters: int = 64,
+    downsample: bool = False,
+    last_activation: str = "sigmoid",
+    skip_every: int = 2,
+    input_skip: str = "inverse",
+    zero_init_last: bool = True,
+    name: str = "caessc",
+) -> keras.Model:
     if depth < 2 or depth % 2:
-        raise ValueError(f"depth={depth}: CAESSC needs an even depth >= 2 (as many convolutions as "
-                         "deconvolutions).")
+        raise ValueError(
+            f"depth={depth}: CAESSC needs an even depth >= 2 (as many convolutions as "
+            "deconvolutions)."
+        )
     if downsample and input_shape[0] is not None and (input_shape[0] % 2 or input_shape[1] % 2):
-        raise ValueError(f"input_shape {input_shape}: downsample=True needs an even height and width.")
+        raise ValueError(
+            f"input_shape {input_shape}: downsample=True needs an even height and width."
+        )
     if input_skip not in ("inverse", "direct"):
-        raise ValueError(f"input_skip={input_skip!r}: choose 'inverse' (through the activation's inverse) "
-                         "or 'direct' (the raw input).")
+        raise ValueError(
+            f"input_skip={input_skip!r}: choose 'inverse' (through the activation's inverse) "
+            "or 'direct' (the raw input)."
+        )
     n = depth // 2
     inputs = keras.Input(input_shape, name="blurred")
     features = [inputs]
     x = inputs
     for i in range(1, n + 1):
         stride = 2 if downsample and i == 1 else 1
-        x = layers.Conv2D(filters, 3, strides=stride, padding="same", use_bias=False, name=f"enc{i}_conv")(x)
+        x = layers.Conv2D(
+            filters, 3, strides=stride, padding="same", use_bias=False, name=f"enc{i}_conv"
+        )(x)
         x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"enc{i}_bn")(x)
         x = layers.Activation("relu", name=f"enc{i}_relu")(x)
         features.append(x)
     for i in range(n, 1, -1):
-        x = layers.Conv2DTranspose(filters, 3, padding="same", use_bias=False, name=f"dec{i}_deconv")(x)
+        x = layers.Conv2DTranspose(
+            filters, 3, padding="same", use_bias=False, name=f"dec{i}_deconv"
+        )(x)
         x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"dec{i}_bn")(x)
         if (i - 1) % skip_every == 0:
             x = layers.Add(name=f"dec{i}_skip")([x, features[i - 1]])
         x = layers.Activation("relu", name=f"dec{i}_relu")(x)
     init = "zeros" if zero_init_last else "glorot_uniform"
-    x = layers.Conv2DTranspose(input_shape[-1], 3, strides=2 if downsample else 1, padding="same",
-                               kernel_initializer=init, name="dec1_deconv")(x)
-    skip = _inverse_activation(inputs, last_activation, "dec1") if input_skip == "inverse" else inputs
+    x = layers.Conv2DTranspose(
+        input_shape[-1],
+        3,
+        strides=2 if downsample else 1,
+        padding="same",
+        kernel_initializer=init,
+        name="dec1_deconv",
+    )(x)
+    skip = (
+        _inverse_activation(inputs, last_activation, "dec1") if input_skip == "inverse" else inputs
+    )
     x = layers.Add(name="dec1_skip")([x, skip])
     outputs = layers.Activation(last_activation, name="restored")(x)
     return keras.Model(inputs, outputs, name=name)
@@ -94,106 +119,62 @@ def caessc_model(input_shape=(32, 32, 3), depth: int = 30, filters: int = 64, do
 TRAINING = dict(learning_rate=1e-4, patience=7, batch_size=128)
 
 
-@register("caessc_d30_f64", family="caessc", dataset="cifar10",
-          description="RED-Net style, depth 30, 64 filters, no downsampling, sigmoid output",
-          training=TRAINING, reference=dict(mse=0.0018, psnr=28.95, ssim=0.919),
-          default_epochs=1, default_train_images=1088,  # one capped epoch: too slow for all images
-          bench_target=110.0)  # issue 6's target
+@register(
+    "caessc_d30_f64",
+    family="caessc",
+    dataset="cifar10",
+    description="RED-Net style, depth 30, 64 filters, no downsampling, sigmoid output",
+    training=TRAINING,
+    reference=dict(mse=0.0018, psnr=28.95, ssim=0.919),
+    default_epochs=1,
+    default_train_images=1088,  # one capped epoch: too slow for all images
+    bench_target=110.0,
+)  # issue 6's target
 def caessc_d30_f64(input_shape=(32, 32, 3), **kwargs):
-    return caessc_model(input_shape, **{**dict(depth=30, filters=64, downsample=False, name="caessc_d30_f64"),
-                                        **kwargs})
+    return caessc_model(
+        input_shape,
+        **{**dict(depth=30, filters=64, downsample=False, name="caessc_d30_f64"), **kwargs},
+    )
 
 
-@register("caessc_d22_f128_half", family="caessc", dataset="cifar10",
-          description="RED-Net style, depth 22, 128 filters, stride-2 first/last layer, sigmoid output",
-          training=TRAINING, reference=dict(mse=0.0020, psnr=28.12, ssim=0.916),
-          default_epochs=1, default_train_images=1792)  # one capped epoch
+@register(
+    "caessc_d22_f128_half",
+    family="caessc",
+    dataset="cifar10",
+    description="RED-Net style, depth 22, 128 filters, stride-2 first/last layer, sigmoid output",
+    training=TRAINING,
+    reference=dict(mse=0.0020, psnr=28.12, ssim=0.916),
+    default_epochs=1,
+    default_train_images=1792,
+)  # one capped epoch
 def caessc_d22_f128_half(input_shape=(32, 32, 3), **kwargs):
-    return caessc_model(input_shape, **{**dict(depth=22, filters=128, downsample=True,
-                                               name="caessc_d22_f128_half"), **kwargs})
+    return caessc_model(
+        input_shape,
+        **{**dict(depth=22, filters=128, downsample=True, name="caessc_d22_f128_half"), **kwargs},
+    )
 
 
-@register("caessc_d22_f128_half_no_sigmoid", family="caessc", dataset="cifar10",
-          description="as caessc_d22_f128_half with RED-Net's ReLU output (unbounded above)",
-          training=TRAINING, reference=dict(mse=0.00389, psnr=24.85, ssim=0.839, range="relu"),
-          default_epochs=1, default_train_images=1792)  # one capped epoch
+@register(
+    "caessc_d22_f128_half_no_sigmoid",
+    family="caessc",
+    dataset="cifar10",
+    description="as caessc_d22_f128_half with RED-Net's ReLU output (unbounded above)",
+    training=TRAINING,
+    reference=dict(mse=0.00389, psnr=24.85, ssim=0.839, range="relu"),
+    default_epochs=1,
+    default_train_images=1792,
+)  # one capped epoch
 def caessc_d22_f128_half_no_sigmoid(input_shape=(32, 32, 3), **kwargs):
-    return caessc_model(input_shape, **{**dict(depth=22, filters=128, downsample=True, last_activation="relu",
-                                               name="caessc_d22_f128_half_no_sigmoid"), **kwargs})
-
-
-# RED30's published PSNR (Mao et al. 2016, gaussian deblurring on their own test images), quoted by the
-# report beside its own runs. It is not a model of this study; tables show it as a flagged row.
-RED30_PAPER = dict(model="RED30 (paper, other data)", psnr=34.49,
-                   note="Mao et al. 2016: 30 layers, 128 filters, no downsampling; other data, not comparable")
-
-
-def red30_paper_row(columns) -> dict:
-    """The flagged RED30 row for a results table with ``columns``: only the report PSNR is filled."""
-    row = {col: None for col in columns}
-    row["model"] = RED30_PAPER["model"] + " †"
-    if "report PSNR" in row:
-        row["report PSNR"] = RED30_PAPER["psnr"]
-    if "run" in row:  # a table with one row per run (cifar_study.results_table)
-        row.update({"run": "original report", "PSNR": f"{RED30_PAPER['psnr']:.2f}", "_exact": {"psnr": RED30_PAPER["psnr"]}})
-    return row
-
-
-# ---------------------------------------------------------------- dark areas (report Fig. 6)
-DARK_THRESHOLD = 0.1  # a pixel is dark if all three channels of the sharp image are below this
-
-
-def darkest_indices(sharp: np.ndarray, n: int = 6) -> np.ndarray:
-    """Indices of the ``n`` sharp images with the lowest mean intensity, darkest first."""
-    return np.argsort(np.asarray(sharp).mean(axis=(1, 2, 3)), kind="stable")[:n]
-
-
-def dark_pixel_metrics(images: dict[str, np.ndarray], sharp: np.ndarray,
-                       threshold: float = DARK_THRESHOLD) -> pd.DataFrame:
-    """Error on the dark pixels of ``sharp`` (all channels < ``threshold``) and on the others,
-    for each entry of ``images`` (the blurred input and each model's restoration)."""
-    sharp = np.asarray(sharp, np.float64)
-    dark = sharp.max(axis=-1) < threshold
-    rows = []
-    for name, pred in images.items():
-        pred = np.asarray(pred, np.float64)
-        if pred.shape != sharp.shape:
-            raise ValueError(f"dark_pixel_metrics: {name!r} has shape {pred.shape}, the sharp images {sharp.shape}")
-        err = ((pred - sharp) ** 2).mean(axis=-1)
-        rows.append({"method": name, "dark pixels %": 100.0 * dark.mean(),
-                     "dark MSE": float(err[dark].mean()) if dark.any() else np.nan,
-                     "other MSE": float(err[~dark].mean()) if (~dark).any() else np.nan,
-                     "dark mean value": float(pred[dark].mean()) if dark.any() else np.nan,
-                     "sharp dark mean value": float(sharp[dark].mean()) if dark.any() else np.nan})
-    return pd.DataFrame(rows)
-
-
-def dark_failure_verdict(table: pd.DataFrame, relu_model: str, sigmoid_model: str,
-                         factor: float = 1.25) -> dict:
-    """Does the ReLU-output model fail on dark areas, as the report's Fig. 6 shows?
-
-    Reproduced when its dark-pixel MSE is at least ``factor`` times the sigmoid model's *and* that
-    ratio is at least ``factor`` times the ratio on the other pixels (so the failure is specific
-    to dark areas, not a model that is worse everywhere). Returns the ratios, the decision and a
-    sentence saying it."""
-    rows = table.set_index("method")
-    relu, sig = rows.loc[relu_model], rows.loc[sigmoid_model]
-    if not np.isfinite(relu["dark MSE"]) or not np.isfinite(sig["dark MSE"]) or sig["dark MSE"] <= 0:
-        return {"reproduced": None, "dark_ratio": None, "other_ratio": None,
-                "sentence": "The test images hold no dark pixels, so the dark-area failure cannot be judged here."}
-    dark_ratio = float(relu["dark MSE"] / sig["dark MSE"])
-    other_ratio = float(relu["other MSE"] / sig["other MSE"]) if sig["other MSE"] > 0 else np.inf
-    if dark_ratio >= factor and dark_ratio >= factor * other_ratio:
-        reproduced = True
-        sentence = (f"We reproduce the failure: on dark pixels the ReLU-output model's error is "
-                    f"{dark_ratio:.2f}× the sigmoid model's, against {other_ratio:.2f}× on the other pixels.")
-    elif dark_ratio >= factor:
-        reproduced = False
-        sentence = (f"The ReLU-output model is worse on dark pixels ({dark_ratio:.2f}× the sigmoid model's "
-                    f"error) but about as much worse elsewhere ({other_ratio:.2f}×), so we see no failure "
-                    "specific to dark areas.")
-    else:
-        reproduced = False
-        sentence = (f"We do not reproduce the failure: on dark pixels the ReLU-output model's error is "
-                    f"{dark_ratio:.2f}× the sigmoid model's ({other_ratio:.2f}× on the other pixels).")
-    return {"reproduced": reproduced, "dark_ratio": dark_ratio, "other_ratio": other_ratio, "sentence": sentence}
+    return caessc_model(
+        input_shape,
+        **{
+            **dict(
+                depth=22,
+                filters=128,
+                downsample=True,
+                last_activation="relu",
+                name="caessc_d22_f128_half_no_sigmoid",
+            ),
+            **kwargs,
+        },
+    )

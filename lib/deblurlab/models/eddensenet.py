@@ -1,4 +1,5 @@
-"""EDDenseNet: an encoder-decoder built from DenseBlocks (report section 3.4, after Huang et al. 2016).
+"""EDDenseNet: an encoder-decoder built from DenseBlocks (report section 3.4, after Huang et al.
+2016).
 
 - A DenseBlock holds ``n`` layers; each layer sees the concatenation of the block's input and of
   every earlier layer's output, and adds ``growth`` (16) new channels. A layer is DenseNet-BC's
@@ -18,8 +19,10 @@
 - Batch normalisation uses a moving-average momentum of 0.9 (``layers.BN_MOMENTUM``).
 
 Layers are named ``<block>_<detail>`` (``enc1_l3_conv3``, ``down1_conv``, ``bottleneck_conv``,
-``up2_deconv``), so the diagram renderer groups them by block.
+``up2_deconv``), so the diagram renderer groups them by block. The report's parameter arithmetic of
+the bottleneck layer is computed from a built model by ``deblurlab.cifar_analysis``.
 """
+
 from __future__ import annotations
 
 import keras
@@ -60,24 +63,39 @@ def transition(x, compression: float, up: bool, name: str):
     filters = max(1, int(x.shape[-1] * compression))
     y = bn_relu(x, f"{name}_pre")
     if up:
-        return layers.Conv2DTranspose(filters, 3, strides=2, padding="same", use_bias=False,
-                                      name=f"{name}_deconv")(y)
-    return layers.Conv2D(filters, 3, strides=2, padding="same", use_bias=False, name=f"{name}_conv")(y)
+        return layers.Conv2DTranspose(
+            filters, 3, strides=2, padding="same", use_bias=False, name=f"{name}_deconv"
+        )(y)
+    return layers.Conv2D(
+        filters, 3, strides=2, padding="same", use_bias=False, name=f"{name}_conv"
+    )(y)
 
 
-def eddensenet_model(input_shape=(32, 32, 3), growth: int = GROWTH, encoder_blocks=ENCODER_BLOCKS,
-                     decoder_blocks=DECODER_BLOCKS, stem_filters: int = 16, compression: float = 0.5,
-                     bottleneck: bool = True, input_skip: bool = True, name: str = "eddensenet") -> keras.Model:
+def eddensenet_model(
+    input_shape=(32, 32, 3),
+    growth: int = GROWTH,
+    encoder_blocks=ENCODER_BLOCKS,
+    decoder_blocks=DECODER_BLOCKS,
+    stem_filters: int = 16,
+    compression: float = 0.5,
+    bottleneck: bool = True,
+    input_skip: bool = True,
+    name: str = "eddensenet",
+) -> keras.Model:
     """The EDDenseNet graph. ``bottleneck=False`` drops the channel-reducing layer at the end of the
     encoder (for the parameter comparison of the report); the decoder then starts from all of
     the last DenseBlock's channels."""
     downs = len(encoder_blocks) - 1
-    if input_shape[0] is not None and input_shape[0] % (2 ** downs):
-        raise ValueError(f"input_shape {input_shape}: height and width must be divisible by {2 ** downs} "
-                         f"for {downs} downsampling transitions; pad or crop the images.")
+    if input_shape[0] is not None and input_shape[0] % (2**downs):
+        raise ValueError(
+            f"input_shape {input_shape}: height and width must be divisible by {2**downs} "
+            f"for {downs} downsampling transitions; pad or crop the images."
+        )
     if len(decoder_blocks) != downs:
-        raise ValueError(f"decoder_blocks={decoder_blocks}: need one decoder block per encoder transition "
-                         f"({downs}), so that the output has the input's size.")
+        raise ValueError(
+            f"decoder_blocks={decoder_blocks}: need one decoder block per encoder transition "
+            f"({downs}), so that the output has the input's size."
+        )
     inputs = keras.Input(input_shape, name="blurred")
     x = layers.Conv2D(stem_filters, 3, padding="same", use_bias=False, name="stem_conv")(inputs)
     for i, n in enumerate(encoder_blocks, start=1):
@@ -92,53 +110,25 @@ def eddensenet_model(input_shape=(32, 32, 3), growth: int = GROWTH, encoder_bloc
         x = transition(x, compression, up=True, name=f"up{i}")
     x = bn_relu(x, "head_pre")
     if input_skip:
-        correction = layers.Conv2DTranspose(input_shape[-1], 3, padding="same", kernel_initializer="zeros",
-                                            name="restored_deconv")(x)
+        correction = layers.Conv2DTranspose(
+            input_shape[-1], 3, padding="same", kernel_initializer="zeros", name="restored_deconv"
+        )(x)
         outputs = sigmoid_with_input_skip(correction, inputs)
     else:
-        outputs = layers.Conv2DTranspose(input_shape[-1], 3, padding="same", activation="sigmoid",
-                                         name="restored")(x)
+        outputs = layers.Conv2DTranspose(
+            input_shape[-1], 3, padding="same", activation="sigmoid", name="restored"
+        )(x)
     return keras.Model(inputs, outputs, name=name)
 
 
-@register("eddensenet", family="eddensenet", dataset="cifar10",
-          description="encoder-decoder of DenseBlocks [6,6,3]/[3,6], growth 16",
-          training=dict(learning_rate=1e-3, patience=5, batch_size=128),
-          reference=dict(mse=0.0021, psnr=27.62, ssim=0.90),
-          default_epochs=1)
+@register(
+    "eddensenet",
+    family="eddensenet",
+    dataset="cifar10",
+    description="encoder-decoder of DenseBlocks [6,6,3]/[3,6], growth 16",
+    training=dict(learning_rate=1e-3, patience=5, batch_size=128),
+    reference=dict(mse=0.0021, psnr=27.62, ssim=0.90),
+    default_epochs=1,
+)
 def eddensenet(input_shape=(32, 32, 3), **kwargs):
     return eddensenet_model(input_shape, **kwargs)
-
-
-def encoder_end_conv(model: keras.Model):
-    """The convolution at the end of the encoder: the last Conv2D before the first decoder layer."""
-    convs = []
-    for layer in model.layers:
-        if layer.name.startswith("dec"):
-            break
-        if layer.__class__.__name__ == "Conv2D":
-            convs.append(layer)
-    if not convs or not any(layer.name.startswith("dec") for layer in model.layers):
-        raise ValueError(f"{model.name}: no encoder convolution followed by a 'dec…' layer; "
-                         "is this an EDDenseNet built by eddensenet_model()?")
-    return convs[-1]
-
-
-def bottleneck_arithmetic(model: keras.Model) -> dict:
-    """The report's parameter arithmetic, read off ``model``'s layer at the end of the encoder:
-    a k x k convolution on ``c`` channels costs k*k*c*c + c parameters if it keeps the ``c``
-    channels, and k*k*c*g + g if it reduces them to the growth rate ``g`` (the bottleneck).
-
-    The report prints 124·3·3·124+124 = 138,384, which is the product without the +124 bias
-    (138,508 with it); its 124·3·3·16+16 = 17,872 is right."""
-    conv = encoder_end_conv(model)
-    channels = int(conv.input.shape[-1])
-    kh, kw = conv.kernel_size
-    filters = int(conv.filters)
-    bias = 1 if conv.use_bias else 0
-    return {"layer": conv.name, "channels": channels, "kernel": (kh, kw), "filters": filters,
-            "with_bottleneck": int(conv.count_params()),
-            "formula_with": f"{channels}·{kh}·{kw}·{filters}" + (f"+{filters}" if bias else ""),
-            "without_bottleneck": kh * kw * channels * channels + bias * channels,
-            "formula_without": f"{channels}·{kh}·{kw}·{channels}" + (f"+{channels}" if bias else ""),
-            "report_channels": 124, "report_with": 17_872, "report_without": 138_384}

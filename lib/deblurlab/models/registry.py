@@ -45,7 +45,7 @@ def register(name: str, family: str, dataset: str, description: str, training: d
       error here, at import.
     - ``default_train_images``: the cap on training images an epoch at the ``default`` profile (the
       first N of the training split), for models too slow to see all of them; None means all.
-    - ``bench_target``: the training images/s that ``python -m deblurlab.bench`` checks this model
+    - ``bench_target``: the training images/s that ``python -m deblurlab.perf`` checks this model
       against; None means no target.
     - ``training``: the report's optimiser settings (learning_rate, patience, batch_size);
       ``reference``: the report's own results, and ``range`` the output kind (``"unit"``, the

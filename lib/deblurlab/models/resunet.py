@@ -15,6 +15,7 @@ the default profile's few CPU epochs barely reach the blurred input's MSE, becau
 first learn to copy its input through the sigmoid. ``input_skip=False`` builds the report's network
 exactly (same parameter count).
 """
+
 from __future__ import annotations
 
 import keras
@@ -36,23 +37,39 @@ def res_stack(x, filters: int, blocks: int, activation: str, name: str):
     return x
 
 
-def resunet(input_shape=(32, 32, 3), blocks_per_level: int = 1, filters=(16, 32, 64),
-            activation: str = "relu", input_skip: bool = True, name: str = "resunet") -> keras.Model:
+def resunet(
+    input_shape=(32, 32, 3),
+    blocks_per_level: int = 1,
+    filters=(16, 32, 64),
+    activation: str = "relu",
+    input_skip: bool = True,
+    name: str = "resunet",
+) -> keras.Model:
     inputs = keras.Input(input_shape, name="blurred")
     x = conv_bn_act(inputs, filters[0], activation=activation, name="stem")
     skips = []
     for level, f in enumerate(filters[:-1]):
         x = res_stack(x, f, blocks_per_level, activation, f"down{level}")
         skips.append(x)
-        x = conv_bn_act(x, filters[level + 1], strides=2, activation=activation, name=f"down{level}_stride")
+        x = conv_bn_act(
+            x, filters[level + 1], strides=2, activation=activation, name=f"down{level}_stride"
+        )
     x = res_stack(x, filters[-1], blocks_per_level, activation, "bottom")
     for level in reversed(range(len(filters) - 1)):
-        x = conv_bn_act(x, filters[level], strides=2, activation=activation, transpose=True,
-                        name=f"up{level}_transpose")
+        x = conv_bn_act(
+            x,
+            filters[level],
+            strides=2,
+            activation=activation,
+            transpose=True,
+            name=f"up{level}_transpose",
+        )
         x = layers.Concatenate(name=f"up{level}_skip")([skips[level], x])
         x = res_stack(x, filters[level], blocks_per_level, activation, f"up{level}")
     if input_skip:
-        correction = layers.Conv2D(input_shape[-1], 1, kernel_initializer="zeros", name="restored_conv")(x)
+        correction = layers.Conv2D(
+            input_shape[-1], 1, kernel_initializer="zeros", name="restored_conv"
+        )(x)
         outputs = sigmoid_with_input_skip(correction, inputs)
     else:
         outputs = layers.Conv2D(input_shape[-1], 1, activation="sigmoid", name="restored")(x)
@@ -62,16 +79,28 @@ def resunet(input_shape=(32, 32, 3), blocks_per_level: int = 1, filters=(16, 32,
 TRAINING = dict(learning_rate=1e-3, patience=7, batch_size=128)
 
 
-@register("resunet1", family="resunet", dataset="cifar10", description="U-Net, 1 ResBlock a level",
-          training=TRAINING, reference=dict(mse=0.0018, psnr=28.49, ssim=0.930),
-          default_epochs=4)  # epochs sized to ~5 min of CPU training (as every default_epochs)
+@register(
+    "resunet1",
+    family="resunet",
+    dataset="cifar10",
+    description="U-Net, 1 ResBlock a level",
+    training=TRAINING,
+    reference=dict(mse=0.0018, psnr=28.49, ssim=0.930),
+    default_epochs=4,
+)  # epochs sized to ~5 min of CPU training (as every default_epochs)
 def resunet1(input_shape=(32, 32, 3), **kwargs):
     return resunet(input_shape, blocks_per_level=1, name="resunet1", **kwargs)
 
 
-@register("resunet3", family="resunet", dataset="cifar10", description="U-Net, 3 ResBlocks a level",
-          training=TRAINING, reference=dict(mse=0.0016, psnr=29.03, ssim=0.935),
-          default_epochs=3,  # XLA bought it the third epoch
-          bench_target=400.0)  # issue 6's target
+@register(
+    "resunet3",
+    family="resunet",
+    dataset="cifar10",
+    description="U-Net, 3 ResBlocks a level",
+    training=TRAINING,
+    reference=dict(mse=0.0016, psnr=29.03, ssim=0.935),
+    default_epochs=3,  # XLA bought it the third epoch
+    bench_target=400.0,
+)  # issue 6's target
 def resunet3(input_shape=(32, 32, 3), **kwargs):
     return resunet(input_shape, blocks_per_level=3, name="resunet3", **kwargs)

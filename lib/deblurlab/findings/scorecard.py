@@ -1,0 +1,164 @@
+"""The scorecard (one verdict a claim, this run's or the reference runs') and the conclusion
+written from its verdicts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from .. import stats as S
+from .claims import BLURRED_INPUT, CLAIMS, DIGITS, REFERENCE, Claim, pretty
+from .evidence import Evidence
+from .verdicts import claim_sentence, run_claim, verdict_limit, verdict_reason
+
+
+@dataclass
+class Scorecard:
+    rows: list[dict]
+    tests: pd.DataFrame
+
+    @property
+    def sentences(self) -> list[str]:
+        return [row["sentence"] for row in self.rows]
+
+    def counts(self) -> dict[str, int]:
+        return {v: sum(row["verdict"] == v for row in self.rows) for v in S.VERDICTS}
+
+
+def unconverged(claim: Claim, evidence: Evidence) -> list[str]:
+    """The models of ``claim`` whose reference run ended at an epoch cap, not by early stopping."""
+    models = sorted({m for t in claim.tests for m in (t.a, t.b) if m != BLURRED_INPUT})
+    return [
+        m
+        for m in models
+        if REFERENCE + m in evidence.training
+        and not str(evidence.training[REFERENCE + m].get("stopped", "")).startswith(
+            "early stopping"
+        )
+    ]
+
+
+def scorecard(evidence: Evidence, claims=CLAIMS) -> Scorecard:
+    """Test every claim on this run and, where every method has one, on the reference runs; the
+    verdict that counts is the reference runs' when they exist and all reached early stopping (runs
+    cut at an epoch cap compare unequal budgets), else this run's."""
+    rows, tests = [], []
+    for claim in claims:
+        this = run_claim(claim, evidence)
+        reference = run_claim(claim, evidence, prefix=REFERENCE)
+        capped = unconverged(claim, evidence)
+        use_reference = reference is not None and not reference.get("missing") and not capped
+        final, source = (reference, "reference run") if use_reference else (this, "this run")
+        verdict = final["verdict"] if final else "inconclusive"
+        limit = verdict_limit(claim, final, source, evidence)
+        if reference is not None and not reference.get("missing") and capped:
+            limit += (
+                " The reference runs do not decide it: "
+                f"{', '.join(pretty(m) for m in capped)} stopped at an epoch cap "
+                "before early stopping, so they compare unequal budgets."
+            )
+        rows.append(
+            {
+                "number": claim.number,
+                "text": claim.text,
+                "metric": claim.metric,
+                "original": claim.original,
+                "kind": claim.kind,
+                "this_run": this,
+                "reference": reference,
+                "verdict": verdict,
+                "source": source,
+                "reason": verdict_reason(final, claim),
+                "limit": limit,
+                "sentence": claim_sentence(claim, final, verdict, source, limit),
+            }
+        )
+        for run_label, run in (("this run", this), ("reference run", reference)):
+            for t in (run or {}).get("tests", []):
+                tests.append(
+                    {
+                        "claim": claim.number,
+                        "run": run_label,
+                        "test": t["label"],
+                        "n": t.get("n", 0),
+                        "A": t["a_value"],
+                        "B": t["b_value"],
+                        "A − B": t["a_value"] - t["b_value"],
+                        "95% CI": _ci_cell(t),
+                        "verdict": t["verdict"],
+                    }
+                )
+    return Scorecard(rows, pd.DataFrame(tests))
+
+
+def _ci_cell(test: dict) -> str:
+    """The interval of A − B (for claim 7's share: of the share minus the claimed share)."""
+    if test["metric"] == "share":
+        return S.format_ci(
+            test["low"] - test["b_value"], test["high"] - test["b_value"], 3, signed=True
+        )
+    return S.format_ci(test["low"], test["high"], DIGITS[test["metric"]], signed=True)
+
+
+def conclusion(card: Scorecard, evidence: Evidence) -> list[str]:
+    """The report's conclusion, written from the verdicts alone."""
+    rows = card.rows
+    by = {v: [r["number"] for r in rows if r["verdict"] == v] for v in S.VERDICTS}
+
+    def listed(numbers):
+        return (
+            ", ".join(map(str, numbers[:-1]))
+            + (" and " if len(numbers) > 1 else "")
+            + str(numbers[-1])
+        )
+
+    parts = [
+        f"{len(numbers)} {'is' if len(numbers) == 1 else 'are'} {v} "
+        f"(claim{'s' if len(numbers) > 1 else ''} {listed(numbers)})"
+        for v, numbers in by.items()
+        if numbers
+    ]
+    out = [f"Of the original report's {len(rows)} findings tested here, " + "; ".join(parts) + "."]
+    reasons = {
+        key: [r["number"] for r in rows if r["verdict"] == "inconclusive" and r["reason"] == key]
+        for key in ("interval", "data", "missing")
+    }
+    why = []
+    for key, because in (
+        (
+            "interval",
+            "the interval of a difference contains zero, so this run cannot tell the methods apart",
+        ),
+        ("data", "our data are not the original's"),
+        ("missing", "the results needed were missing"),
+    ):
+        numbers = reasons[key]
+        if numbers:
+            subject = f"claim{'s' if len(numbers) > 1 else ''} {listed(numbers)}"
+            verb = " stays open" if len(numbers) == 1 else " stay open"
+            why.append(
+                subject[0].upper() + subject[1:] + verb + f" because {because}"
+                if not why
+                else f"{subject} because {because}"
+            )
+    if why:
+        out.append("; ".join(why) + ".")
+    if any(r["source"] == "reference run" for r in rows):
+        used = [r["number"] for r in rows if r["source"] == "reference run"]
+        others = "; the others from this run" if len(used) < len(rows) else ""
+        out.append(
+            f"The verdict{'s' if len(used) > 1 else ''} of claim{'s' if len(used) > 1 else ''} "
+            f"{listed(used)} come{'s' if len(used) == 1 else ''} from the shipped reference runs "
+            f"(the full profile's training, each run to early stopping){others}."
+        )
+    if evidence.profile != "full" and any(
+        r["source"] == "this run" and r["kind"] == "cifar" for r in rows
+    ):
+        out.append(
+            "The verdicts of this run describe networks trained briefly on a CPU (the "
+            f"{evidence.profile} profile), not the converged networks of the original: a "
+            "contradiction or an open question here may change with longer training, and a "
+            "reproduced ranking may too."
+        )
+    return out

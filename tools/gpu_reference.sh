@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Reference (full-profile) training of the study's models on one lent NVIDIA GPU, through Keras's
+# JAX backend (the GPU machine has JAX with CUDA and no TensorFlow). Three uses:
+#
+#   bash tools/gpu_reference.sh --prepare
+#       here, once: downloads the wheels the GPU image lacks (keras, namex, optree) into .gpu/whl and
+#       copies the data into .gpu/data (CIFAR-10 as found, a few GoPro frame pairs); .gpu is
+#       git-ignored and travels with `carry`.
+#   device run, command "bash tools/gpu_reference.sh", carry [".gpu"], timeout_s 590
+#       there: installs the wheels, checks the layers against the TensorFlow golden file
+#       (deblurlab.backend_check), trains every model within the time left (resuming nothing: the
+#       machine starts bare), and writes $OUT/gpu_reference.tar.gz (zoo records + weights) and
+#       $OUT/gpu_reference.log.
+#   bash tools/gpu_reference.sh --local --smoke --out DIR
+#       the CPU test of the same path (tests/test_gpu_reference.py): this venv, KERAS_BACKEND=jax,
+#       the smoke profile and one epoch.
+# Unpack the archive here with: tar xzf gpu_reference.tar.gz -C zoo/   (-> zoo/gpu/, see the README).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+MODE=device
+PROFILE=full
+MINUTES=${GPU_MINUTES:-8}     # training time inside the 10-minute command
+OUT_DIR=${OUT:-build/gpu-out}
+MAX_EPOCHS=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --prepare) MODE=prepare ;;
+    --local) MODE=local ;;
+    --smoke) PROFILE=smoke; MAX_EPOCHS="--max-epochs 1"; MINUTES=3 ;;
+    --out) OUT_DIR="$2"; shift ;;
+    *) echo "unknown option $1 (see the header of $0)" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+MODELS=resunet1,srndeblur_cifar,srndeblur_cifar_lstm,resunet3,eddensenet,caessc_d22_f128_half,caessc_d22_f128_half_no_sigmoid,caessc_d30_f64
+
+if [ "$MODE" = prepare ]; then
+  mkdir -p .gpu/whl .gpu/data
+  grep -qx '/.gpu/' .git/info/exclude 2>/dev/null || echo '/.gpu/' >> .git/info/exclude
+  pins=$(grep -E '^(keras|namex|optree)==' requirements.txt | sed 's/ .*//')
+  python3 -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 \
+    --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
+    --platform manylinux2014_x86_64 -d .gpu/whl $pins
+  cifar=$(ls -d ../shared/data/cifar10-subset data/cifar10* 2>/dev/null | head -1)
+  [ -n "$cifar" ] || { echo "no CIFAR-10 folder found beside the checkout" >&2; exit 1; }
+  cp -r "$cifar" .gpu/data/cifar10
+  echo "prepared .gpu ($(du -sh .gpu | cut -f1)): carry it with the device run"
+  exit 0
+fi
+
+mkdir -p "$OUT_DIR"
+LOG="$OUT_DIR/gpu_reference.log"
+export KERAS_BACKEND=jax PYTHONUNBUFFERED=1
+if [ "$MODE" = device ]; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    --target /tmp/site .gpu/whl/*.whl
+  export PYTHONPATH=/tmp/site:$PWD/lib
+  PY=python3
+  DATA=.gpu/data/cifar10
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$LOG"
+else
+  PY=${PY:-.venv/bin/python}
+  DATA=""
+  : > "$LOG"
+fi
+ZOO_OUT="$OUT_DIR/zoo/gpu"
+mkdir -p "$ZOO_OUT"
+export DEBLURLAB_ZOO="$PWD/$ZOO_OUT"
+[ "${ZOO_OUT:0:1}" = / ] && export DEBLURLAB_ZOO="$ZOO_OUT"
+
+echo "== layers against the TensorFlow golden file" | tee -a "$LOG"
+$PY -m deblurlab.backend_check 2>&1 | tee -a "$LOG"
+
+echo "== reference training ($PROFILE profile, $MINUTES min)" | tee -a "$LOG"
+$PY -m deblurlab.reference --profile "$PROFILE" --models "$MODELS" --retrain \
+  --hours "$(python3 -c "print($MINUTES / 60)")" $MAX_EPOCHS ${DATA:+--data-dir "$DATA"} 2>&1 | tee -a "$LOG"
+
+tar czf "$OUT_DIR/gpu_reference.tar.gz" -C "$OUT_DIR/zoo" gpu
+echo "wrote $OUT_DIR/gpu_reference.tar.gz" | tee -a "$LOG"
