@@ -9,6 +9,7 @@ notebooks produced, and two workers never share a training run.
 With ``DEBLURLAB_BLOCK_TF=1`` TensorFlow cannot be imported (``tests/block_tf.py``): ``make test``
 runs the tests marked ``jax`` so, with ``KERAS_BACKEND=jax``, as in a venv without TensorFlow.
 """
+
 import os
 import sys
 import tempfile

@@ -4,6 +4,7 @@ makes every ``import tensorflow`` (and its submodules) raise ModuleNotFoundError
 conftest.py installs it for the test session (``make test``'s JAX subset sets the variable); a
 test's subprocess calls ``install()`` itself (put tests/ on its PYTHONPATH).
 """
+
 import importlib.abc
 import os
 import sys
@@ -17,7 +18,8 @@ class BlockTensorFlow(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
         if name == "tensorflow" or name.startswith("tensorflow."):
             raise ModuleNotFoundError(
-                f"No module named {name!r} ({ENV_VAR}=1: TensorFlow is blocked)", name=name)
+                f"No module named {name!r} ({ENV_VAR}=1: TensorFlow is blocked)", name=name
+            )
         return None
 
 

@@ -1,4 +1,5 @@
 """Render one of the report's real section files alone, for tests of what a section says."""
+
 import shutil
 
 from deblurlab import report
@@ -11,4 +12,6 @@ def use_only_section(tmp_path, monkeypatch, filename: str) -> None:
     shutil.copy(report.REPO_ROOT / "report" / "sections" / filename, sections)
     monkeypatch.setattr(report, "SECTIONS", sections)
     monkeypatch.setattr(report, "TEMPLATE", tmp_path / "report.md")
-    (tmp_path / "report.md").write_text("{% for section in sections %}{% include section %}\n{% endfor %}")
+    (tmp_path / "report.md").write_text(
+        "{% for section in sections %}{% include section %}\n{% endfor %}"
+    )

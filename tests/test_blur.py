@@ -1,12 +1,19 @@
 """The progressive gaussian blur and the CIFAR training stream (in the JAX subset: numpy only)."""
+
 from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 
-from deblurlab.data.blur import (MAX_SIGMA, gaussian_blur, gaussian_kernels, kernel_radius,
-                                 make_blurred_set, training_stream)
+from deblurlab.data.blur import (
+    MAX_SIGMA,
+    gaussian_blur,
+    gaussian_kernels,
+    kernel_radius,
+    make_blurred_set,
+    training_stream,
+)
 
 pytestmark = pytest.mark.jax
 # The TensorFlow implementation's values, made by tests/data/make_blur_golden.py before the blur

@@ -39,13 +39,17 @@ def test_binary_folder_round_trip(tmp_path):
 def test_record_layout_is_planar_red_green_blue(tmp_path):
     record = np.zeros(cifar.RECORD_BYTES, np.uint8)
     record[0] = 7
-    record[1 + 0] = 10          # red, pixel (0, 0)
-    record[1 + 1024 + 1] = 20   # green, pixel (0, 1)
+    record[1 + 0] = 10  # red, pixel (0, 0)
+    record[1 + 1024 + 1] = 20  # green, pixel (0, 1)
     record[1 + 2048 + 32] = 30  # blue, pixel (1, 0)
     (tmp_path / "data_batch_1.bin").write_bytes(record.tobytes())
     data = load_path(tmp_path)
     assert data.y_train[0] == 7
-    assert data.x_train[0, 0, 0, 0] == 10 and data.x_train[0, 0, 1, 1] == 20 and data.x_train[0, 1, 0, 2] == 30
+    assert (
+        data.x_train[0, 0, 0, 0] == 10
+        and data.x_train[0, 0, 1, 1] == 20
+        and data.x_train[0, 1, 0, 2] == 30
+    )
 
 
 def test_pickle_folder_matches_binary(tmp_path):
@@ -142,7 +146,10 @@ def test_split_is_reproducible_and_disjoint():
     a = split_cifar10(data, n_val=20, n_test=30, seed=0)
     b = split_cifar10(data, n_val=20, n_test=30, seed=0)
     np.testing.assert_array_equal(a.test, b.test)
-    keys = [set(map(tuple, (s[:, 0, 0, :2] * 255).round().astype(int))) for s in (a.train, a.val, a.test)]
+    keys = [
+        set(map(tuple, (s[:, 0, 0, :2] * 255).round().astype(int)))
+        for s in (a.train, a.val, a.test)
+    ]
     assert len(keys[0]) == 150 and len(keys[1]) == 20 and len(keys[2]) == 30
     assert not (keys[0] & keys[1]) and not (keys[0] & keys[2]) and not (keys[1] & keys[2])
     assert a.train.dtype == np.float32 and a.train.max() <= 1.0
@@ -150,7 +157,9 @@ def test_split_is_reproducible_and_disjoint():
 
 def test_split_uses_the_test_batch_when_present():
     images, labels = fake_images(50)
-    data = cifar.CifarData(images, labels, images[:10], labels[:10], cifar.DEFAULT_CLASS_NAMES, "full", "x")
+    data = cifar.CifarData(
+        images, labels, images[:10], labels[:10], cifar.DEFAULT_CLASS_NAMES, "full", "x"
+    )
     s = split_cifar10(data, n_val=5, n_test=10)
     np.testing.assert_allclose(s.test, images[:10] / 255.0)
     assert len(s.train) == 45
@@ -161,6 +170,8 @@ def test_automatic_split_sizes_for_the_full_profile():
     subset = cifar.CifarData(images, labels, None, None, cifar.DEFAULT_CLASS_NAMES, "subset", "x")
     s = split_cifar10(subset, n_val=None, n_test=None)
     assert (len(s.train), len(s.val), len(s.test)) == (80, 10, 10)
-    full = cifar.CifarData(images, labels, images[:30], labels[:30], cifar.DEFAULT_CLASS_NAMES, "full", "x")
+    full = cifar.CifarData(
+        images, labels, images[:30], labels[:30], cifar.DEFAULT_CLASS_NAMES, "full", "x"
+    )
     s = split_cifar10(full, n_val=None, n_test=None)
     assert (len(s.train), len(s.val), len(s.test)) == (90, 10, 30)

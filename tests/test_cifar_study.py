@@ -10,23 +10,43 @@ def test_summary_table_collects_trained_models_across_chapters(tmp_path, monkeyp
     monkeypatch.setenv("DEBLURLAB_OUTPUT_DIR", str(tmp_path))
     prov = {"data": "d", "profile": "smoke", "date": "x", "commit": "c", "machine": "m"}
     metrics = {"mse": 0.01, "psnr": 20.0, "ssim": 0.5}
-    payload = {"chapter": "resunet", "provenance": prov, "models": {
-        cs.BLURRED_INPUT: {"metrics": metrics},
-        "resunet1": {"metrics": metrics, "epochs": 2, "train_seconds": 3.4, "params": 10,
-                     "reference": {"mse": 0.0018, "psnr": 28.49, "ssim": 0.93}}}}
+    payload = {
+        "chapter": "resunet",
+        "provenance": prov,
+        "models": {
+            cs.BLURRED_INPUT: {"metrics": metrics},
+            "resunet1": {
+                "metrics": metrics,
+                "epochs": 2,
+                "train_seconds": 3.4,
+                "params": 10,
+                "reference": {"mse": 0.0018, "psnr": 28.49, "ssim": 0.93},
+            },
+        },
+    }
     (tmp_path / "report" / "results").mkdir(parents=True)
     (tmp_path / "report" / "results" / "resunet.json").write_text(json.dumps(payload))
     df = cs.summary_table()
     assert list(df["model"]) == ["resunet1"] * 3
-    assert list(df["run"]) == ["this run", "reference run: not scored by this run", "original report"]
+    assert list(df["run"]) == [
+        "this run",
+        "reference run: not scored by this run",
+        "original report",
+    ]
     assert df["PSNR"][2] == "28.49" and df["MSE"][0] == "0.01000"
     assert (tmp_path / "report" / "tables" / "cifar_summary.md").exists()
 
 
-def test_results_table_gives_intervals_and_the_reference_run_between_ours_and_the_report(tmp_path, monkeypatch):
+def test_results_table_gives_intervals_and_the_reference_run_between_ours_and_the_report(
+    tmp_path, monkeypatch
+):
     monkeypatch.setenv("DEBLURLAB_OUTPUT_DIR", str(tmp_path))
     rng = np.random.default_rng(0)
-    ours = {"mse": rng.uniform(0.001, 0.003, 200), "psnr": rng.uniform(25, 30, 200), "ssim": rng.uniform(.8, .9, 200)}
+    ours = {
+        "mse": rng.uniform(0.001, 0.003, 200),
+        "psnr": rng.uniform(25, 30, 200),
+        "ssim": rng.uniform(0.8, 0.9, 200),
+    }
     ref = {k: v * 0.9 for k, v in ours.items()}
 
     class Study:
@@ -35,10 +55,25 @@ def test_results_table_gives_intervals_and_the_reference_run_between_ours_and_th
         class splits:
             test = np.zeros((200, 2, 2, 3))
 
-    monkeypatch.setattr(cs, "reference_records", lambda names: {n: {
-        "epochs": 30, "train_seconds": 600.0, "stopped": "epoch limit (30)", "data": {"n_train": 4069},
-        "arithmetic": "float32 on CPU", "machine": "here", "date": "today"} for n in names})
-    df = cs.results_table(Study, {cs.BLURRED_INPUT: ours, "resunet1": ours}, {}, name="t", reference={"resunet1": ref})
+    monkeypatch.setattr(
+        cs,
+        "reference_records",
+        lambda names: {
+            n: {
+                "epochs": 30,
+                "train_seconds": 600.0,
+                "stopped": "epoch limit (30)",
+                "data": {"n_train": 4069},
+                "arithmetic": "float32 on CPU",
+                "machine": "here",
+                "date": "today",
+            }
+            for n in names
+        },
+    )
+    df = cs.results_table(
+        Study, {cs.BLURRED_INPUT: ours, "resunet1": ours}, {}, name="t", reference={"resunet1": ref}
+    )
     assert list(df["run"]) == ["this run", "this run", "reference run", "original report"]
     low, high = cs.stats.mean_ci(ours["mse"])
     assert df["MSE"][1] == f"{ours['mse'].mean():.5f} ± {(high - low) / 2:.5f}"
@@ -58,5 +93,6 @@ def test_summary_table_without_results_says_what_to_run(tmp_path, monkeypatch):
 def test_hardest_examples_are_strongly_blurred():
     class Study:
         test_sigmas = np.linspace(0, 3, 50)
+
     picks = cs.hardest_examples(Study, n=5)
     assert len(picks) == 5 and np.all(Study.test_sigmas[picks] >= 1.5)

@@ -1,4 +1,5 @@
 """Precision, XLA and distribution per device: the choice, the scope, and training under each."""
+
 import json
 import subprocess
 import sys
@@ -24,7 +25,9 @@ def test_cpu_keeps_float32_and_gpus_get_mixed_precision_and_mirroring():
     four_v100 = compute.choose(4, (7, 0), env={}, backend="tensorflow")
     assert (four_v100.precision, four_v100.distribute) == ("mixed_float16", True)
     assert "MirroredStrategy over 4 GPUs" in four_v100.describe()
-    assert four_v100.arithmetic() == "mixed_float16 on 4 GPUs" and cpu.arithmetic() == "float32 on CPU"
+    assert (
+        four_v100.arithmetic() == "mixed_float16 on 4 GPUs" and cpu.arithmetic() == "float32 on CPU"
+    )
 
 
 def _record(flags: dict, **gains) -> dict:
@@ -38,36 +41,62 @@ BF16 = {"avx2": True, "avx512f": True, "avx512_bf16": True, "amx_bf16": True}
 
 
 def test_a_cpu_follows_its_own_tuning_record():
-    records = {"cpu-avx2": _record(AVX2, jit_compile=1.4, mixed_bfloat16=0.2),
-               "cpu-avx512-bf16-amx": _record(BF16, jit_compile=1.05, mixed_bfloat16=2.1,
-                                              mixed_bfloat16__jit_compile=2.5)}
+    records = {
+        "cpu-avx2": _record(AVX2, jit_compile=1.4, mixed_bfloat16=0.2),
+        "cpu-avx512-bf16-amx": _record(
+            BF16, jit_compile=1.05, mixed_bfloat16=2.1, mixed_bfloat16__jit_compile=2.5
+        ),
+    }
     kept = {"cpu-avx512-bf16-amx": {"precision_check": {"mixed_bfloat16": {"quality_kept": True}}}}
     avx2 = compute.choose(0, env={}, model_name="m", key="cpu-avx2", records=records, seeds=kept)
-    assert (avx2.precision, avx2.jit_compile, avx2.source) == ("float32", True, "tuning record cpu-avx2")
-    amx = compute.choose(0, env={}, model_name="m", key="cpu-avx512-bf16-amx", records=records, seeds=kept)
+    assert (avx2.precision, avx2.jit_compile, avx2.source) == (
+        "float32",
+        True,
+        "tuning record cpu-avx2",
+    )
+    amx = compute.choose(
+        0, env={}, model_name="m", key="cpu-avx512-bf16-amx", records=records, seeds=kept
+    )
     assert (amx.precision, amx.jit_compile) == ("mixed_bfloat16", True)
     # faster, but no seed/precision check, or one that found the quality lost: float32
-    for seeds in ({}, {"cpu-avx512-bf16-amx": {"precision_check": {"mixed_bfloat16": {"quality_kept": False}}}}):
-        setup = compute.choose(0, env={}, model_name="m", key="cpu-avx512-bf16-amx", records=records, seeds=seeds)
+    for seeds in (
+        {},
+        {"cpu-avx512-bf16-amx": {"precision_check": {"mixed_bfloat16": {"quality_kept": False}}}},
+    ):
+        setup = compute.choose(
+            0, env={}, model_name="m", key="cpu-avx512-bf16-amx", records=records, seeds=seeds
+        )
         assert setup.precision == "float32"
     # bf16 measured faster, but the pair with XLA failed to compile (absent): bf16 without XLA
     records["cpu-avx512-bf16-amx"] = _record(BF16, jit_compile=1.3, mixed_bfloat16=2.1)
-    amx = compute.choose(0, env={}, model_name="m", key="cpu-avx512-bf16-amx", records=records, seeds=kept)
+    amx = compute.choose(
+        0, env={}, model_name="m", key="cpu-avx512-bf16-amx", records=records, seeds=kept
+    )
     assert (amx.precision, amx.jit_compile) == ("mixed_bfloat16", False)
     # a record claiming a bf16 gain on a CPU without bf16 instructions is not believed
     records["cpu-avx2"] = _record(AVX2, jit_compile=1.0, mixed_bfloat16=3.0)
     kept["cpu-avx2"] = kept["cpu-avx512-bf16-amx"]
-    assert compute.choose(0, env={}, model_name="m", key="cpu-avx2", records=records, seeds=kept).precision == "float32"
+    assert (
+        compute.choose(
+            0, env={}, model_name="m", key="cpu-avx2", records=records, seeds=kept
+        ).precision
+        == "float32"
+    )
 
 
 def test_a_machine_without_a_record_uses_float32_and_the_closest_records_xla():
-    records = {"cpu-a-avx2": _record(AVX2, jit_compile=1.4, mixed_bfloat16=3.0),
-               "cpu-b-avx512-bf16": _record(BF16, jit_compile=1.0, mixed_bfloat16=3.0)}
+    records = {
+        "cpu-a-avx2": _record(AVX2, jit_compile=1.4, mixed_bfloat16=3.0),
+        "cpu-b-avx512-bf16": _record(BF16, jit_compile=1.0, mixed_bfloat16=3.0),
+    }
     new = compute.choose(0, env={}, model_name="m", key="cpu-z-avx2", records=records)
     assert (new.precision, new.jit_compile) == ("float32", True)
     assert "no tuning record" in new.source and "cpu-a-avx2" in new.source
     other = compute.choose(0, env={}, model_name="m", key="cpu-z-avx512-bf16", records=records)
-    assert (other.precision, other.jit_compile) == ("float32", False) and "cpu-b-avx512-bf16" in other.source
+    assert (other.precision, other.jit_compile) == (
+        "float32",
+        False,
+    ) and "cpu-b-avx512-bf16" in other.source
     untuned = compute.choose(0, env={}, model_name="never_tuned", key="cpu-a-avx2", records=records)
     assert (untuned.precision, untuned.jit_compile) == ("float32", "auto")
     assert compute.choose(1, (9, 0), env={}, model_name="m", records=records).jit_compile == "auto"
@@ -75,9 +104,16 @@ def test_a_machine_without_a_record_uses_float32_and_the_closest_records_xla():
 
 def test_machine_keys_name_the_cpu_and_its_vector_units():
     assert compute.machine_key("AMD EPYC", {"avx2"}) == "amd-epyc-avx2"
-    assert compute.machine_key("AMD EPYC", {"avx2", "avx512f", "avx512_bf16"}) == "amd-epyc-avx512-bf16"
-    assert compute.machine_key("Intel(R) Xeon(R) Platinum 8480+", {"avx512f", "avx512_bf16", "amx_bf16"}) == \
-        "intel-r-xeon-r-platinum-8480-avx512-bf16-amx"
+    assert (
+        compute.machine_key("AMD EPYC", {"avx2", "avx512f", "avx512_bf16"})
+        == "amd-epyc-avx512-bf16"
+    )
+    assert (
+        compute.machine_key(
+            "Intel(R) Xeon(R) Platinum 8480+", {"avx512f", "avx512_bf16", "amx_bf16"}
+        )
+        == "intel-r-xeon-r-platinum-8480-avx512-bf16-amx"
+    )
 
 
 def test_environment_overrides_and_bad_values_name_the_variable():
@@ -102,16 +138,26 @@ def test_mixed_bfloat16_scope_trains_and_restores_the_global_policy(tmp_path, mo
 
     def stream(first, last):
         def batch(i):
-            return blurred[i % 2 * 8:][:8], sharp[i % 2 * 8:][:8]
+            return blurred[i % 2 * 8 :][:8], sharp[i % 2 * 8 :][:8]
+
         return Stream(2 * (last - first), 2, batch), 2
 
     with setup.scope():
         model = build_model("resunet1", input_shape=(16, 16, 3))
-        result = train(model, stream, (blurred[:8], sharp[:8]), "bf16", TrainConfig(epochs=1, batch_size=8),
-                       verbose=False, setup=setup)
+        result = train(
+            model,
+            stream,
+            (blurred[:8], sharp[:8]),
+            "bf16",
+            TrainConfig(epochs=1, batch_size=8),
+            verbose=False,
+            setup=setup,
+        )
     assert keras.mixed_precision.dtype_policy().name == "float32"
     assert model.compute_dtype == "bfloat16" and model.weights[0].dtype == "float32"
-    assert np.isfinite(result.history["loss"]).all() and np.isfinite(result.history["val_loss"]).all()
+    assert (
+        np.isfinite(result.history["loss"]).all() and np.isfinite(result.history["val_loss"]).all()
+    )
     state = json.loads((result.run_dir / "state.json").read_text())
     assert state["compute"]["precision"] == "mixed_bfloat16"
     assert state["compute"]["description"] == "mixed_bfloat16, XLA as Keras chooses, CPU"
@@ -145,10 +191,18 @@ MIRRORED = textwrap.dedent("""
 
 def test_mirrored_strategy_trains_a_multi_scale_model_over_two_devices(tmp_path):
     """Two logical CPUs stand in for two GPUs: the same code path as a multi-GPU machine."""
-    proc = subprocess.run([sys.executable, "-c", MIRRORED], capture_output=True, text=True, timeout=300,
-                          env={**__import__("os").environ, "DEBLURLAB_OUTPUT_DIR": str(tmp_path),
-                               "KERAS_BACKEND": "tensorflow",
-                               "TF_CPP_MIN_LOG_LEVEL": "2"})
+    proc = subprocess.run(
+        [sys.executable, "-c", MIRRORED],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={
+            **__import__("os").environ,
+            "DEBLURLAB_OUTPUT_DIR": str(tmp_path),
+            "KERAS_BACKEND": "tensorflow",
+            "TF_CPP_MIN_LOG_LEVEL": "2",
+        },
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["replicas"] == 2 and out["describe"].endswith("MirroredStrategy over 2 devices")

@@ -1,5 +1,6 @@
 """python -m deblurlab.deblur and its library API: any image size, tiles that agree with the whole
 frame, image modes, unreadable files, existing outputs, and the weights' sources and errors."""
+
 import h5py
 import keras
 import numpy as np
@@ -33,7 +34,9 @@ def zoo_folder(tmp_path_factory):
     model = _random_resunet1()
     path = folder / "resunet1.weights.h5"
     zoo.write_weights(model, path)
-    (folder / "resunet1.json").write_text(f'{{"sha256": "{zoo.sha256(path)}", "input_shape": [32, 32, 3]}}')
+    (folder / "resunet1.json").write_text(
+        f'{{"sha256": "{zoo.sha256(path)}", "input_shape": [32, 32, 3]}}'
+    )
     return folder
 
 
@@ -70,7 +73,9 @@ def _rgb(shape, seed=0):
 def test_the_zoo_model_is_rebuilt_for_any_size_with_the_zoo_weights(model, temp_zoo):
     assert inference.input_size(model) == (None, None)
     shipped = zoo.read_weights(temp_zoo / "resunet1.weights.h5")
-    assert all(np.array_equal(w, s.astype(np.float32)) for w, s in zip(model.get_weights(), shipped))
+    assert all(
+        np.array_equal(w, s.astype(np.float32)) for w, s in zip(model.get_weights(), shipped)
+    )
 
 
 @pytest.mark.parametrize("shape", [(37, 53), (45, 61), (8, 9)])
@@ -84,31 +89,43 @@ def test_output_has_the_input_size_for_odd_sizes(model, shape):
 def test_tiled_and_whole_frame_outputs_agree_on_a_fully_convolutional_model(model):
     image = _smooth_image((150, 230))
     whole = inference.deblur_image(model, image, tile=0)
-    assert np.abs(whole - image).mean() > 0.01  # the model changes the image: the comparison is not trivial
+    assert (
+        np.abs(whole - image).mean() > 0.01
+    )  # the model changes the image: the comparison is not trivial
     tiled = inference.deblur_image(model, image, tile=64, overlap=16)
     np.testing.assert_allclose(tiled, whole, atol=TILE_TOLERANCE)
     assert np.abs(inference.deblur_image(model, image, tile=96) - whole).max() < TILE_TOLERANCE
 
 
-@pytest.mark.parametrize("shape,tile,overlap", [((70, 90), 32, 8), ((37, 53), 24, 4), ((200, 41), 64, 16),
-                                                 ((64, 64), 32, 0)])
+@pytest.mark.parametrize(
+    "shape,tile,overlap",
+    [((70, 90), 32, 8), ((37, 53), 24, 4), ((200, 41), 64, 16), ((64, 64), 32, 0)],
+)
 def test_tile_blending_weights_sum_to_one_everywhere(shape, tile, overlap):
     inputs = keras.Input((None, None, 3))
-    pointwise = keras.Model(inputs, layers.Conv2D(3, 1, activation="sigmoid")(inputs))  # tiles are exact
+    pointwise = keras.Model(
+        inputs, layers.Conv2D(3, 1, activation="sigmoid")(inputs)
+    )  # tiles are exact
     image = np.random.default_rng(2).random((*shape, 3)).astype(np.float32)
     whole = inference.deblur_image(pointwise, image, tile=0)
-    np.testing.assert_allclose(inference.deblur_image(pointwise, image, tile=tile, overlap=overlap), whole, atol=1e-6)
+    np.testing.assert_allclose(
+        inference.deblur_image(pointwise, image, tile=tile, overlap=overlap), whole, atol=1e-6
+    )
 
 
 def test_large_frames_are_tiled_by_default(model, monkeypatch):
     calls = []
     real = inference.deblur_tiled
-    monkeypatch.setattr(inference, "deblur_tiled", lambda *a, **k: calls.append(a[2]) or real(*a, **k))
+    monkeypatch.setattr(
+        inference, "deblur_tiled", lambda *a, **k: calls.append(a[2]) or real(*a, **k)
+    )
     monkeypatch.setattr(inference, "MAX_PIXELS", 64 * 64)
     monkeypatch.setattr(inference, "DEFAULT_TILE", 80)
     image = _smooth_image((100, 110))
     assert inference.deblur_image(model, image).shape == image.shape and calls == [(80, 80)]
-    inference.deblur_image(model, image[:60, :60])  # padded to 64x64 = MAX_PIXELS: one tile of the whole frame
+    inference.deblur_image(
+        model, image[:60, :60]
+    )  # padded to 64x64 = MAX_PIXELS: one tile of the whole frame
     assert calls == [(80, 80), (64, 64)]
 
 
@@ -130,15 +147,18 @@ def test_every_model_runs_at_any_size_with_its_32x32_weights_unless_they_depend_
             return
         assert zoo.weight_shapes(other) != zoo.weight_shapes(small)
     else:
-        assert inference.input_size(rebuilt) == (None, None) and zoo.weight_shapes(rebuilt) == zoo.weight_shapes(small)
+        assert inference.input_size(rebuilt) == (None, None) and zoo.weight_shapes(
+            rebuilt
+        ) == zoo.weight_shapes(small)
         assert all(np.array_equal(a, b) for a, b in zip(rebuilt.get_weights(), small.get_weights()))
 
 
 def test_a_model_whose_weights_depend_on_the_size_runs_on_tiles_of_its_size():
     with pytest.raises(ValueError, match="fixed input size"):
         build_model("srndeblur_cifar_lstm", input_shape=(None, None, 3))
-    assert zoo.weight_shapes(build_model("srndeblur_cifar_lstm")) != \
-        zoo.weight_shapes(build_model("srndeblur_cifar_lstm", input_shape=(64, 64, 3)))
+    assert zoo.weight_shapes(build_model("srndeblur_cifar_lstm")) != zoo.weight_shapes(
+        build_model("srndeblur_cifar_lstm", input_shape=(64, 64, 3))
+    )
     lstm = build_model("srndeblur_cifar_lstm")
     assert inference.any_size(lstm) is lstm
     image = _smooth_image((37, 53))
@@ -153,15 +173,22 @@ def test_a_model_whose_weights_depend_on_the_size_runs_on_tiles_of_its_size():
 def test_grayscale_rgba_palette_and_16_bit_images_become_rgb(tmp_path):
     rgb = _rgb((21, 34))
     gray = rgb[..., 0]
-    files = {"gray": _save(gray, tmp_path / "gray.png"),
-             "rgba": _save(np.dstack([rgb, np.full(gray.shape, 7, np.uint8)]), tmp_path / "rgba.png"),
-             "jpeg": _save(rgb, tmp_path / "photo.jpg")}
+    files = {
+        "gray": _save(gray, tmp_path / "gray.png"),
+        "rgba": _save(np.dstack([rgb, np.full(gray.shape, 7, np.uint8)]), tmp_path / "rgba.png"),
+        "jpeg": _save(rgb, tmp_path / "photo.jpg"),
+    }
     Image.fromarray(rgb).convert("P").save(tmp_path / "palette.png")
     Image.fromarray(gray.astype(np.uint16) * 257).save(tmp_path / "gray16.png")
-    np.testing.assert_array_equal(deblur.read_image(files["gray"]), np.repeat(gray[..., None], 3, -1) / np.float32(255))
+    np.testing.assert_array_equal(
+        deblur.read_image(files["gray"]), np.repeat(gray[..., None], 3, -1) / np.float32(255)
+    )
     np.testing.assert_allclose(deblur.read_image(files["rgba"]), rgb / np.float32(255))
-    np.testing.assert_allclose(deblur.read_image(tmp_path / "gray16.png"), np.repeat(gray[..., None], 3, -1) / 255,
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        deblur.read_image(tmp_path / "gray16.png"),
+        np.repeat(gray[..., None], 3, -1) / 255,
+        atol=1e-6,
+    )
     for name in ("jpeg", "palette"):
         image = deblur.read_image(files.get(name, tmp_path / "palette.png"))
         assert image.shape == (21, 34, 3) and image.dtype == np.float32
@@ -176,26 +203,56 @@ def test_the_command_writes_one_png_of_the_input_size_per_file(temp_zoo, tmp_pat
     _save(_rgb((30, 41)), tmp_path / "photo.JPG")
     (inputs / "notes.txt").write_text("not an image, and not picked from a folder")
     out = tmp_path / "out" / "nested"
-    assert deblur.main([str(inputs), str(tmp_path / "photo.JPG"), "--model", "resunet1", "--out", str(out)]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["a_gray.png", "b_odd.png", "c_rgba.png", "photo.png"]
-    for name, size in {"a_gray": (53, 37), "b_odd": (53, 37), "c_rgba": (24, 16), "photo": (41, 30)}.items():
+    assert (
+        deblur.main(
+            [str(inputs), str(tmp_path / "photo.JPG"), "--model", "resunet1", "--out", str(out)]
+        )
+        == 0
+    )
+    assert sorted(p.name for p in out.iterdir()) == [
+        "a_gray.png",
+        "b_odd.png",
+        "c_rgba.png",
+        "photo.png",
+    ]
+    for name, size in {
+        "a_gray": (53, 37),
+        "b_odd": (53, 37),
+        "c_rgba": (24, 16),
+        "photo": (41, 30),
+    }.items():
         with Image.open(out / f"{name}.png") as written:
             assert written.mode == "RGB" and written.size == size
     assert "4 written, 0 skipped, 0 failed" in capsys.readouterr().out
 
 
-def test_an_unreadable_file_is_reported_by_name_and_skipped_while_the_others_are_written(temp_zoo, tmp_path, capsys):
+def test_an_unreadable_file_is_reported_by_name_and_skipped_while_the_others_are_written(
+    temp_zoo, tmp_path, capsys
+):
     good = _save(_rgb((20, 20)), tmp_path / "good.png")
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
     missing = tmp_path / "missing.png"
     later = _save(_rgb((12, 18)), tmp_path / "later.jpg")
-    code = deblur.main([str(bad), str(good), str(missing), str(later), "--model", "resunet1",
-                        "--out", str(tmp_path / "out")])
+    code = deblur.main(
+        [
+            str(bad),
+            str(good),
+            str(missing),
+            str(later),
+            "--model",
+            "resunet1",
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 1
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["good.png", "later.png"]
-    assert f"{bad} is not a readable image" in captured.err and f"{missing} does not exist" in captured.err
+    assert (
+        f"{bad} is not a readable image" in captured.err
+        and f"{missing} does not exist" in captured.err
+    )
     assert "2 written, 0 skipped, 2 failed" in captured.out
 
 
@@ -219,32 +276,55 @@ def test_existing_outputs_are_kept_unless_overwrite(temp_zoo, tmp_path, capsys):
 def test_two_inputs_with_one_output_name_do_not_overwrite_each_other(model, tmp_path):
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
-    first, second = _save(_rgb((16, 16)), tmp_path / "a" / "x.png"), _save(_rgb((16, 16)), tmp_path / "b" / "x.jpg")
-    summary = deblur.deblur_files(model, [first, second], tmp_path / "out", overwrite=True, progress=False,
-                                  log=lambda text: None)
+    first, second = (
+        _save(_rgb((16, 16)), tmp_path / "a" / "x.png"),
+        _save(_rgb((16, 16)), tmp_path / "b" / "x.jpg"),
+    )
+    summary = deblur.deblur_files(
+        model,
+        [first, second],
+        tmp_path / "out",
+        overwrite=True,
+        progress=False,
+        log=lambda text: None,
+    )
     assert summary["written"] == [tmp_path / "out" / "x.png"]
     assert summary["failed"][0][0] == second and "same name" in summary["failed"][0][1]
-    assert deblur.expand_inputs([first, tmp_path / "a", first])[0] == [first]  # one file named twice: once
+    assert deblur.expand_inputs([first, tmp_path / "a", first])[0] == [
+        first
+    ]  # one file named twice: once
 
 
-def test_missing_weights_name_the_zoo_file_and_the_command_that_trains_it(tmp_path, monkeypatch, capsys):
+def test_missing_weights_name_the_zoo_file_and_the_command_that_trains_it(
+    tmp_path, monkeypatch, capsys
+):
     monkeypatch.setenv(zoo.ZOO_ENV, str(tmp_path / "empty-zoo"))
-    with pytest.raises(deblur.DeblurError, match=r"resunet3\.weights\.h5 is missing.*"
-                                                 r"`python -m deblurlab\.reference --models resunet3`"):
+    with pytest.raises(
+        deblur.DeblurError,
+        match=r"resunet3\.weights\.h5 is missing.*"
+        r"`python -m deblurlab\.reference --models resunet3`",
+    ):
         deblur.load_model("resunet3")
-    with pytest.raises(deblur.DeblurError, match=r"srndeblur_reds\.weights\.h5 is missing.*chapter 05.*--weights"):
+    with pytest.raises(
+        deblur.DeblurError, match=r"srndeblur_reds\.weights\.h5 is missing.*chapter 05.*--weights"
+    ):
         deblur.load_model("srndeblur_reds")
     image = _save(_rgb((16, 16)), tmp_path / "frame.png")
     assert deblur.main([str(image), "--model", "resunet1", "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
-    assert "resunet1.weights.h5 is missing" in err and "python -m deblurlab.reference --models resunet1" in err
+    assert (
+        "resunet1.weights.h5 is missing" in err
+        and "python -m deblurlab.reference --models resunet1" in err
+    )
     with pytest.raises(deblur.DeblurError, match="unknown model 'nonesuch'"):
         deblur.load_model("nonesuch")
 
 
 def test_weights_from_a_training_run_or_a_zoo_file(tmp_path):
     trained = _random_resunet1(input_shape=(48, 48, 3))
-    trained.compile(optimizer="adam", loss="mse")  # a run's best.weights.h5 also holds the optimizer's state
+    trained.compile(
+        optimizer="adam", loss="mse"
+    )  # a run's best.weights.h5 also holds the optimizer's state
     trained.optimizer.build(trained.trainable_variables)
     trained.save_weights(tmp_path / "best.weights.h5")
     with h5py.File(tmp_path / "best.weights.h5", "r") as saved:
@@ -254,8 +334,12 @@ def test_weights_from_a_training_run_or_a_zoo_file(tmp_path):
     assert all(np.array_equal(a, b) for a, b in zip(loaded.get_weights(), trained.get_weights()))
     zoo.write_weights(trained, tmp_path / "zoo-format.weights.h5", dtype="float32")
     from_zoo_file = deblur.load_model("resunet1", weights=tmp_path / "zoo-format.weights.h5")
-    assert all(np.array_equal(a, b) for a, b in zip(from_zoo_file.get_weights(), trained.get_weights()))
-    with pytest.raises(deblur.DeblurError, match=r"best\.weights\.h5 does not fit resunet3.*--model"):
+    assert all(
+        np.array_equal(a, b) for a, b in zip(from_zoo_file.get_weights(), trained.get_weights())
+    )
+    with pytest.raises(
+        deblur.DeblurError, match=r"best\.weights\.h5 does not fit resunet3.*--model"
+    ):
         deblur.load_model("resunet3", weights=tmp_path / "best.weights.h5")
     with pytest.raises(deblur.DeblurError, match="nope.weights.h5 does not exist"):
         deblur.load_model("resunet1", weights=tmp_path / "nope.weights.h5")
@@ -266,7 +350,9 @@ def test_weights_from_a_training_run_or_a_zoo_file(tmp_path):
 
 def test_the_motion_model_runs_at_any_size_through_its_per_shape_graph():
     keras.utils.set_random_seed(0)
-    reds = build_model("srndeblur_reds", input_shape=(None, None, 3))  # its bilinear upsampling needs static sizes
+    reds = build_model(
+        "srndeblur_reds", input_shape=(None, None, 3)
+    )  # its bilinear upsampling needs static sizes
     image = _smooth_image((37, 53))
     restored = inference.deblur_image(reds, image)
     assert restored.shape == image.shape

@@ -6,8 +6,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 from keras import layers  # noqa: E402
 
-from deblurlab.diagrams import (DiagramError, default_group_key, describe_layers,  # noqa: E402
-                                group_layers, plot_architecture)
+from deblurlab.diagrams import (
+    DiagramError,
+    default_group_key,
+    describe_layers,  # noqa: E402
+    group_layers,
+    plot_architecture,
+)
 
 
 def small_unet():
@@ -104,7 +109,11 @@ def test_resunet_renders_with_its_level_names():
     names = [b.name for b in fig.diagram_blocks]
     assert names == ["blurred", "stem", "down0", "down1", "bottom", "up1", "up0", "restored"]
     # The U-Net's two skips, and the input-to-output skip.
-    assert {(a[0], a[1]) for a in fig.diagram_arcs} == {("down0", "up0"), ("down1", "up1"), ("blurred", "restored")}
+    assert {(a[0], a[1]) for a in fig.diagram_arcs} == {
+        ("down0", "up0"),
+        ("down1", "up1"),
+        ("blurred", "restored"),
+    }
 
 
 def test_failures_raise_clear_errors():

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from deblurlab.models import build_model, get_spec, list_models
 from deblurlab.cifar_analysis import RED30_PAPER
+from deblurlab.models import build_model, get_spec, list_models
 
 CAESSC = ["caessc_d30_f64", "caessc_d22_f128_half", "caessc_d22_f128_half_no_sigmoid"]
 

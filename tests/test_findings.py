@@ -11,9 +11,9 @@ import pytest
 from deblurlab import findings as F
 from deblurlab import report
 from deblurlab.cifar_study import save_per_image
-from deblurlab.results import BLURRED_INPUT
 from deblurlab.paths import figures_dir, results_dir, runs_dir, tables_dir
 from deblurlab.profiles import MotionPlan
+from deblurlab.results import BLURRED_INPUT
 
 N = 300
 PROV = {

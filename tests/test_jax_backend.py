@@ -5,6 +5,7 @@ The tests marked ``jax`` form the JAX subset (``make test`` runs them with ``KER
 and TensorFlow blocked, ``tests/block_tf.py``); they run on the TensorFlow backend too. The
 cross-backend test runs one subprocess per backend, so it needs TensorFlow and is not marked.
 """
+
 from __future__ import annotations
 
 import json
@@ -32,25 +33,45 @@ ON_JAX = keras.backend.backend() == "jax"
 
 def _python(code: str, backend: str, timeout: int = 600, **env) -> str:
     """Run ``code`` in a fresh interpreter on the Keras ``backend``; returns its last line."""
-    full_env = {**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": str(TESTS),
-                "TF_CPP_MIN_LOG_LEVEL": "2", **env}
+    full_env = {
+        **os.environ,
+        "KERAS_BACKEND": backend,
+        "PYTHONPATH": str(TESTS),
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        **env,
+    }
     if backend != "jax":
         full_env.pop("DEBLURLAB_BLOCK_TF", None)
     prelude = "import block_tf; block_tf.install()\n"
-    proc = subprocess.run([sys.executable, "-c", prelude + textwrap.dedent(code)],
-                          capture_output=True, text=True, timeout=timeout, env=full_env)
+    proc = subprocess.run(
+        [sys.executable, "-c", prelude + textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout.strip().splitlines()[-1]
 
 
-LIBRARY = ("deblurlab.data.blur", "deblurlab.data.patches", "deblurlab.data.stream",
-           "deblurlab.train", "deblurlab.compute", "deblurlab.provenance", "deblurlab.profiles", "deblurlab.models",
-           "deblurlab.cifar_study", "deblurlab.motion_study")
+LIBRARY = (
+    "deblurlab.data.blur",
+    "deblurlab.data.patches",
+    "deblurlab.data.stream",
+    "deblurlab.train",
+    "deblurlab.compute",
+    "deblurlab.provenance",
+    "deblurlab.profiles",
+    "deblurlab.models",
+    "deblurlab.cifar_study",
+    "deblurlab.motion_study",
+)
 
 
 @pytest.mark.jax
 def test_the_library_imports_on_jax_without_tensorflow():
-    out = _python(f"""
+    out = _python(
+        f"""
         import importlib, json, sys
         failed = {{}}
         for name in {LIBRARY!r}:
@@ -61,7 +82,10 @@ def test_the_library_imports_on_jax_without_tensorflow():
         import keras
         print(json.dumps({{"failed": failed, "tf": "tensorflow" in sys.modules,
                            "backend": keras.backend.backend()}}))
-    """, "jax", DEBLURLAB_BLOCK_TF="1")
+    """,
+        "jax",
+        DEBLURLAB_BLOCK_TF="1",
+    )
     out = json.loads(out)
     assert out["backend"] == "jax" and not out["failed"] and not out["tf"], out
 
@@ -101,8 +125,9 @@ def test_patch_stream_is_deterministic_and_resumes_exactly():
 @pytest.mark.jax
 def test_ssim_matches_the_tensorflow_implementation():
     with np.load(TESTS / "data" / "blur_golden.npz") as golden:
-        np.testing.assert_allclose(P.ssim_batch(golden["ssim_x"], golden["ssim_y"]), golden["ssim"],
-                                   atol=1e-5)
+        np.testing.assert_allclose(
+            P.ssim_batch(golden["ssim_x"], golden["ssim_y"]), golden["ssim"], atol=1e-5
+        )
 
 
 @pytest.mark.jax
@@ -157,8 +182,14 @@ DATA_PARALLEL = """
 @pytest.mark.jax
 def test_data_parallel_trains_over_two_devices_on_jax(tmp_path):
     """Two host devices stand in for two GPUs: keras.distribution.DataParallel's code path."""
-    out = json.loads(_python(DATA_PARALLEL, "jax", DEBLURLAB_OUTPUT_DIR=str(tmp_path),
-                             XLA_FLAGS="--xla_force_host_platform_device_count=2"))
+    out = json.loads(
+        _python(
+            DATA_PARALLEL,
+            "jax",
+            DEBLURLAB_OUTPUT_DIR=str(tmp_path),
+            XLA_FLAGS="--xla_force_host_platform_device_count=2",
+        )
+    )
     assert out["active"] == "DataParallel" and out["shards"] == 2, out
     assert out["describe"].endswith("DataParallel over 2 devices")
     assert np.isfinite(out["loss"]).all()

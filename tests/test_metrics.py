@@ -26,8 +26,15 @@ def test_identical_images_score_the_cap():
 def test_ssim_uses_the_stated_convention():
     rng = np.random.default_rng(1)
     a, b = rng.random((16, 16, 3)), rng.random((16, 16, 3))
-    expected = structural_similarity(a, b, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
-                                     data_range=1.0, channel_axis=-1)
+    expected = structural_similarity(
+        a,
+        b,
+        gaussian_weights=True,
+        sigma=1.5,
+        use_sample_covariance=False,
+        data_range=1.0,
+        channel_axis=-1,
+    )
     assert M.ssim_per_image(a, b)[0] == pytest.approx(expected)
     # the default (uniform 7x7, sample covariance) gives a different number: the convention matters
     assert structural_similarity(a, b, data_range=1.0, channel_axis=-1) != pytest.approx(expected)

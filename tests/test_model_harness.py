@@ -1,5 +1,6 @@
 """Every registered model through the shared harness, and a toy model that the study picks up with
 no edit outside its own file."""
+
 from __future__ import annotations
 
 import importlib
@@ -24,22 +25,29 @@ PINNED = {
     "resunet3": (885_427, True),
     "srndeblur_cifar": (965_923, True),  # input_skip=True: every scale starts as the identity
     "srndeblur_cifar_lstm": (1_324_451, True),
-    "srndeblur_reds": (2_026_547, False),  # identity only through motion_study.identity_init (a training option)
+    "srndeblur_reds": (
+        2_026_547,
+        False,
+    ),  # identity only through motion_study.identity_init (a training option)
 }
 
 
 @pytest.mark.parametrize("name", list_models())
 def test_registered_model(name):
     if name not in PINNED:
-        pytest.fail(f"{name} is registered but not pinned: add it to PINNED in tests/test_model_harness.py "
-                    f"with its parameter count (build_model({name!r}).count_params()) and whether a fresh "
-                    "model returns its input")
+        pytest.fail(
+            f"{name} is registered but not pinned: add it to PINNED in tests/test_model_harness.py "
+            f"with its parameter count (build_model({name!r}).count_params()) and whether a fresh "
+            "model returns its input"
+        )
     params, identity = PINNED[name]
     run_model_test(name, params, identity_at_init=identity)
 
 
 def test_every_pinned_model_is_registered():
-    assert set(PINNED) <= set(list_models()), f"pinned but not registered: {sorted(set(PINNED) - set(list_models()))}"
+    assert set(PINNED) <= set(list_models()), (
+        f"pinned but not registered: {sorted(set(PINNED) - set(list_models()))}"
+    )
 
 
 def test_the_scan_imports_every_architecture_file_and_no_helper():
@@ -57,21 +65,46 @@ def test_register_requires_the_default_profiles_epochs():
     with pytest.raises(TypeError, match="default_epochs is required"):
         register("toy_without_epochs", family="toy", dataset="cifar10", description="-")
     with pytest.raises(ValueError, match="needs default_epochs"):
-        register("toy_without_epochs", family="toy", dataset="cifar10", description="-", default_epochs=None)
+        register(
+            "toy_without_epochs",
+            family="toy",
+            dataset="cifar10",
+            description="-",
+            default_epochs=None,
+        )
     with pytest.raises(ValueError, match="default_train_images"):
-        register("toy_without_epochs", family="toy", dataset="cifar10", description="-", default_epochs=1,
-                 default_train_images=0)
+        register(
+            "toy_without_epochs",
+            family="toy",
+            dataset="cifar10",
+            description="-",
+            default_epochs=1,
+            default_train_images=0,
+        )
     assert "toy_without_epochs" not in list_models()
     with pytest.raises(KeyError, match="unknown model"):
         unregister("toy_without_epochs")
 
 
 def test_the_benchmark_targets_come_from_the_register_calls():
-    from deblurlab.perf import bounds, cli
+    from deblurlab.perf import bounds
 
-    rows = [{"name": n, "dataset": get_spec(n).dataset, "bound": "compute", "train_images_per_s": 1.0,
-             "train_ceiling_images_per_s": 1e4, "train_frac_fp32_peak": 0.5} for n in list_models()]
-    targets = {c["model"]: c["target"] for c in bounds.target_checks(rows) if c["kind"] == "train_images_per_s"}
+    rows = [
+        {
+            "name": n,
+            "dataset": get_spec(n).dataset,
+            "bound": "compute",
+            "train_images_per_s": 1.0,
+            "train_ceiling_images_per_s": 1e4,
+            "train_frac_fp32_peak": 0.5,
+        }
+        for n in list_models()
+    ]
+    targets = {
+        c["model"]: c["target"]
+        for c in bounds.target_checks(rows)
+        if c["kind"] == "train_images_per_s"
+    }
     assert targets == {"resunet3": 400.0, "caessc_d30_f64": 110.0}  # issue 6's
 
 
@@ -119,8 +152,8 @@ def toy_models(tmp_path, monkeypatch):
 
 
 def test_a_new_model_file_is_picked_up_everywhere(toy_models, tmp_path, monkeypatch):
-    from deblurlab.perf import bounds, cli
     from deblurlab import cifar_study as cs
+    from deblurlab.perf import bounds, cli
     from deblurlab.profiles import CifarPlan
 
     assert set(toy_models) <= set(list_models())
@@ -140,10 +173,20 @@ def test_a_new_model_file_is_picked_up_everywhere(toy_models, tmp_path, monkeypa
     # The benchmark: model selection and its speed target.
     assert cli.select_models("toy_cifar") == ["toy_cifar"]
     assert {"toy_cifar", "toy_motion"} <= set(cli.select_models(""))
-    row = {"name": "toy_cifar", "dataset": "cifar10", "bound": "compute", "train_images_per_s": 4.0,
-           "train_ceiling_images_per_s": 100.0, "train_frac_fp32_peak": 0.5}
+    row = {
+        "name": "toy_cifar",
+        "dataset": "cifar10",
+        "bound": "compute",
+        "train_images_per_s": 4.0,
+        "train_ceiling_images_per_s": 100.0,
+        "train_frac_fp32_peak": 0.5,
+    }
     [speed] = [c for c in bounds.target_checks([row]) if c["kind"] == "train_images_per_s"]
-    assert speed["target"] == 5.0 and speed["met"] is False and "reachable in principle" in speed["text"]
+    assert (
+        speed["target"] == 5.0
+        and speed["met"] is False
+        and "reachable in principle" in speed["text"]
+    )
     motion = {**row, "name": "toy_motion", "dataset": "motion"}
     assert bounds.target_checks([motion]) == []  # no target, and no peak share for a motion model
 
@@ -152,12 +195,20 @@ def test_a_new_model_file_is_picked_up_everywhere(toy_models, tmp_path, monkeypa
     prov = {"data": "d", "profile": "smoke", "date": "x", "commit": "c", "machine": "m"}
     metrics = {"mse": 0.02, "psnr": 17.0, "ssim": 0.4}
     entry = {"metrics": metrics, "epochs": 1, "train_seconds": 1.0, "params": 84}
-    payload = {"chapter": "toy", "provenance": prov, "models": {"toy_cifar": entry, "toy_motion": entry}}
+    payload = {
+        "chapter": "toy",
+        "provenance": prov,
+        "models": {"toy_cifar": entry, "toy_motion": entry},
+    }
     (tmp_path / "report" / "results").mkdir(parents=True)
     (tmp_path / "report" / "results" / "toy.json").write_text(json.dumps(payload))
     df = cs.summary_table(name=None)
     assert set(df["model"]) == {"toy_cifar"}
-    assert list(df["run"]) == ["this run", "reference run: not scored by this run", "original report"]
+    assert list(df["run"]) == [
+        "this run",
+        "reference run: not scored by this run",
+        "original report",
+    ]
 
 
 def test_the_toy_is_gone_after_its_test():

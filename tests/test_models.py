@@ -42,7 +42,9 @@ def test_input_skip_makes_a_fresh_network_return_its_input(name):
     x = np.random.default_rng(0).uniform(0.01, 0.99, (2, 32, 32, 3)).astype("float32")
     with_skip = build_model(name)
     out = with_skip(x, training=False)
-    np.testing.assert_allclose(np.asarray(out[-1] if isinstance(out, (list, tuple)) else out), x, atol=1e-5)
+    np.testing.assert_allclose(
+        np.asarray(out[-1] if isinstance(out, (list, tuple)) else out), x, atol=1e-5
+    )
     # Without the skip (the report's network) the parameter count is the same and the output is not the input.
     without = build_model(name, input_skip=False)
     assert without.count_params() == with_skip.count_params()

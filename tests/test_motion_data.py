@@ -1,5 +1,6 @@
 """Motion-blur data: REDS/GoPro loaders on tiny trees, the report's protocol, the patch sampler and
 its SSIM, and the synthetic camera-shake kernels and FFT blur."""
+
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,10 @@ def make_reds(root: Path, clips=26, frames=("00000049", "00000050", "00000099"),
         for c in range(n):
             for f in frames:
                 for kind in ("sharp", "blur"):
-                    _png(root / f"{split}_{kind}" / f"{c:03d}" / f"{f}.png", hash((split, c, f, kind)) % 2**32)
+                    _png(
+                        root / f"{split}_{kind}" / f"{c:03d}" / f"{f}.png",
+                        hash((split, c, f, kind)) % 2**32,
+                    )
     return root
 
 
@@ -35,7 +39,11 @@ def make_gopro(root: Path, scenes=("GOPR0001_00_00",), frames=20, test_scenes=()
         for scene in names:
             for i in range(frames):
                 for kind in ("blur", "blur_gamma", "sharp"):
-                    _png(root / "GOPRO_Large" / split / scene / kind / f"{i + 1:06d}.png", i * 7 + len(kind), size)
+                    _png(
+                        root / "GOPRO_Large" / split / scene / kind / f"{i + 1:06d}.png",
+                        i * 7 + len(kind),
+                        size,
+                    )
     return root
 
 
@@ -51,6 +59,7 @@ def gopro(tmp_path_factory):
 
 # --- loaders and protocol ------------------------------------------------------------------
 
+
 def test_reds_pairs_match_by_name_and_protocol_splits(reds):
     pairs = PR.find_reds(reds, "train")
     assert len(pairs) == 26 * 3
@@ -60,7 +69,10 @@ def test_reds_pairs_match_by_name_and_protocol_splits(reds):
     assert PR.scenes(split["test"]) == [f"{c:03d}" for c in range(24)]  # the first 24 clips
     assert len(split["test"]) == 24 * 3  # every frame of a test clip
     assert {p.scene for p in split["train"]} == {"024", "025"}
-    assert sorted({p.frame for p in split["train"]}) == ["00000050", "00000099"]  # frames 50-99 only
+    assert sorted({p.frame for p in split["train"]}) == [
+        "00000050",
+        "00000099",
+    ]  # frames 50-99 only
 
 
 def test_reds_without_val_folder_holds_out_last_clip(reds):
@@ -140,24 +152,47 @@ def test_size_mismatch_is_an_error(tmp_path):
 def test_environment_variable_and_synthetic_keyword(reds, monkeypatch):
     monkeypatch.setenv(PR.ENV_VAR, str(reds))
     assert PR.find_motion_data().kind == "reds"
-    monkeypatch.setattr(MO, "available_photos", lambda names=None: {
-        "astronaut": np.full((40, 40, 3), 0.5, np.float32), "chelsea": np.zeros((40, 40, 3), np.float32),
-        "coffee": np.ones((40, 40, 3), np.float32)})
+    monkeypatch.setattr(
+        MO,
+        "available_photos",
+        lambda names=None: {
+            "astronaut": np.full((40, 40, 3), 0.5, np.float32),
+            "chelsea": np.zeros((40, 40, 3), np.float32),
+            "coffee": np.ones((40, 40, 3), np.float32),
+        },
+    )
     data = PR.find_motion_data("synthetic", synthetic_kernels=1)
     assert data.kind == "synthetic" and not data.is_real
-    assert (data.train.names, data.val.names, data.test.names) == (["astronaut/k0"], ["chelsea/k0"], ["coffee/k0"])
+    assert (data.train.names, data.val.names, data.test.names) == (
+        ["astronaut/k0"],
+        ["chelsea/k0"],
+        ["coffee/k0"],
+    )
 
 
 # --- SSIM and the patch sampler ------------------------------------------------------------
 
+
 def test_batched_ssim_matches_skimage():
     rng = np.random.default_rng(0)
     sharp = ndimage.gaussian_filter(rng.random((5, 40, 56, 3)), (0, 2, 2, 0))
-    blurred = np.stack([ndimage.uniform_filter(s, (1, k, 1)) for s, k in zip(sharp, (1, 3, 5, 9, 15))])
+    blurred = np.stack(
+        [ndimage.uniform_filter(s, (1, k, 1)) for s, k in zip(sharp, (1, 3, 5, 9, 15))]
+    )
     blurred[0] = np.clip(blurred[0] + 0.05 * rng.standard_normal(blurred[0].shape), 0, 1)
     ours = P.ssim_numpy(blurred, sharp)
-    reference = [structural_similarity(b, s, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
-                                       data_range=1, channel_axis=-1) for b, s in zip(blurred, sharp)]
+    reference = [
+        structural_similarity(
+            b,
+            s,
+            gaussian_weights=True,
+            sigma=1.5,
+            use_sample_covariance=False,
+            data_range=1,
+            channel_axis=-1,
+        )
+        for b, s in zip(blurred, sharp)
+    ]
     np.testing.assert_allclose(ours, reference, atol=1e-4)
     assert P.ssim_numpy(sharp[0], sharp[0]) == pytest.approx(1.0, abs=1e-5)
 
@@ -166,9 +201,13 @@ def test_sampler_keeps_patches_below_threshold():
     rng = np.random.default_rng(1)
     sharp = rng.random((64, 128, 3)).astype(np.float32)
     blurred = sharp.copy()
-    blurred[:, 64:] = ndimage.uniform_filter(sharp[:, 64:], (1, 9, 1))  # only the right half is blurred
+    blurred[:, 64:] = ndimage.uniform_filter(
+        sharp[:, 64:], (1, 9, 1)
+    )  # only the right half is blurred
     for seed in range(4):
-        b, s, ssim, passed = (t.numpy() for t in P.sample_patches(blurred, sharp, [seed, 9], 24, 2, tries=20))
+        b, s, ssim, passed = (
+            t.numpy() for t in P.sample_patches(blurred, sharp, [seed, 9], 24, 2, tries=20)
+        )
         assert b.shape == s.shape == (2, 24, 24, 3)
         assert passed.all() and (ssim < P.SSIM_THRESHOLD).all()
         np.testing.assert_allclose(ssim, P.ssim_numpy(b, s), atol=1e-5)
@@ -185,8 +224,15 @@ def test_sampler_falls_back_to_random_patches():
 
 def test_patch_stream_batches_and_determinism(gopro):
     data = PR.find_motion_data(gopro)
-    ds, steps = P.patch_stream(data.test, batch_size=4, seed=0, first_epoch=0, last_epoch=2, patch_size=16,
-                               patches_per_image=2)
+    ds, steps = P.patch_stream(
+        data.test,
+        batch_size=4,
+        seed=0,
+        first_epoch=0,
+        last_epoch=2,
+        patch_size=16,
+        patches_per_image=2,
+    )
     batches = [b.numpy() for b, _ in ds]
     assert steps == 5 and len(batches) == 10 and batches[0].shape == (4, 16, 16, 3)
     resumed, _ = P.patch_stream(data.test, 4, 0, 1, 2, patch_size=16, patches_per_image=2)
@@ -203,6 +249,7 @@ def test_too_perfect_probability_from_kde_and_counts():
 
 
 # --- kernels and FFT blur ------------------------------------------------------------------
+
 
 def test_kernels_normalised_non_negative_seeded():
     kernels = MO.random_kernels(6, seed=5)
@@ -222,9 +269,16 @@ def test_fft_blur_delta_is_identity_and_no_renormalisation():
     np.testing.assert_allclose(MO.fft_blur(image, delta), image, atol=1e-6)
     kernel = MO.random_kernels(1, seed=1, size=9)[0]
     blurred = MO.fft_blur(image, kernel)
-    assert blurred.shape == image.shape and blurred.max() <= 0.5 + 1e-6  # not stretched back to [0, 1]
-    expected = np.stack([ndimage.convolve(image[..., c].astype(np.float64), kernel, mode="mirror")
-                         for c in range(3)], -1)
+    assert (
+        blurred.shape == image.shape and blurred.max() <= 0.5 + 1e-6
+    )  # not stretched back to [0, 1]
+    expected = np.stack(
+        [
+            ndimage.convolve(image[..., c].astype(np.float64), kernel, mode="mirror")
+            for c in range(3)
+        ],
+        -1,
+    )
     np.testing.assert_allclose(blurred, expected, atol=1e-5)
     np.testing.assert_allclose(MO.fft_blur(np.full((20, 20, 3), 0.3), kernel), 0.3, atol=1e-6)
 

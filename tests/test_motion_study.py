@@ -1,5 +1,6 @@
 """The motion-blur chapter's workflow: full-resolution inference (pad, crop back, tiles), a tiny
 end-to-end run on a GoPro-layout tree, and the results table's dataset flags."""
+
 import dataclasses
 import json
 
@@ -11,8 +12,8 @@ from test_motion_data import make_gopro
 
 from deblurlab import inference as I
 from deblurlab import motion_study as MS
-from deblurlab.motion_figures import detail_box
 from deblurlab.models import build_model
+from deblurlab.motion_figures import detail_box
 from deblurlab.profiles import MotionPlan
 from deblurlab.results import read_arrays
 
@@ -36,7 +37,9 @@ def test_full_resolution_output_has_input_size(shape):
 
 def test_tiled_inference_matches_whole_frame():
     inputs = keras.Input((None, None, 3))
-    model = keras.Model(inputs, layers.Conv2D(3, 1, activation="sigmoid")(inputs))  # pointwise: tiles are exact
+    model = keras.Model(
+        inputs, layers.Conv2D(3, 1, activation="sigmoid")(inputs)
+    )  # pointwise: tiles are exact
     image = np.random.default_rng(2).random((70, 90, 3)).astype(np.float32)
     whole = I.deblur_frame(model, image, multiple=8)
     tiled = I.deblur_frame(model, image, multiple=8, tile=32, overlap=8)
@@ -64,7 +67,9 @@ def test_identity_init_reproduces_the_input():
     image = np.random.default_rng(3).random((2, 16, 24, 3)).astype(np.float32)
     coarse, fine = (np.asarray(t) for t in model(image))
     np.testing.assert_allclose(fine, image, atol=1e-5)
-    np.testing.assert_allclose(coarse, image.reshape(2, 8, 2, 12, 2, 3).mean(axis=(2, 4)), atol=1e-5)
+    np.testing.assert_allclose(
+        coarse, image.reshape(2, 8, 2, 12, 2, 3).mean(axis=(2, 4)), atol=1e-5
+    )
     with pytest.raises(ValueError, match="no layer"):
         MS.identity_init(keras.Sequential([keras.Input((8, 8, 3)), layers.Conv2D(3, 1)]))
 
@@ -85,22 +90,35 @@ def test_tiny_end_to_end_run(tmp_path, monkeypatch):
     monkeypatch.setattr(MS, "build_model", tiny)
     monkeypatch.setattr(I, "build_model", tiny)  # full_resolution_model's rebuild
     root = make_gopro(tmp_path / "data", frames=20, size=(61, 45))  # neither side a multiple of 8
-    plan = dataclasses.replace(MotionPlan.for_profile("smoke"), patch_size=16, batch_size=2,
-                               images_per_epoch=2, n_val=2, n_eval=2, eval_crop=None)
+    plan = dataclasses.replace(
+        MotionPlan.for_profile("smoke"),
+        patch_size=16,
+        batch_size=2,
+        images_per_epoch=2,
+        n_val=2,
+        n_eval=2,
+        eval_crop=None,
+    )
     study = MS.prepare_study(data_dir=root, plan=plan)
     assert study.val[0].shape == study.val[1].shape == (2, 16, 16, 3)  # fixed validation patches
     assert len(study.test_indices) == 2  # 2 of the 10 test frames
-    assert MS.run_name(study, lr_decay=True).endswith("-lrdecay-smoke") and "gopro-sample" in MS.run_name(study)
+    assert MS.run_name(study, lr_decay=True).endswith(
+        "-lrdecay-smoke"
+    ) and "gopro-sample" in MS.run_name(study)
     model, result = MS.train_model(study, init="default")
     assert result.epochs_run == 1 and np.isfinite(result.history["loss"]).all()
     evaluation = MS.evaluate(study, {MS.MODEL: model}, verbose=False)
     assert evaluation.hardest[MS.MODEL].shape == (45, 61, 3)
     assert set(evaluation.scores) == {MS.BLURRED_INPUT, MS.MODEL}
-    table = MS.results_table(study, evaluation, {MS.MODEL: result}, {MS.MODEL: model}, name="motion_test")
+    table = MS.results_table(
+        study, evaluation, {MS.MODEL: result}, {MS.MODEL: model}, name="motion_test"
+    )
     assert list(table["comparable"][-2:]) == ["not comparable: different data"] * 2
     assert table["data"].str.contains("GoPro sample").iloc[0]
     assert (tmp_path / "out/report/tables/motion_test.md").exists()
-    payload = MS.save_results("motion_test", study, evaluation, {MS.MODEL: result}, {MS.MODEL: model})
+    payload = MS.save_results(
+        "motion_test", study, evaluation, {MS.MODEL: result}, {MS.MODEL: model}
+    )
     saved = json.loads((tmp_path / "out/report/results/motion_test.json").read_text())
     assert saved["data_kind"] == "gopro-sample" and saved["n_eval"] == 2
     assert saved["models"][MS.MODEL]["params"] == payload["models"][MS.MODEL]["params"] > 0

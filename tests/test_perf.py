@@ -9,10 +9,11 @@ import sys
 import keras
 import numpy as np
 import pytest
+from keras import layers
+
 from deblurlab import report as REPORT
 from deblurlab.models import build_model
 from deblurlab.perf import bounds, cli, flops, pipelines, plans, records, tables, tuning
-from keras import layers
 
 
 def _positive(value):

@@ -312,8 +312,9 @@ SEEDS_RECORD = _seeds_record()
 def test_speed_chapter_renders_in_every_state_of_the_records(state, tmp_path, monkeypatch):
     import json
 
-    from deblurlab.paths import results_dir
     from section_render import use_only_section
+
+    from deblurlab.paths import results_dir
 
     monkeypatch.setenv("DEBLURLAB_OUTPUT_DIR", str(tmp_path / "out"))
     use_only_section(tmp_path, monkeypatch, "35_speed.md")

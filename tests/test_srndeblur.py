@@ -2,10 +2,10 @@ import keras
 import numpy as np
 import pytest
 
+from deblurlab.cifar_analysis import metrics_per_scale, resize_images
 from deblurlab.data.blur import make_blurred_set, training_stream
 from deblurlab.models import build_model, get_spec
 from deblurlab.models.convlstm import ConvLSTMCell
-from deblurlab.cifar_analysis import metrics_per_scale, resize_images
 from deblurlab.models.srndeblur import SRN_REDS_STRIDE, with_state_cut
 from deblurlab.train import TrainConfig, set_seeds, train
 

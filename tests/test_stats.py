@@ -1,4 +1,5 @@
 """Bootstrap intervals, paired differences, the comparable PSNRs and the verdict rule."""
+
 import math
 
 import numpy as np
@@ -73,14 +74,16 @@ def test_psnr_of_mean_mse_and_its_interval():
     low, high = S.psnr_of_mean_mse_ci(mse)
     m_low, m_high = S.mean_ci(mse)
     assert low < S.psnr_of_mean_mse(mse) < high
-    assert low == pytest.approx(10 * np.log10(1 / m_high)) and high == pytest.approx(10 * np.log10(1 / m_low))
+    assert low == pytest.approx(10 * np.log10(1 / m_high)) and high == pytest.approx(
+        10 * np.log10(1 / m_low)
+    )
 
 
 def test_identical_images_do_not_inflate_the_psnr_of_the_mean_mse():
     # 11 of 100 images unchanged: the mean per-image PSNR jumps, the PSNR of the mean MSE barely moves
     psnr_changed = np.full(89, 28.0)
     mean_psnr = np.r_[psnr_changed, np.full(11, 100.0)].mean()
-    mse = np.r_[np.full(89, 10 ** -2.8), np.zeros(11)]
+    mse = np.r_[np.full(89, 10**-2.8), np.zeros(11)]
     assert mean_psnr > 35
     assert S.psnr_of_mean_mse(mse) == pytest.approx(28.0 + 10 * np.log10(100 / 89))
     assert S.mean_over_changed(np.r_[psnr_changed, np.full(11, 100.0)], mse) == pytest.approx(28.0)
@@ -107,17 +110,20 @@ def test_proportion_ci_resamples_clusters():
     assert clustered["high"] - clustered["low"] > 2 * (naive["high"] - naive["low"])
 
 
-@pytest.mark.parametrize("low, high, sign, match, expected", [
-    (0.1, 0.3, +1, True, "reproduced"),
-    (-0.3, -0.1, -1, True, "reproduced"),
-    (-0.3, -0.1, +1, True, "contradicted"),
-    (0.1, 0.3, -1, True, "contradicted"),
-    (-0.1, 0.3, +1, True, "inconclusive"),   # crosses zero
-    (0.0, 0.3, +1, True, "inconclusive"),    # touches zero
-    (0.1, 0.3, +1, False, "inconclusive"),   # the data differ
-    (-0.3, -0.1, +1, False, "inconclusive"),
-    (math.nan, math.nan, +1, True, "inconclusive"),
-])
+@pytest.mark.parametrize(
+    "low, high, sign, match, expected",
+    [
+        (0.1, 0.3, +1, True, "reproduced"),
+        (-0.3, -0.1, -1, True, "reproduced"),
+        (-0.3, -0.1, +1, True, "contradicted"),
+        (0.1, 0.3, -1, True, "contradicted"),
+        (-0.1, 0.3, +1, True, "inconclusive"),  # crosses zero
+        (0.0, 0.3, +1, True, "inconclusive"),  # touches zero
+        (0.1, 0.3, +1, False, "inconclusive"),  # the data differ
+        (-0.3, -0.1, +1, False, "inconclusive"),
+        (math.nan, math.nan, +1, True, "inconclusive"),
+    ],
+)
 def test_verdict(low, high, sign, match, expected):
     assert S.verdict(low, high, sign, data_match=match) == expected
 
@@ -129,12 +135,15 @@ def test_verdict_checks_its_arguments():
         S.verdict(0.3, 0.2, 1)
 
 
-@pytest.mark.parametrize("low, high, match, expected", [
-    (0.26, 0.32, True, "reproduced"),
-    (0.05, 0.15, True, "contradicted"),
-    (0.20, 0.30, True, "inconclusive"),
-    (0.26, 0.32, False, "inconclusive"),
-])
+@pytest.mark.parametrize(
+    "low, high, match, expected",
+    [
+        (0.26, 0.32, True, "reproduced"),
+        (0.05, 0.15, True, "contradicted"),
+        (0.20, 0.30, True, "inconclusive"),
+        (0.26, 0.32, False, "inconclusive"),
+    ],
+)
 def test_estimate_verdict(low, high, match, expected):
     assert S.estimate_verdict(low, high, 0.29, 0.05, data_match=match) == expected
 

@@ -55,7 +55,9 @@ def test_interrupted_run_resumes_at_next_epoch_with_history(data, tmp_path, monk
     resumed = run(sharp, val, "crash", 4)
     assert resumed.resumed_at == 2
     assert list(resumed.history["epoch"]) == [1, 2, 3, 4]
-    assert not list((tmp_path / "runs" / "crash").glob("tmp-*"))  # atomic writes left nothing behind
+    assert not list(
+        (tmp_path / "runs" / "crash").glob("tmp-*")
+    )  # atomic writes left nothing behind
 
     straight = run(sharp, val, "straight", 4)
     np.testing.assert_allclose(resumed.history["loss"], straight.history["loss"], rtol=1e-4)
@@ -75,15 +77,30 @@ def test_changed_model_refuses_to_resume(data, tmp_path, monkeypatch):
     run(sharp, val, "clash", 1)
     config = TrainConfig(epochs=2, batch_size=8, learning_rate=0.5)
     with pytest.raises(RuntimeError, match="different model or configuration"):
-        train(tiny_model(), lambda a, b: training_stream(sharp, 8, 0, a, b), val, "clash", config, verbose=False)
+        train(
+            tiny_model(),
+            lambda a, b: training_stream(sharp, 8, 0, a, b),
+            val,
+            "clash",
+            config,
+            verbose=False,
+        )
 
 
 def test_early_stopping_state_survives(data, tmp_path, monkeypatch):
     monkeypatch.setenv("DEBLURLAB_OUTPUT_DIR", str(tmp_path))
     sharp, val = data
-    config = TrainConfig(epochs=30, batch_size=8, learning_rate=0.0, patience=2)  # lr 0: no progress
-    result = train(tiny_model(), lambda a, b: training_stream(sharp, 8, 0, a, b), val, "stop", config,
-                   verbose=False)
+    config = TrainConfig(
+        epochs=30, batch_size=8, learning_rate=0.0, patience=2
+    )  # lr 0: no progress
+    result = train(
+        tiny_model(),
+        lambda a, b: training_stream(sharp, 8, 0, a, b),
+        val,
+        "stop",
+        config,
+        verbose=False,
+    )
     assert result.stopped_early and result.epochs_run == 3 and result.best_epoch == 0
 
 
@@ -100,8 +117,9 @@ def test_resume_fingerprint_is_unchanged(name):
     config = TrainConfig(epochs=70, batch_size=32, learning_rate=1e-3, patience=7, seed=0)
     assert _fingerprint(build_model(name), config) == KNOWN_FINGERPRINTS[name]
     # epochs, patience and steps_per_execution may change between a run and its resumption
-    later = TrainConfig(epochs=3, batch_size=32, learning_rate=1e-3, patience=2, seed=0,
-                        steps_per_execution=2)
+    later = TrainConfig(
+        epochs=3, batch_size=32, learning_rate=1e-3, patience=2, seed=0, steps_per_execution=2
+    )
     assert _fingerprint(build_model(name), later) == KNOWN_FINGERPRINTS[name]
 
 

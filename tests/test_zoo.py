@@ -1,4 +1,5 @@
 """The zoo of shipped reference weights and the reference command that makes it."""
+
 import json
 
 import numpy as np
@@ -17,7 +18,10 @@ def test_every_shipped_model_loads_and_rescores_its_check_slice_as_recorded(name
     model = zoo.load(name)
     assert model.count_params() == record["params"]
     scores = zoo.score_check_slice(model)
-    assert zoo.within_tolerance(scores, record["check"]["stored"]), (scores, record["check"]["stored"])
+    assert zoo.within_tolerance(scores, record["check"]["stored"]), (
+        scores,
+        record["check"]["stored"],
+    )
     assert record["stopped"] and record["epochs"] >= 1 and record["test_scores"]["n"] > 0
 
 
@@ -30,7 +34,9 @@ def _unique_images(n: int) -> CifarData:
     """Images whose first pixels spell their index, so every split's members can be identified."""
     x = np.zeros((n, 32, 32, 3), np.uint8)
     x[:, 0, 0, 0], x[:, 0, 0, 1] = np.arange(n) // 256, np.arange(n) % 256
-    return CifarData(x, np.zeros(n, np.int64), None, None, [str(i) for i in range(10)], "subset", "synthetic")
+    return CifarData(
+        x, np.zeros(n, np.int64), None, None, [str(i) for i in range(10)], "subset", "synthetic"
+    )
 
 
 def _ids(images: np.ndarray) -> set:
@@ -47,20 +53,30 @@ def test_the_reference_profile_never_trains_or_validates_on_any_profiles_test_im
     for profile in PROFILES:
         sizes = CIFAR_SIZES[profile]
         plan = CifarPlan.for_profile(profile)
-        test = split_cifar10(data, sizes["n_train"], sizes["n_val"], sizes["n_test"], min_test=plan.min_test).test
+        test = split_cifar10(
+            data, sizes["n_train"], sizes["n_val"], sizes["n_test"], min_test=plan.min_test
+        ).test
         assert not seen & _ids(test), profile
 
 
-def test_a_missing_damaged_or_mismatched_weights_file_names_the_file_and_the_fix(tmp_path, monkeypatch):
+def test_a_missing_damaged_or_mismatched_weights_file_names_the_file_and_the_fix(
+    tmp_path, monkeypatch
+):
     monkeypatch.setenv(zoo.ZOO_ENV, str(tmp_path))
-    with pytest.raises(zoo.ZooError, match=r"resunet1\.json is missing.*deblurlab\.reference --models resunet1"):
+    with pytest.raises(
+        zoo.ZooError, match=r"resunet1\.json is missing.*deblurlab\.reference --models resunet1"
+    ):
         zoo.load("resunet1")
     model = build_model("resunet1")
     zoo.write_weights(model, zoo.weights_path("resunet1"))
-    zoo.write_record("resunet1", {"sha256": zoo.sha256(zoo.weights_path("resunet1")), "input_shape": [32, 32, 3]})
+    zoo.write_record(
+        "resunet1", {"sha256": zoo.sha256(zoo.weights_path("resunet1")), "input_shape": [32, 32, 3]}
+    )
     loaded = zoo.load("resunet1")
     for a, b in zip(model.weights, loaded.weights):
-        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-3, atol=1e-4)  # float16 storage
+        np.testing.assert_allclose(
+            np.asarray(a), np.asarray(b), rtol=1e-3, atol=1e-4
+        )  # float16 storage
 
     data = bytearray(zoo.weights_path("resunet1").read_bytes())
     data[len(data) // 2] ^= 0xFF  # one damaged byte
@@ -68,7 +84,9 @@ def test_a_missing_damaged_or_mismatched_weights_file_names_the_file_and_the_fix
     with pytest.raises(zoo.ZooError, match=r"resunet1\.weights\.h5 does not match the sha256"):
         zoo.load("resunet1")
 
-    zoo.write_weights(build_model("resunet3"), zoo.weights_path("resunet1"))  # another architecture's weights
+    zoo.write_weights(
+        build_model("resunet3"), zoo.weights_path("resunet1")
+    )  # another architecture's weights
     zoo.write_record("resunet1", {"sha256": zoo.sha256(zoo.weights_path("resunet1"))})
     with pytest.raises(zoo.ZooError, match="architecture changed"):
         zoo.load("resunet1")
@@ -77,7 +95,9 @@ def test_a_missing_damaged_or_mismatched_weights_file_names_the_file_and_the_fix
         zoo.load("resunet1")
 
 
-def test_export_writes_weights_and_a_record_that_load_and_the_check_reproduce(tmp_path, monkeypatch):
+def test_export_writes_weights_and_a_record_that_load_and_the_check_reproduce(
+    tmp_path, monkeypatch
+):
     from deblurlab import compute
     from deblurlab.cifar_study import prepare_study, train_model
 
@@ -86,13 +106,17 @@ def test_export_writes_weights_and_a_record_that_load_and_the_check_reproduce(tm
     study = prepare_study("smoke")
     model, result = train_model(study, "resunet1")
     config = study.plan.train_config("resunet1")
-    record = reference.export("resunet1", model, result, study, config, compute.current("resunet1"), "epoch limit (1)")
+    record = reference.export(
+        "resunet1", model, result, study, config, compute.current("resunet1"), "epoch limit (1)"
+    )
     assert zoo.available() == ["resunet1"]
     saved = json.loads(zoo.record_path("resunet1").read_text())
     assert saved["sha256"] == zoo.sha256(zoo.weights_path("resunet1")) == record["sha256"]
     assert saved["data"]["n_test"] == len(study.splits.test) and saved["history"]
     assert saved["dtype"] in ("float16", "float32") and saved["arithmetic"] and saved["machine"]
-    assert zoo.within_tolerance(zoo.score_check_slice(zoo.load("resunet1")), saved["check"]["stored"])
+    assert zoo.within_tolerance(
+        zoo.score_check_slice(zoo.load("resunet1")), saved["check"]["stored"]
+    )
     assert zoo.status(["resunet1", "resunet3"]) == {"resunet1": "finished", "resunet3": "not run"}
 
 
@@ -103,7 +127,9 @@ def test_stopping_reasons_and_epoch_caps():
 
     assert reference.stopping_reason(Result(12, True), 70, 7).startswith("early stopping")
     assert reference.stopping_reason(Result(40, False), 40, 7) == "epoch limit (40)"
-    assert reference.stopping_reason(Result(5, False), 40, 7) is None  # stopped by the time limit: unfinished
+    assert (
+        reference.stopping_reason(Result(5, False), 40, 7) is None
+    )  # stopped by the time limit: unfinished
 
     import argparse
 
@@ -122,12 +148,24 @@ def test_weights_zoo_loads_shipped_models_and_trains_the_others(tmp_path, monkey
     zoo.zoo_dir().mkdir()
     model = build_model("resunet1")
     zoo.write_weights(model, zoo.weights_path("resunet1"))
-    zoo.write_record("resunet1", {"model": "resunet1", "sha256": zoo.sha256(zoo.weights_path("resunet1")),
-                                  "epochs": 3, "best_epoch": 2, "train_seconds": 60.0, "stopped": "epoch limit (3)",
-                                  "machine": "here", "history": [{"epoch": 1, "loss": 0.1, "seconds": 20.0}]})
+    zoo.write_record(
+        "resunet1",
+        {
+            "model": "resunet1",
+            "sha256": zoo.sha256(zoo.weights_path("resunet1")),
+            "epochs": 3,
+            "best_epoch": 2,
+            "train_seconds": 60.0,
+            "stopped": "epoch limit (3)",
+            "machine": "here",
+            "history": [{"epoch": 1, "loss": 0.1, "seconds": 20.0}],
+        },
+    )
     study = cs.prepare_study("smoke")
     shipped, result = cs.train_model(study, "resunet1", weights="zoo")
-    assert result.epochs_run == 3 and not (tmp_path / "out" / "runs" / "cifar-resunet1-smoke").exists()
+    assert (
+        result.epochs_run == 3 and not (tmp_path / "out" / "runs" / "cifar-resunet1-smoke").exists()
+    )
     _, trained = cs.train_model(study, "eddensenet", weights="zoo")
     assert trained.epochs_run == 1 and "no shipped reference weights" in capsys.readouterr().out
     with pytest.raises(ValueError, match="weights='best'"):

@@ -1,5 +1,6 @@
 """Write notebooks/08_findings.ipynb (run once by hand: python tools/build_findings_notebook.py).
 The notebook is the source of truth afterwards; this script records how it was first made."""
+
 from pathlib import Path
 
 from nbbuild import PARAMETERS, build
@@ -7,7 +8,9 @@ from nbbuild import PARAMETERS, build
 ROOT = Path(__file__).resolve().parent.parent
 
 CELLS = [
-    ("md", """
+    (
+        "md",
+        """
 # Chapter 8: which of the original report's findings hold?
 
 The original report ranked its networks by single numbers: one mean MSE, PSNR and SSIM a network,
@@ -22,9 +25,12 @@ SSIM; all of them scored the same test images in the same order, which this note
 it pairs them. The motion chapters (5 and 7) saved their per-frame scores and per-patch SSIMs. A
 chapter whose results are absent from this output folder, or were scored on other test images,
 leaves its claims untested, and the scorecard says so.
-"""),
+""",
+    ),
     ("parameters", PARAMETERS),
-    ("code", """
+    (
+        "code",
+        """
 import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
@@ -37,8 +43,11 @@ from deblurlab.tables import to_markdown
 study = cs.prepare_study(profile, data_dir)
 evidence = findings.collect(study)
 print(evidence.describe())
-"""),
-    ("md", """
+""",
+    ),
+    (
+        "md",
+        """
 ## Method
 
 **Intervals.** Each interval is a 95% bootstrap confidence interval over the test images, from
@@ -57,12 +66,18 @@ claims, unless the data really are REDS). A claim made of several comparisons is
 all are, and contradicted if any is. Where a shipped reference run (the full profile's training,
 with early stopping, scored by the chapters on the same images) exists, its verdict is the one that
 counts.
-"""),
-    ("code", """
+""",
+    ),
+    (
+        "code",
+        """
 print(stats.METHOD)
 print(stats.VERDICT_RULE)
-"""),
-    ("md", """
+""",
+    ),
+    (
+        "md",
+        """
 ## A PSNR that does not mislead
 
 The study's tables keep the stated convention: PSNR per image, then the mean, with an identical pair
@@ -71,39 +86,63 @@ those 100 dB scores, which no network's output, never exactly identical, can mat
 below gives each method's PSNR three ways: by the convention, over the images the blur changed
 only, and as the **PSNR of the mean MSE**, 10 log₁₀(1 / mean MSE), which treats the test set as one
 image. The findings use the last, with its interval.
-"""),
-    ("code", """
+""",
+    ),
+    (
+        "code",
+        """
 psnr_table, psnr = findings.psnr_table(evidence)
 display(Markdown(to_markdown(psnr_table)))
 print(psnr["sentence"])
-"""),
-    ("md", """
+""",
+    ),
+    (
+        "md",
+        """
 ## The scorecard
 
 One row a claim: the claim, the metric that tests it, the original's numbers, our difference with
 its paired interval (this run, and the reference runs where they exist), the verdict and what
 limits it. At the smoke size the numbers mean nothing, but the verdicts follow the same rule.
-"""),
-    ("code", """
+""",
+    ),
+    (
+        "code",
+        """
 card = findings.scorecard(evidence)
 scorecard = findings.write_tables(card, evidence)
 display(Markdown(to_markdown(scorecard)))
-"""),
-    ("md", """
+""",
+    ),
+    (
+        "md",
+        """
 The same verdicts in words, each written from its interval:
-"""),
-    ("code", """
+""",
+    ),
+    (
+        "code",
+        """
 for sentence in card.sentences:
     print("-", sentence)
-"""),
-    ("md", """
+""",
+    ),
+    (
+        "md",
+        """
 Every comparison behind the rows, with both methods' values (A and B), their difference and its
 interval. For claim 7 the difference is our share of "too perfect" patches minus the original's 29%.
-"""),
-    ("code", """
+""",
+    ),
+    (
+        "code",
+        """
 display(Markdown(to_markdown(card.tests, digits=5)))
-"""),
-    ("md", """
+""",
+    ),
+    (
+        "md",
+        """
 ## Quality at equal training budgets
 
 The networks did not train for the same time: at the CPU profiles some had one epoch on a subset
@@ -112,8 +151,11 @@ The figure puts each CIFAR-10 network's validation PSNR, epoch by epoch, against
 spent so far and against the training FLOPs (three times the forward FLOPs per image, for every
 image trained on), from the histories that the training runs keep. A curve above another at the
 same abscissa did better on the same budget.
-"""),
-    ("code", """
+""",
+    ),
+    (
+        "code",
+        """
 curves = findings.budget_curves(study)
 fig = plot_quality_vs_budget(curves)
 save_fig("findings_budget", fig)
@@ -121,18 +163,25 @@ plt.show()
 budget_table, budget = findings.budget_table(curves, evidence)
 display(Markdown(to_markdown(budget_table, digits=2)))
 print(budget["sentence"])
-"""),
-    ("md", """
+""",
+    ),
+    (
+        "md",
+        """
 ## Conclusion
 
 The report's conclusion is written from the verdicts above and saved with them in
 `report/results/findings.json`, from which the report's findings section is rendered.
-"""),
-    ("code", """
+""",
+    ),
+    (
+        "code",
+        """
 payload = findings.save_results(card, evidence, psnr, budget)
 for sentence in payload["conclusion"]:
     print(sentence)
-"""),
+""",
+    ),
 ]
 
 if __name__ == "__main__":

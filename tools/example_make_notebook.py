@@ -1,7 +1,12 @@
-import sys; sys.path.insert(0, "tools")
-from nbbuild import build, PARAMETERS
+import sys
+
+sys.path.insert(0, "tools")
+from nbbuild import PARAMETERS, build
+
 cells = [
-("md", """
+    (
+        "md",
+        """
 # Chapter 1: ResUNet, a U-Net built from residual blocks
 
 The first family of the study is a U-Net [Ronneberger et al. 2015] whose every level holds
@@ -13,9 +18,12 @@ numbers of the original report.
 The notebook is narrative only: data handling, models, training and metrics live in the
 `deblurlab` package, and every figure and table is written to `figures/` and `report/tables/`
 under a stable name, so the report picks them up without edits.
-"""),
-("parameters", PARAMETERS),
-("code", """
+""",
+    ),
+    ("parameters", PARAMETERS),
+    (
+        "code",
+        """
 import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
@@ -26,8 +34,11 @@ from deblurlab.tables import to_markdown
 
 study = cs.prepare_study(profile, data_dir)
 print(study.describe())
-"""),
-("md", """
+""",
+    ),
+    (
+        "md",
+        """
 ## Data
 
 `prepare_study` finds CIFAR-10 (a folder given as `data_dir`, `$DEBLURLAB_CIFAR10`, the Keras
@@ -35,8 +46,11 @@ cache, the shared subset beside the checkout, a download, or last the embedded s
 reproducibly into train, validation and held-out test images, and blurs the validation and test
 images **once**, with fixed seeds: every model of every chapter is scored on identical inputs.
 The training images are blurred afresh each epoch, with a new σ ~ U(0, 3) per image.
-"""),
-("md", """
+""",
+    ),
+    (
+        "md",
+        """
 ## Architecture
 
 Each level of the U-Net applies Conv2D(3×3) → BatchNorm → ReLU. The descending path halves the
@@ -48,31 +62,46 @@ of each level are concatenated with the upsampled ascending input. A 1×1 convol
 maps the last features back to RGB in [0, 1].
 
 The parameter counts are deterministic, so nbval checks this cell's output.
-"""),
-("code", """
+""",
+    ),
+    (
+        "code",
+        """
 # NBVAL_CHECK_OUTPUT
 for name in ["resunet1", "resunet3"]:
     print(f"{name}: {build_model(name).count_params():,} parameters")
-"""),
-("md", """
+""",
+    ),
+    (
+        "md",
+        """
 ## Training
 
 Adam with its default settings minimises the MSE between restored and sharp images. Early
 stopping watches the validation loss with a patience of 7 epochs and the best weights are kept.
 A checkpoint is written after every epoch: if the kernel dies, running the notebook again resumes
 at the next epoch, and a finished run is simply loaded. The profile sets the epoch budget.
-"""),
-("code", """
+""",
+    ),
+    (
+        "code",
+        """
 models, results = {}, {}
 for name in ["resunet1", "resunet3"]:
     models[name], results[name] = cs.train_model(study, name)
-"""),
-("code", """
+""",
+    ),
+    (
+        "code",
+        """
 fig = plot_training_curves({name: r.history for name, r in results.items()}, title="ResUNet training")
 save_fig("resunet_training_curves", fig)
 plt.show()
-"""),
-("md", """
+""",
+    ),
+    (
+        "md",
+        """
 The left panel shows the training and validation MSE per epoch (log scale), the right one the PSNR.
 Validation images are blurred once, so their curve is smoother than the training curve, whose
 blur changes every epoch.
@@ -83,29 +112,44 @@ The table puts our scores beside the original report's. The first row is the blu
 itself, the baseline every model must beat. Read the footnote: it says which data and profile
 produced the numbers. The report trained on all of CIFAR-10 on a GPU; the default profile trains
 for a few minutes on a CPU, so lower numbers are expected there.
-"""),
-("code", """
+""",
+    ),
+    (
+        "code",
+        """
 scores = cs.evaluate(study, models)
 table = cs.results_table(study, scores, results, models, name="resunet")
 display(Markdown(to_markdown(table)))
-"""),
-("md", """
+""",
+    ),
+    (
+        "md",
+        """
 Mean PSNR over images is pulled up by the weakly blurred ones: with the kernel cut at ±3σ, a σ
 below 1/3 leaves the image unchanged, and such an input scores the capped PSNR, which no network
 reproduces exactly. MSE and SSIM are the fairer judges of *improvement*, so the next cell states
 the margin over the blurred input in each.
-"""),
-("code", """
+""",
+    ),
+    (
+        "code",
+        """
 gains = cs.gains_over_input(scores)
 display(Markdown(to_markdown(gains)))
-"""),
-("md", """
+""",
+    ),
+    (
+        "md",
+        """
 ## Restored test images
 
 Strongly blurred test images (σ ≥ 1.5), each shown blurred, restored and sharp. Compare the edges
 and small details: the deeper ResUNet3 should recover more of them when the blur is heavy.
-"""),
-("code", """
+""",
+    ),
+    (
+        "code",
+        """
 picks = cs.hardest_examples(study, n=6)
 restored = cs.restorations(study, models, picks)
 for name in models:
@@ -113,10 +157,14 @@ for name in models:
                             study.test_sigmas[picks], title=f"{name} on held-out test images")
     save_fig(f"{name}_samples", fig)
     plt.show()
-"""),
-("code", """
+""",
+    ),
+    (
+        "code",
+        """
 payload = cs.save_results("resunet", study, scores, results, models)
 print("saved results for", ", ".join(payload["models"]))
-"""),
+""",
+    ),
 ]
 build("/work/main/notebooks/01_resunet.ipynb", cells)

@@ -1,6 +1,6 @@
 """Tiny helper to write a notebook from a list of (kind, source) cells. Used by hand when a
 chapter notebook is first created; the .ipynb files are the source of truth afterwards."""
-import sys
+
 import nbformat
 
 KERNELSPEC = {"name": "deblurlab", "display_name": "Python (deblurlab)", "language": "python"}
@@ -22,10 +22,10 @@ def build(path, cells):
     nbformat.write(nb, path)
 
 
-PARAMETERS = '''
+PARAMETERS = """
 # Parameters. Papermill injects its own values after this cell; nbval sets $DEBLURLAB_PROFILE.
 import os
 
 profile = os.environ.get("DEBLURLAB_PROFILE", "default")  # "smoke" (seconds), "default" (CPU minutes) or "full" (GPU)
 data_dir = None  # a CIFAR-10 folder or archive; None searches the usual places (see deblurlab.data.cifar)
-'''
+"""

@@ -1,4 +1,5 @@
 """deblurlab: a reproducible study of encoder-decoder networks for image deblurring."""
+
 import os
 
 # TensorFlow's C++ start-up lines say nothing a reader needs; errors still show.

@@ -32,12 +32,21 @@ SEED = 7
 def _cases() -> dict:
     """name -> (layer factory, input shape, call keyword arguments)."""
     return {
-        "conv2d_transpose": (lambda: keras.layers.Conv2DTranspose(8, 3, strides=2, padding="same"),
-                             (2, 8, 8, 5), {}),
-        "batchnorm_train": (lambda: keras.layers.BatchNormalization(momentum=0.9),
-                            (4, 6, 6, 5), {"training": True}),
-        "batchnorm_infer": (lambda: keras.layers.BatchNormalization(momentum=0.9),
-                            (4, 6, 6, 5), {"training": False}),
+        "conv2d_transpose": (
+            lambda: keras.layers.Conv2DTranspose(8, 3, strides=2, padding="same"),
+            (2, 8, 8, 5),
+            {},
+        ),
+        "batchnorm_train": (
+            lambda: keras.layers.BatchNormalization(momentum=0.9),
+            (4, 6, 6, 5),
+            {"training": True},
+        ),
+        "batchnorm_infer": (
+            lambda: keras.layers.BatchNormalization(momentum=0.9),
+            (4, 6, 6, 5),
+            {"training": False},
+        ),
         "convlstm_cell": (lambda: ConvLSTMCell(6), (2, 8, 8, 5), {}),
     }
 
@@ -89,8 +98,10 @@ def check_golden(path: Path = GOLDEN, atol: float = ATOL) -> dict[str, float]:
     Raises FileNotFoundError naming the file and the command that makes it.
     """
     if not Path(path).exists():
-        raise FileNotFoundError(f"{path}: no golden file; make it with "
-                                "KERAS_BACKEND=tensorflow python -m deblurlab.backend_check --make")
+        raise FileNotFoundError(
+            f"{path}: no golden file; make it with "
+            "KERAS_BACKEND=tensorflow python -m deblurlab.backend_check --make"
+        )
     stored = np.load(path)
     diffs = {}
     for name, (factory, shape, kwargs) in _cases().items():
@@ -103,8 +114,11 @@ def check_golden(path: Path = GOLDEN, atol: float = ATOL) -> dict[str, float]:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m deblurlab.backend_check", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m deblurlab.backend_check",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--make", action="store_true", help="write the golden file (TensorFlow)")
     parser.add_argument("--golden", type=Path, default=GOLDEN)
     parser.add_argument("--atol", type=float, default=ATOL)
@@ -117,8 +131,10 @@ def main(argv=None) -> int:
     for name, diff in diffs.items():
         print(f"{name:18s} max |diff| {diff:.2e}  {'ok' if diff <= args.atol else 'MISMATCH'}")
     bad = [n for n, d in diffs.items() if d > args.atol]
-    print(f"{where}: {'all layers match' if not bad else 'mismatch in ' + ', '.join(bad)}"
-          f" (tolerance {args.atol:g})")
+    print(
+        f"{where}: {'all layers match' if not bad else 'mismatch in ' + ', '.join(bad)}"
+        f" (tolerance {args.atol:g})"
+    )
     return 1 if bad else 0
 
 

@@ -22,13 +22,14 @@ visible ringing at the borders; ``padding_effect`` measures the difference on va
 A σ whose kernel is a delta (σ < 1/3 with the cut at ±3σ) leaves the image unchanged, since
 deconvolving by a delta is the identity.
 """
+
 from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -71,7 +72,7 @@ def true_psfs(sigmas) -> list[np.ndarray]:
     psfs = []
     for k in kernels:
         support = np.flatnonzero(k > 0)
-        k = k[support[0]:support[-1] + 1]
+        k = k[support[0] : support[-1] + 1]
         psfs.append(np.outer(k, k))
     return psfs
 
@@ -86,7 +87,9 @@ def is_delta(psf: np.ndarray) -> bool:
 
 
 def _wiener(padded, psf, balance, seed):
-    return np.stack([restoration.wiener(padded[..., c], psf, balance) for c in range(padded.shape[-1])], -1)
+    return np.stack(
+        [restoration.wiener(padded[..., c], psf, balance) for c in range(padded.shape[-1])], -1
+    )
 
 
 def _unsupervised_wiener(padded, psf, seed):
@@ -108,13 +111,16 @@ def _same_convolver(shape, kernels):
     (n, C, H, W) with one (k, k) kernel per image (zero padding beyond the frame, as scipy's)."""
     height, width = shape
     k = kernels.shape[-1]
-    size = (sfft.next_fast_len(height + k - 1, real=True), sfft.next_fast_len(width + k - 1, real=True))
+    size = (
+        sfft.next_fast_len(height + k - 1, real=True),
+        sfft.next_fast_len(width + k - 1, real=True),
+    )
     spectrum = sfft.rfft2(kernels, s=size)[:, None]  # (n, 1, ., .)
     start = (k - 1) // 2
 
     def convolve(x):
         full = sfft.irfft2(sfft.rfft2(x, s=size) * spectrum, s=size)
-        return full[..., start:start + height, start:start + width]
+        return full[..., start : start + height, start : start + width]
 
     return convolve
 
@@ -144,11 +150,15 @@ def _richardson_lucy_all(images, psfs, num_iter, pad_factor) -> np.ndarray:
         r = int(math.ceil(pad_factor * (k // 2)))
         padded = np.pad(images[idx], ((0, 0), (r, r), (r, r), (0, 0)), mode="reflect")
         restored = richardson_lucy_batched(padded, np.stack([psfs[i] for i in idx]), num_iter)
-        out[idx] = np.clip(restored[:, r:r + height, r:r + width], 0.0, 1.0)
+        out[idx] = np.clip(restored[:, r : r + height, r : r + width], 0.0, 1.0)
     return out
 
 
-_METHODS = {WIENER: _wiener, UNSUPERVISED_WIENER: _unsupervised_wiener, RICHARDSON_LUCY: _richardson_lucy}
+_METHODS = {
+    WIENER: _wiener,
+    UNSUPERVISED_WIENER: _unsupervised_wiener,
+    RICHARDSON_LUCY: _richardson_lucy,
+}
 
 
 def method_names() -> list[str]:
@@ -160,9 +170,15 @@ def _check_method(method: str) -> None:
         raise KeyError(f"unknown baseline {method!r}; choose one of {', '.join(_METHODS)}")
 
 
-def deconvolve_image(image: np.ndarray, sigma: float, method: str, seed=0, psf=None,
-                     pad_factor: float = PAD_FACTOR,
-                     **params) -> np.ndarray:
+def deconvolve_image(
+    image: np.ndarray,
+    sigma: float,
+    method: str,
+    seed=0,
+    psf=None,
+    pad_factor: float = PAD_FACTOR,
+    **params,
+) -> np.ndarray:
     """Deconvolve one (H, W, C) image in [0, 1] blurred with ``sigma``: pad, per channel, crop, clip.
 
     ``psf`` (default: ``true_psf(sigma)``) is the 2-D kernel; the reflect pad is ``pad_factor``
@@ -180,7 +196,7 @@ def deconvolve_image(image: np.ndarray, sigma: float, method: str, seed=0, psf=N
     r = int(math.ceil(pad_factor * (psf.shape[0] // 2)))
     height, width = image.shape[:2]
     padded = np.pad(image, ((r, r), (r, r), (0, 0)), mode="reflect")
-    restored = _METHODS[method](padded, psf, seed=seed, **params)[r:r + height, r:r + width]
+    restored = _METHODS[method](padded, psf, seed=seed, **params)[r : r + height, r : r + width]
     return np.clip(restored, 0.0, 1.0).astype(np.float32)
 
 
@@ -188,8 +204,16 @@ def default_workers() -> int:
     return max(1, min(8, os.cpu_count() or 1))
 
 
-def deconvolve(images: np.ndarray, sigmas, method: str, workers: int | None = None, seed: int = 0,
-               pad_factor: float = PAD_FACTOR, engine: str = "batched", **params) -> np.ndarray:
+def deconvolve(
+    images: np.ndarray,
+    sigmas,
+    method: str,
+    workers: int | None = None,
+    seed: int = 0,
+    pad_factor: float = PAD_FACTOR,
+    engine: str = "batched",
+    **params,
+) -> np.ndarray:
     """Deconvolve a batch (N, H, W, C), image i with its own true kernel of ``sigmas[i]``.
 
     Wiener and unsupervised Wiener run image by image through skimage, spread over a thread pool;
@@ -200,13 +224,17 @@ def deconvolve(images: np.ndarray, sigmas, method: str, workers: int | None = No
     images = np.asarray(images)
     sigmas = np.asarray(sigmas, dtype=np.float64).reshape(-1)
     if images.ndim != 4 or len(images) != len(sigmas):
-        raise ValueError(f"need (N, H, W, C) images and N sigmas, got images {images.shape} and "
-                         f"{len(sigmas)} sigmas")
+        raise ValueError(
+            f"need (N, H, W, C) images and N sigmas, got images {images.shape} and "
+            f"{len(sigmas)} sigmas"
+        )
     if method in (WIENER, RICHARDSON_LUCY):
         missing = set(DEFAULT_GRIDS[method]) - set(params)
         if missing:
-            raise TypeError(f"{method} needs the parameter(s) {', '.join(sorted(missing))}: tune them "
-                            "with baselines.tune() on the validation split")
+            raise TypeError(
+                f"{method} needs the parameter(s) {', '.join(sorted(missing))}: tune them "
+                "with baselines.tune() on the validation split"
+            )
     if engine not in ("batched", "skimage"):
         raise ValueError(f"engine must be 'batched' or 'skimage', got {engine!r}")
     psfs = true_psfs(sigmas)
@@ -214,8 +242,9 @@ def deconvolve(images: np.ndarray, sigmas, method: str, workers: int | None = No
         if not pad_factor >= 0:
             raise ValueError(f"pad_factor must be >= 0 kernel radii, got {pad_factor!r}")
         return _richardson_lucy_all(images.astype(np.float32), psfs, params["num_iter"], pad_factor)
-    work = lambda i: deconvolve_image(images[i], sigmas[i], method, seed=[seed, i], psf=psfs[i],
-                                      pad_factor=pad_factor, **params)  # noqa: E731
+    work = lambda i: deconvolve_image(
+        images[i], sigmas[i], method, seed=[seed, i], psf=psfs[i], pad_factor=pad_factor, **params
+    )  # noqa: E731
     workers = workers or default_workers()
     if workers == 1 or len(images) < 2:
         out = [work(i) for i in range(len(images))]
@@ -233,7 +262,9 @@ class TuneResult:
     method: str
     params: dict
     metric: str
-    scores: pd.DataFrame = field(repr=False)  # one row per grid value: the parameter(s) and the score
+    scores: pd.DataFrame = field(
+        repr=False
+    )  # one row per grid value: the parameter(s) and the score
 
     def describe(self) -> str:
         if not self.params:
@@ -242,8 +273,16 @@ class TuneResult:
         return f"{self.method}: {chosen} (best validation {self.metric.upper()} of {len(self.scores)} values)"
 
 
-def tune(restore: Callable[..., np.ndarray], param: str, values, blurred, sharp, sigmas,
-         metric: str = "mse", method: str = "") -> TuneResult:
+def tune(
+    restore: Callable[..., np.ndarray],
+    param: str,
+    values,
+    blurred,
+    sharp,
+    sigmas,
+    metric: str = "mse",
+    method: str = "",
+) -> TuneResult:
     """Pick the value of ``param`` whose restorations score best on a validation set.
 
     ``restore(blurred, sigmas, **{param: value})`` returns restored images; the score is the mean
@@ -267,8 +306,14 @@ def tune(restore: Callable[..., np.ndarray], param: str, values, blurred, sharp,
     return TuneResult(method, {param: chosen}, metric, scores)
 
 
-def tune_baselines(blurred, sharp, sigmas, grids: dict | None = None, metric: str = "mse",
-                   workers: int | None = None) -> dict[str, TuneResult]:
+def tune_baselines(
+    blurred,
+    sharp,
+    sigmas,
+    grids: dict | None = None,
+    metric: str = "mse",
+    workers: int | None = None,
+) -> dict[str, TuneResult]:
     """Tune every baseline on a validation set (blurred, sharp, sigmas); one parameter per method."""
     grids = DEFAULT_GRIDS if grids is None else grids
     tuned = {}
@@ -278,8 +323,10 @@ def tune_baselines(blurred, sharp, sigmas, grids: dict | None = None, metric: st
             tuned[method] = TuneResult(method, {}, metric, pd.DataFrame())
             continue
         if len(grid) != 1:
-            raise ValueError(f"the grid of {method} must name exactly one parameter, got {list(grid)}")
-        (param, values), = grid.items()
+            raise ValueError(
+                f"the grid of {method} must name exactly one parameter, got {list(grid)}"
+            )
+        ((param, values),) = grid.items()
 
         def restore(images, sig, _method=method, **params):
             return deconvolve(images, sig, _method, workers=workers, **params)
@@ -288,21 +335,32 @@ def tune_baselines(blurred, sharp, sigmas, grids: dict | None = None, metric: st
     return tuned
 
 
-def run_baselines(images, sigmas, tuned: dict[str, TuneResult], workers: int | None = None,
-                  seed: int = 0) -> dict[str, np.ndarray]:
+def run_baselines(
+    images, sigmas, tuned: dict[str, TuneResult], workers: int | None = None, seed: int = 0
+) -> dict[str, np.ndarray]:
     """Restore ``images`` with every tuned baseline: {method: restored images}."""
-    return {method: deconvolve(images, sigmas, method, workers=workers, seed=seed, **result.params)
-            for method, result in tuned.items()}
+    return {
+        method: deconvolve(images, sigmas, method, workers=workers, seed=seed, **result.params)
+        for method, result in tuned.items()
+    }
 
 
-def padding_effect(blurred, sharp, sigmas, tuned: dict[str, TuneResult], factors=(1.0, PAD_FACTOR),
-                   workers: int | None = None) -> pd.DataFrame:
+def padding_effect(
+    blurred,
+    sharp,
+    sigmas,
+    tuned: dict[str, TuneResult],
+    factors=(1.0, PAD_FACTOR),
+    workers: int | None = None,
+) -> pd.DataFrame:
     """Mean MSE of each tuned baseline with reflect pads of ``factors`` kernel radii: one row a method."""
     rows = []
     for method, result in tuned.items():
         row = {"method": method}
         for factor in factors:
-            restored = deconvolve(blurred, sigmas, method, workers=workers, pad_factor=factor, **result.params)
+            restored = deconvolve(
+                blurred, sigmas, method, workers=workers, pad_factor=factor, **result.params
+            )
             row[f"pad {factor:g}r MSE"] = float(np.mean(M.mse_per_image(restored, sharp)))
         rows.append(row)
     return pd.DataFrame(rows)

@@ -8,10 +8,11 @@
 Cost measurements are small and local on purpose: an analytic FLOP count from the Keras layers,
 a timed matmul for the machine's fp32 peak, and timed ``predict`` calls for inference speed.
 """
+
 from __future__ import annotations
 
 import time
-from typing import Iterable
+from collections.abc import Iterable
 
 import keras
 import numpy as np
@@ -23,7 +24,7 @@ from . import stats
 from .cifar_study import BLURRED_INPUT, VAL_SEED, CifarStudy
 from .data.blur import draw_sigmas
 from .metrics import SIGMA_BINS, metrics_by_sigma
-from .paths import results_dir, tables_dir
+from .paths import tables_dir
 from .perf.flops import flops_per_image, uncounted_layers
 from .perf.timing import training_images_per_second, training_setup
 from .provenance import footnote
@@ -38,27 +39,36 @@ def validation_sigmas(study: CifarStudy) -> np.ndarray:
     return draw_sigmas(len(study.splits.val), VAL_SEED)
 
 
-def tune_on_validation(study: CifarStudy, grids: dict | None = None, metric: str = "mse",
-                       workers: int | None = None) -> dict[str, B.TuneResult]:
+def tune_on_validation(
+    study: CifarStudy, grids: dict | None = None, metric: str = "mse", workers: int | None = None
+) -> dict[str, B.TuneResult]:
     """Tune every baseline on the validation split (never the test split)."""
-    return B.tune_baselines(study.val_blurred, study.splits.val, validation_sigmas(study), grids, metric,
-                            workers)
+    return B.tune_baselines(
+        study.val_blurred, study.splits.val, validation_sigmas(study), grids, metric, workers
+    )
 
 
-def run_baselines_timed(study: CifarStudy, tuned: dict[str, B.TuneResult], workers: int | None = None
-                        ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+def run_baselines_timed(
+    study: CifarStudy, tuned: dict[str, B.TuneResult], workers: int | None = None
+) -> tuple[dict[str, np.ndarray], dict[str, float]]:
     """Restore the test set with each tuned baseline: ({method: images}, {method: wall seconds})."""
     restored, seconds = {}, {}
     for method, result in tuned.items():
         start = time.perf_counter()
-        restored[method] = B.deconvolve(study.test_blurred, study.test_sigmas, method, workers=workers,
-                                        **result.params)
+        restored[method] = B.deconvolve(
+            study.test_blurred, study.test_sigmas, method, workers=workers, **result.params
+        )
         seconds[method] = time.perf_counter() - start
     return restored, seconds
 
 
-def baseline_scores(study: CifarStudy, restored: dict[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
-    return {method: M.per_image_metrics(images, study.splits.test) for method, images in restored.items()}
+def baseline_scores(
+    study: CifarStudy, restored: dict[str, np.ndarray]
+) -> dict[str, dict[str, np.ndarray]]:
+    return {
+        method: M.per_image_metrics(images, study.splits.test)
+        for method, images in restored.items()
+    }
 
 
 def tuning_table(tuned: dict[str, B.TuneResult]) -> pd.DataFrame:
@@ -66,14 +76,27 @@ def tuning_table(tuned: dict[str, B.TuneResult]) -> pd.DataFrame:
     rows = []
     for method, result in tuned.items():
         if result.scores.empty:
-            rows.append({"method": method, "parameter": "–", "value": "–",
-                         f"validation {result.metric.upper()}": None, "chosen": True})
+            rows.append(
+                {
+                    "method": method,
+                    "parameter": "–",
+                    "value": "–",
+                    f"validation {result.metric.upper()}": None,
+                    "chosen": True,
+                }
+            )
             continue
         param = next(iter(result.params))
         for _, row in result.scores.iterrows():
-            rows.append({"method": method, "parameter": param, "value": f"{row[param]:g}",
-                         f"validation {result.metric.upper()}": row[result.metric],
-                         "chosen": bool(row[param] == result.params[param])})
+            rows.append(
+                {
+                    "method": method,
+                    "parameter": param,
+                    "value": f"{row[param]:g}",
+                    f"validation {result.metric.upper()}": row[result.metric],
+                    "chosen": bool(row[param] == result.params[param]),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -86,8 +109,10 @@ def _mean(scores, name, metric):
 
 def beats(scores, a: str, b: str) -> dict[str, bool]:
     """Whether method ``a`` beats method ``b`` in mean MSE (lower) and mean SSIM (higher)."""
-    return {"mse": _mean(scores, a, "mse") < _mean(scores, b, "mse"),
-            "ssim": _mean(scores, a, "ssim") > _mean(scores, b, "ssim")}
+    return {
+        "mse": _mean(scores, a, "mse") < _mean(scores, b, "mse"),
+        "ssim": _mean(scores, a, "ssim") > _mean(scores, b, "ssim"),
+    }
 
 
 def verdicts(scores, baselines: Iterable[str], models: Iterable[str]) -> tuple[dict, list[str]]:
@@ -109,11 +134,15 @@ def verdicts(scores, baselines: Iterable[str], models: Iterable[str]) -> tuple[d
         for b in partial:
             won = "MSE" if table[m][b]["mse"] else "SSIM"
             lost = "SSIM" if won == "MSE" else "MSE"
-            parts.append(f"beats {b} in {won} only (its {lost} is {_value(scores, m, lost)} against "
-                         f"{_value(scores, b, lost)})")
+            parts.append(
+                f"beats {b} in {won} only (its {lost} is {_value(scores, m, lost)} against "
+                f"{_value(scores, b, lost)})"
+            )
         if none:
-            parts.append(f"does not beat {_join(none, 'or')}: its MSE/SSIM are {_pair(scores, m)}, against "
-                         + _join([f"{_pair(scores, b)} ({b})" for b in none]))
+            parts.append(
+                f"does not beat {_join(none, 'or')}: its MSE/SSIM are {_pair(scores, m)}, against "
+                + _join([f"{_pair(scores, b)} ({b})" for b in none])
+            )
         sentences.append(f"{m} " + ", and ".join(parts) + ".")
     return table, sentences
 
@@ -142,7 +171,7 @@ def gradient_energy(images: np.ndarray) -> np.ndarray:
     images = np.asarray(images, dtype=np.float64)
     dx = np.diff(images, axis=2)
     dy = np.diff(images, axis=1)
-    return np.mean(dx ** 2, axis=(1, 2, 3)) + np.mean(dy ** 2, axis=(1, 2, 3))
+    return np.mean(dx**2, axis=(1, 2, 3)) + np.mean(dy**2, axis=(1, 2, 3))
 
 
 def hard_image_index(study: CifarStudy, texture_quantile: float = 0.75) -> int:
@@ -159,9 +188,15 @@ def hard_image_index(study: CifarStudy, texture_quantile: float = 0.75) -> int:
 # --------------------------------------------------------------------------------------- cost
 
 
-def cost_table(study: CifarStudy, models: dict[str, keras.Model], results: dict[str, TrainResult],
-               peak_gflops: float, inference_ips: dict[str, float],
-               baseline_ips: dict[str, float] | None = None, name: str | None = None) -> pd.DataFrame:
+def cost_table(
+    study: CifarStudy,
+    models: dict[str, keras.Model],
+    results: dict[str, TrainResult],
+    peak_gflops: float,
+    inference_ips: dict[str, float],
+    baseline_ips: dict[str, float] | None = None,
+    name: str | None = None,
+) -> pd.DataFrame:
     """Parameters, forward FLOPs, training time and speed, inference speed, and the fraction of the
     fp32 matmul peak that training reaches (3 x forward FLOPs x training images/s)."""
     rows = []
@@ -170,33 +205,59 @@ def cost_table(study: CifarStudy, models: dict[str, keras.Model], results: dict[
         flops = flops_per_image(model, study.splits.test.shape[1:])
         train_ips = training_images_per_second(study, model_name, result)
         fraction = 3 * flops * train_ips / (peak_gflops * 1e9) if train_ips else None
-        rows.append({"method": model_name, "params": int(model.count_params()), "MFLOP/image": flops / 1e6,
-                     "epochs": result.epochs_run, "train s": result.train_seconds,
-                     "train img/s": train_ips, "infer img/s": inference_ips.get(model_name),
-                     "% of fp32 peak": None if fraction is None else 100 * fraction})
+        rows.append(
+            {
+                "method": model_name,
+                "params": int(model.count_params()),
+                "MFLOP/image": flops / 1e6,
+                "epochs": result.epochs_run,
+                "train s": result.train_seconds,
+                "train img/s": train_ips,
+                "infer img/s": inference_ips.get(model_name),
+                "% of fp32 peak": None if fraction is None else 100 * fraction,
+            }
+        )
     for method, ips in (baseline_ips or {}).items():
-        rows.append({"method": method, "params": None, "MFLOP/image": None, "epochs": None, "train s": None,
-                     "train img/s": None, "infer img/s": ips, "% of fp32 peak": None})
+        rows.append(
+            {
+                "method": method,
+                "params": None,
+                "MFLOP/image": None,
+                "epochs": None,
+                "train s": None,
+                "train img/s": None,
+                "infer img/s": ips,
+                "% of fp32 peak": None,
+            }
+        )
     df = pd.DataFrame(rows).astype({"params": "Int64", "epochs": "Int64"})
     missing = {m: uncounted_layers(model) for m, model in models.items()}
     missing_note = "; ".join(f"{m}: {', '.join(k)}" for m, k in missing.items() if k)
-    missing_note = f" Layers with weights left out of the FLOP count: {missing_note}." if missing_note else ""
+    missing_note = (
+        f" Layers with weights left out of the FLOP count: {missing_note}." if missing_note else ""
+    )
     setups = {m: training_setup(results[m]) for m in models}
     with_xla = [m for m, setup in setups.items() if setup and setup.get("jit_compile") is True]
     if any(setups.values()):
-        missing_note += (f" Trained with XLA (deblurlab.compute): {', '.join(with_xla)}; the others without."
-                         if with_xla else " Trained without XLA.")
+        missing_note += (
+            f" Trained with XLA (deblurlab.compute): {', '.join(with_xla)}; the others without."
+            if with_xla
+            else " Trained without XLA."
+        )
     if name:
-        write_table(name, format_cost(df),
-                    footnote(study.provenance) + f" FLOPs: the analytic count of deblurlab.perf.flops "
-                    "(2 × multiply-accumulates of the convolution, dense and recurrent layers, one "
-                    "image, forward). Training seconds include the "
-                    "per-epoch validation pass. Inference: median of timed predict calls on test images "
-                    f"after a warm-up; baselines: one timed pass over the test set. Peak: measured fp32 "
-                    f"matmul, {peak_gflops:.1f} GFLOP/s; training FLOP/s taken as 3 × forward FLOPs × "
-                    "training images/s. Timings were taken on a shared machine and are noisy."
-                    + missing_note,
-                    convention="")
+        write_table(
+            name,
+            format_cost(df),
+            footnote(study.provenance) + f" FLOPs: the analytic count of deblurlab.perf.flops "
+            "(2 × multiply-accumulates of the convolution, dense and recurrent layers, one "
+            "image, forward). Training seconds include the "
+            "per-epoch validation pass. Inference: median of timed predict calls on test images "
+            f"after a warm-up; baselines: one timed pass over the test set. Peak: measured fp32 "
+            f"matmul, {peak_gflops:.1f} GFLOP/s; training FLOP/s taken as 3 × forward FLOPs × "
+            "training images/s. Timings were taken on a shared machine and are noisy."
+            + missing_note,
+            convention="",
+        )
     return df
 
 
@@ -219,8 +280,13 @@ def format_cost(cost: pd.DataFrame) -> pd.DataFrame:
 # ------------------------------------------------------------------------------------------ tables
 
 
-def comparison_table(study: CifarStudy, scores, kinds: dict[str, str], tuned: dict[str, B.TuneResult],
-                     name: str | None = None) -> pd.DataFrame:
+def comparison_table(
+    study: CifarStudy,
+    scores,
+    kinds: dict[str, str],
+    tuned: dict[str, B.TuneResult],
+    name: str | None = None,
+) -> pd.DataFrame:
     """Mean MSE, PSNR and SSIM on the test set, one row a method (input, baselines, models)."""
     rows, exact = [], []
     for method, per_image in scores.items():
@@ -228,45 +294,80 @@ def comparison_table(study: CifarStudy, scores, kinds: dict[str, str], tuned: di
         setting = "–"
         if method in tuned:
             params = tuned[method].params
-            setting = ", ".join(f"{k} = {v:g}" for k, v in params.items()) if params else "self-tuned"
-        rows.append({"method": method, "kind": kinds.get(method, "model"), "setting": setting, **score_cells(summary)})
+            setting = (
+                ", ".join(f"{k} = {v:g}" for k, v in params.items()) if params else "self-tuned"
+            )
+        rows.append(
+            {
+                "method": method,
+                "kind": kinds.get(method, "model"),
+                "setting": setting,
+                **score_cells(summary),
+            }
+        )
         exact.append({"method": method, **exact_columns(summary)})
     df = pd.DataFrame(rows)
     if name:
-        write_table(name, df, f"{CI_NOTE} {stats.METHOD} " + footnote(study.provenance) + f" Test set: {len(study.splits.test):,} held-out "
-                    "images blurred once with a fixed seed (σ ~ U(0, 3)). Baselines deconvolve with the true "
-                    "kernel of each image, which the networks never see; their parameters were tuned on "
-                    f"the {len(study.splits.val):,} validation images.")
+        write_table(
+            name,
+            df,
+            f"{CI_NOTE} {stats.METHOD} "
+            + footnote(study.provenance)
+            + f" Test set: {len(study.splits.test):,} held-out "
+            "images blurred once with a fixed seed (σ ~ U(0, 3)). Baselines deconvolve with the true "
+            "kernel of each image, which the networks never see; their parameters were tuned on "
+            f"the {len(study.splits.val):,} validation images.",
+        )
         pd.DataFrame(exact).to_csv(tables_dir() / f"{name}.csv", index=False)
     return df
 
 
-def sigma_table(study: CifarStudy, scores, name: str | None = None, bins=SIGMA_BINS) -> pd.DataFrame:
+def sigma_table(
+    study: CifarStudy, scores, name: str | None = None, bins=SIGMA_BINS
+) -> pd.DataFrame:
     """Mean MSE, PSNR and SSIM per σ bin: one row a (metric, method), one column a bin."""
     long = metrics_by_sigma(study.test_sigmas, scores, bins)
     digits = {"mse": 5, "psnr": 2, "ssim": 4}
     blocks = []
     for metric in ("mse", "psnr", "ssim"):
         wide = long.pivot_table(index="method", columns="σ bin", values=metric, sort=False)
-        wide = wide.reindex(list(scores)).map(lambda v, d=digits[metric]: "–" if pd.isna(v) else f"{v:.{d}f}")
+        wide = wide.reindex(list(scores)).map(
+            lambda v, d=digits[metric]: "–" if pd.isna(v) else f"{v:.{d}f}"
+        )
         wide.insert(0, "metric", metric.upper())
         blocks.append(wide.reset_index())
     df = pd.concat(blocks, ignore_index=True)
     df.columns.name = None
     if name:
         counts = long.drop_duplicates("σ bin").set_index("σ bin")["n"]
-        write_table(name, df, footnote(study.provenance) + " Test images per σ bin: "
-                    + ", ".join(f"{b}: {n}" for b, n in counts.items()) + ".")
+        write_table(
+            name,
+            df,
+            footnote(study.provenance)
+            + " Test images per σ bin: "
+            + ", ".join(f"{b}: {n}" for b, n in counts.items())
+            + ".",
+        )
     return df
 
 
 # ------------------------------------------------------------------------------------------ results
 
 
-def save_results(study: CifarStudy, scores, kinds: dict[str, str], tuned: dict[str, B.TuneResult],
-                 cost: pd.DataFrame, peak_gflops: float, verdict_table: dict, sentences: list[str],
-                 hard: dict, padding: pd.DataFrame | None = None, baseline_seconds: dict | None = None,
-                 chapter: str = "comparison") -> dict:
+def save_results(
+    study: CifarStudy,
+    scores,
+    kinds: dict[str, str],
+    tuned: dict[str, B.TuneResult],
+    cost: pd.DataFrame,
+    peak_gflops: float,
+    verdict_table: dict,
+    sentences: list[str],
+    hard: dict,
+    padding: pd.DataFrame | None = None,
+    baseline_seconds: dict | None = None,
+    chapter: str = "comparison",
+) -> dict:
     """Write report/results/<chapter>.json with every number the report's section quotes.
     Returns the payload."""
     from .results import jsonable, write_results  # jsonable: NaN (no score in a bin) -> None
@@ -288,20 +389,33 @@ def save_results(study: CifarStudy, scores, kinds: dict[str, str], tuned: dict[s
     by_sigma = {}
     for bin_name, rows in long.groupby("σ bin", sort=False):
         rows = rows.set_index("method")
-        entry = {"n": int(rows["n"].iloc[0]),
-                 "metrics": {m: {k: jsonable(rows.loc[m, k]) for k in ("mse", "psnr", "ssim")}
-                             for m in rows.index}}
-        ranked = [m for m in rows.sort_values("mse").index
-                  if m != BLURRED_INPUT and np.isfinite(rows.loc[m, "mse"])]
-        entry.update(best=ranked[0] if ranked else None,
-                     best_baseline=next((m for m in ranked if m in baselines), None),
-                     best_model=next((m for m in ranked if m in models), None))
+        entry = {
+            "n": int(rows["n"].iloc[0]),
+            "metrics": {
+                m: {k: jsonable(rows.loc[m, k]) for k in ("mse", "psnr", "ssim")}
+                for m in rows.index
+            },
+        }
+        ranked = [
+            m
+            for m in rows.sort_values("mse").index
+            if m != BLURRED_INPUT and np.isfinite(rows.loc[m, "mse"])
+        ]
+        entry.update(
+            best=ranked[0] if ranked else None,
+            best_baseline=next((m for m in ranked if m in baselines), None),
+            best_model=next((m for m in ranked if m in models), None),
+        )
         by_sigma[bin_name] = entry
     hard = dict(hard)
     if "scores" in hard:
         restorers = [m for m in hard["scores"] if m != BLURRED_INPUT]
-        hard["best_psnr"] = max(restorers, key=lambda m: hard["scores"][m]["psnr"]) if restorers else None
-        hard["best_ssim"] = max(restorers, key=lambda m: hard["scores"][m]["ssim"]) if restorers else None
+        hard["best_psnr"] = (
+            max(restorers, key=lambda m: hard["scores"][m]["psnr"]) if restorers else None
+        )
+        hard["best_ssim"] = (
+            max(restorers, key=lambda m: hard["scores"][m]["ssim"]) if restorers else None
+        )
     beating_all = [m for m in models if all(all(v.values()) for v in verdict_table[m].values())]
     costs = {m: methods[m].get("cost", {}) for m in methods}
 
@@ -309,33 +423,58 @@ def save_results(study: CifarStudy, scores, kinds: dict[str, str], tuned: dict[s
         known = [n for n in names if costs[n].get(key) is not None]
         return (max if largest else min)(known, key=lambda n: costs[n][key]) if known else None
 
-    cost_summary = {"fewest_flops": extreme(models, "MFLOP/image", False),
-                    "most_flops": extreme(models, "MFLOP/image"),
-                    "fastest_model": extreme(models, "infer img/s"),
-                    "slowest_model": extreme(models, "infer img/s", False),
-                    "fastest_baseline": extreme(baselines, "infer img/s"),
-                    "slowest_baseline": extreme(baselines, "infer img/s", False),
-                    "best_peak_fraction": extreme(models, "% of fp32 peak")}
-    beating_none = [m for m in models if not any(any(v.values()) for v in verdict_table[m].values())]
+    cost_summary = {
+        "fewest_flops": extreme(models, "MFLOP/image", False),
+        "most_flops": extreme(models, "MFLOP/image"),
+        "fastest_model": extreme(models, "infer img/s"),
+        "slowest_model": extreme(models, "infer img/s", False),
+        "fastest_baseline": extreme(baselines, "infer img/s"),
+        "slowest_baseline": extreme(baselines, "infer img/s", False),
+        "best_peak_fraction": extreme(models, "% of fp32 peak"),
+    }
+    beating_none = [
+        m for m in models if not any(any(v.values()) for v in verdict_table[m].values())
+    ]
     payload = {
-        "chapter": chapter, "provenance": study.provenance, "data": study.describe(),
-        "n_test": len(study.splits.test), "n_val": len(study.splits.val), "methods": methods,
-        "baselines": baselines, "models": models, "best_baseline": best_baseline, "best_model": best_model,
-        "best_model_beats_best_baseline": bool(best_model and best_baseline
-                                               and all(verdict_table[best_model][best_baseline].values())),
-        "models_beating_best_baseline": [m for m in models if best_baseline
-                                         and all(verdict_table[m][best_baseline].values())],
-        "models_beating_all_baselines": beating_all, "models_beating_no_baseline": beating_none,
-        "verdicts": verdict_table, "sentences": sentences, "peak_gflops": peak_gflops, "hard_image": hard,
-        "by_sigma": by_sigma, "cost_summary": cost_summary,
-        "tuning": {m: {"params": r.params, "metric": r.metric, "grid": r.scores.to_dict(orient="list")}
-                   for m, r in tuned.items()},
+        "chapter": chapter,
+        "provenance": study.provenance,
+        "data": study.describe(),
+        "n_test": len(study.splits.test),
+        "n_val": len(study.splits.val),
+        "methods": methods,
+        "baselines": baselines,
+        "models": models,
+        "best_baseline": best_baseline,
+        "best_model": best_model,
+        "best_model_beats_best_baseline": bool(
+            best_model and best_baseline and all(verdict_table[best_model][best_baseline].values())
+        ),
+        "models_beating_best_baseline": [
+            m for m in models if best_baseline and all(verdict_table[m][best_baseline].values())
+        ],
+        "models_beating_all_baselines": beating_all,
+        "models_beating_no_baseline": beating_none,
+        "verdicts": verdict_table,
+        "sentences": sentences,
+        "peak_gflops": peak_gflops,
+        "hard_image": hard,
+        "by_sigma": by_sigma,
+        "cost_summary": cost_summary,
+        "tuning": {
+            m: {"params": r.params, "metric": r.metric, "grid": r.scores.to_dict(orient="list")}
+            for m, r in tuned.items()
+        },
         "padding": [] if padding is None else padding.to_dict(orient="records"),
-        "baseline_seconds": baseline_seconds or {}, "pad_factor": B.PAD_FACTOR,
+        "baseline_seconds": baseline_seconds or {},
+        "pad_factor": B.PAD_FACTOR,
     }
     write_results(chapter, payload)
     return payload
 
 
 def kinds_of(baselines: Iterable[str], models: Iterable[str]) -> dict[str, str]:
-    return {BLURRED_INPUT: "input", **{b: "baseline" for b in baselines}, **{m: "model" for m in models}}
+    return {
+        BLURRED_INPUT: "input",
+        **{b: "baseline" for b in baselines},
+        **{m: "model" for m in models},
+    }

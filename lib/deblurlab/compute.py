@@ -26,6 +26,7 @@ precision there.
 ``DEBLURLAB_PRECISION`` (a Keras dtype policy such as ``float32``) and ``DEBLURLAB_JIT`` (``0``/``1``)
 override the choice, e.g. to train the float32 reference a mixed-precision run is compared with.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -57,13 +58,13 @@ def keras_backend() -> str:
 
 @dataclass(frozen=True)
 class ComputeSetup:
-    device: str                 # "cpu" or "gpu"
+    device: str  # "cpu" or "gpu"
     gpus: int
-    precision: str              # a Keras dtype policy
-    jit_compile: bool | str     # True / False, or "auto" for Keras' choice
-    distribute: bool            # MirroredStrategy (TensorFlow) / DataParallel (JAX) over every GPU
+    precision: str  # a Keras dtype policy
+    jit_compile: bool | str  # True / False, or "auto" for Keras' choice
+    distribute: bool  # MirroredStrategy (TensorFlow) / DataParallel (JAX) over every GPU
     devices: tuple[str, ...] | None = None  # the replicas' devices; None: every GPU
-    source: str = ""            # what the choice rests on (a tuning record, or the rule for no record)
+    source: str = ""  # what the choice rests on (a tuning record, or the rule for no record)
     backend: str = field(default_factory=keras_backend)  # the Keras backend it runs on
 
     def describe(self) -> str:
@@ -71,8 +72,13 @@ class ComputeSetup:
         replicas = len(self.devices) if self.devices else self.gpus
         spread = "MirroredStrategy" if self.backend == "tensorflow" else "DataParallel"
         kind = "GPUs" if self.device == "gpu" else "devices"
-        where = (f"{spread} over {replicas} {kind}" if self.distribute
-                 else f"{self.gpus} GPU" if self.device == "gpu" else "CPU")
+        where = (
+            f"{spread} over {replicas} {kind}"
+            if self.distribute
+            else f"{self.gpus} GPU"
+            if self.device == "gpu"
+            else "CPU"
+        )
         return f"{self.precision}, {jit}, {where}"
 
     def record(self) -> dict:
@@ -115,8 +121,9 @@ class ComputeSetup:
         import keras
 
         if self.backend != keras_backend():
-            raise RuntimeError(f"a set-up for the {self.backend} backend, used on "
-                               f"{keras_backend()}")
+            raise RuntimeError(
+                f"a set-up for the {self.backend} backend, used on {keras_backend()}"
+            )
         previous = keras.mixed_precision.dtype_policy()
         keras.mixed_precision.set_global_policy(self.precision)
         try:
@@ -131,9 +138,16 @@ class ComputeSetup:
             model.jit_compile = bool(self.jit_compile)
 
 
-def choose(gpus: int, capability: tuple[int, int] | None = None, env: dict | None = None,
-           model_name: str | None = None, key: str | None = None, records: dict | None = None,
-           seeds: dict | None = None, backend: str | None = None) -> ComputeSetup:
+def choose(
+    gpus: int,
+    capability: tuple[int, int] | None = None,
+    env: dict | None = None,
+    model_name: str | None = None,
+    key: str | None = None,
+    records: dict | None = None,
+    seeds: dict | None = None,
+    backend: str | None = None,
+) -> ComputeSetup:
     """The set-up for ``gpus`` visible GPUs (the first one's compute ``capability``) and, on a CPU,
     for ``model_name`` on the machine ``key`` (default: this one) from its tuning record in
     ``records`` (default: the kept ones, ``tuning_records()``), with the environment's overrides,
@@ -142,18 +156,37 @@ def choose(gpus: int, capability: tuple[int, int] | None = None, env: dict | Non
     backend = keras_backend() if backend is None else backend
     if gpus:
         precision = "mixed_bfloat16" if capability and capability >= (8, 0) else "mixed_float16"
-        setup = dict(device="gpu", gpus=gpus, precision=precision, jit_compile="auto", distribute=gpus > 1,
-                     source="GPU rule: mixed precision, Keras' XLA choice")
+        setup = dict(
+            device="gpu",
+            gpus=gpus,
+            precision=precision,
+            jit_compile="auto",
+            distribute=gpus > 1,
+            source="GPU rule: mixed precision, Keras' XLA choice",
+        )
     else:
-        precision, jit, source = cpu_choice(model_name, machine_key() if key is None else key,
-                                            tuning_records() if records is None else records, seeds)
+        precision, jit, source = cpu_choice(
+            model_name,
+            machine_key() if key is None else key,
+            tuning_records() if records is None else records,
+            seeds,
+        )
         if backend == "jax":  # the records time TensorFlow's XLA; JAX always compiles
             jit, source = True, f"{source}; XLA always on the JAX backend"
-        setup = dict(device="cpu", gpus=0, precision=precision, jit_compile=jit, distribute=False, source=source)
+        setup = dict(
+            device="cpu",
+            gpus=0,
+            precision=precision,
+            jit_compile=jit,
+            distribute=False,
+            source=source,
+        )
     setup["backend"] = backend
     if env.get(PRECISION_ENV):
         if env[PRECISION_ENV] not in POLICIES:
-            raise ValueError(f"{PRECISION_ENV}={env[PRECISION_ENV]!r}: choose one of {', '.join(POLICIES)}")
+            raise ValueError(
+                f"{PRECISION_ENV}={env[PRECISION_ENV]!r}: choose one of {', '.join(POLICIES)}"
+            )
         setup["precision"] = env[PRECISION_ENV]
     if env.get(JIT_ENV):
         if env[JIT_ENV] not in ("0", "1"):
@@ -169,8 +202,12 @@ def replace_precision(setup: ComputeSetup, precision: str) -> ComputeSetup:
         raise ValueError(f"precision {precision!r}: choose one of {', '.join(POLICIES)}")
     keep = precision == "float32" or setup.device == "gpu" or setup.backend == "jax"
     jit = setup.jit_compile if keep else False
-    return dataclasses.replace(setup, precision=precision, jit_compile=jit,
-                               source=f"{setup.source}; precision set to {precision} by the caller")
+    return dataclasses.replace(
+        setup,
+        precision=precision,
+        jit_compile=jit,
+        source=f"{setup.source}; precision set to {precision} by the caller",
+    )
 
 
 def machine_key(name: str | None = None, flags: set[str] | None = None) -> str:
@@ -184,8 +221,11 @@ def machine_key(name: str | None = None, flags: set[str] | None = None) -> str:
 @lru_cache(maxsize=4)
 def _load_records(folder: str, suffix: str) -> dict:
     paths = sorted(Path(folder).glob(f"*{suffix}"))
-    return {path.name[: -len(suffix)]: json.loads(path.read_text()) for path in paths
-            if "." not in path.name[: -len(suffix)]}
+    return {
+        path.name[: -len(suffix)]: json.loads(path.read_text())
+        for path in paths
+        if "." not in path.name[: -len(suffix)]
+    }
 
 
 def tuning_records() -> dict[str, dict]:
@@ -215,8 +255,9 @@ def bf16_quality_kept(key: str, seeds: dict | None = None) -> bool:
     return bool(record.get("precision_check", {}).get("mixed_bfloat16", {}).get("quality_kept"))
 
 
-def cpu_choice(model_name: str | None, key: str, records: dict, seeds: dict | None = None
-               ) -> tuple[str, bool | str, str]:
+def cpu_choice(
+    model_name: str | None, key: str, records: dict, seeds: dict | None = None
+) -> tuple[str, bool | str, str]:
     """(precision, jit_compile, source) for ``model_name`` on the CPU ``key``.
 
     With a record of this machine that tuned the model: XLA where it gained >= XLA_MIN_GAIN; mixed
@@ -229,19 +270,36 @@ def cpu_choice(model_name: str | None, key: str, records: dict, seeds: dict | No
     record = records.get(key)
     if record and model_name in record.get("tuning", {}).get("summary", {}):
         jit = (_gain(record, model_name, "jit_compile") or 0.0) >= XLA_MIN_GAIN
-        bf16 = (_has_bf16(record) and (_gain(record, model_name, "mixed_bfloat16") or 0.0) >= BF16_MIN_GAIN
-                and bf16_quality_kept(key, seeds))
+        bf16 = (
+            _has_bf16(record)
+            and (_gain(record, model_name, "mixed_bfloat16") or 0.0) >= BF16_MIN_GAIN
+            and bf16_quality_kept(key, seeds)
+        )
         if bf16:
             pair = _gain(record, model_name, "mixed_bfloat16+jit_compile")
-            jit = pair is not None and pair >= max(XLA_MIN_GAIN, _gain(record, model_name, "mixed_bfloat16"))
+            jit = pair is not None and pair >= max(
+                XLA_MIN_GAIN, _gain(record, model_name, "mixed_bfloat16")
+            )
         return ("mixed_bfloat16" if bf16 else "float32"), jit, f"tuning record {key}"
-    others = sorted((k for k, r in records.items() if model_name in r.get("tuning", {}).get("summary", {})),
-                    key=lambda k: (k.split("-")[-1] != key.split("-")[-1], k))
+    others = sorted(
+        (k for k, r in records.items() if model_name in r.get("tuning", {}).get("summary", {})),
+        key=lambda k: (k.split("-")[-1] != key.split("-")[-1], k),
+    )
     if not others:
-        return "float32", "auto", f"no tuning record of {model_name} ({key}): float32, Keras' XLA default"
+        return (
+            "float32",
+            "auto",
+            f"no tuning record of {model_name} ({key}): float32, Keras' XLA default",
+        )
     jit = (_gain(records[others[0]], model_name, "jit_compile") or 0.0) >= XLA_MIN_GAIN
-    return "float32", jit, (f"no tuning record of {model_name} on {key}: float32 (bf16 needs this machine's "
-                            f"measurement), XLA as measured on {others[0]}")
+    return (
+        "float32",
+        jit,
+        (
+            f"no tuning record of {model_name} on {key}: float32 (bf16 needs this machine's "
+            f"measurement), XLA as measured on {others[0]}"
+        ),
+    )
 
 
 def gpu_devices(backend: str | None = None) -> list[dict]:
@@ -255,8 +313,12 @@ def gpu_devices(backend: str | None = None) -> list[dict]:
         for gpu in tf.config.list_physical_devices("GPU"):
             details = tf.config.experimental.get_device_details(gpu)
             capability = details.get("compute_capability")
-            found.append({"name": details.get("device_name", gpu.name),
-                          "capability": tuple(capability) if capability else None})
+            found.append(
+                {
+                    "name": details.get("device_name", gpu.name),
+                    "capability": tuple(capability) if capability else None,
+                }
+            )
         return found
     if backend == "jax":
         import jax
@@ -266,19 +328,24 @@ def gpu_devices(backend: str | None = None) -> list[dict]:
             if device.platform != "gpu":
                 continue
             capability = getattr(device, "compute_capability", None)
-            found.append({"name": device.device_kind,
-                          "capability": tuple(int(p) for p in str(capability).split(".")[:2])
-                          if capability else None})
+            found.append(
+                {
+                    "name": device.device_kind,
+                    "capability": tuple(int(p) for p in str(capability).split(".")[:2])
+                    if capability
+                    else None,
+                }
+            )
         return found
     import torch
 
-    return [{"name": torch.cuda.get_device_name(i),
-             "capability": torch.cuda.get_device_capability(i)}
-            for i in range(torch.cuda.device_count())]
+    return [
+        {"name": torch.cuda.get_device_name(i), "capability": torch.cuda.get_device_capability(i)}
+        for i in range(torch.cuda.device_count())
+    ]
 
 
 def current(model_name: str | None = None) -> ComputeSetup:
     """The set-up for the GPUs the Keras backend sees here (and ``model_name`` on a CPU)."""
     gpus = gpu_devices()
     return choose(len(gpus), gpus[0]["capability"] if gpus else None, model_name=model_name)
-

@@ -31,6 +31,7 @@ Library use (the notebooks)::
 The shipped CIFAR-10 models were trained on 32x32 thumbnails blurred by a gaussian: they are not
 motion-blur models. ``srndeblur_reds`` is; train it in chapter 05 and pass its run's weights.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,8 +44,17 @@ import numpy as np
 
 from . import zoo
 from .data.pairs import IMAGE_SUFFIXES
-from .inference import (DEFAULT_OVERLAP, DEFAULT_TILE, MAX_PIXELS, any_size, check_tile,
-                        deblur_image, fixed_overlap, input_size, network_multiple)
+from .inference import (
+    DEFAULT_OVERLAP,
+    DEFAULT_TILE,
+    MAX_PIXELS,
+    any_size,
+    check_tile,
+    deblur_image,
+    fixed_overlap,
+    input_size,
+    network_multiple,
+)
 from .paths import REPO_ROOT, display_path, output_root
 
 
@@ -53,6 +63,7 @@ class DeblurError(RuntimeError):
 
 
 # --- models ------------------------------------------------------------------------------------
+
 
 def _spec(name: str):
     from .models import get_spec
@@ -67,7 +78,11 @@ def _show(path) -> str:
     """``path`` relative to the checkout when inside it (``zoo/resunet1.weights.h5``), whether or not
     it exists."""
     path = Path(path)
-    return str(path.relative_to(REPO_ROOT)) if path.is_absolute() and path.is_relative_to(REPO_ROOT) else str(path)
+    return (
+        str(path.relative_to(REPO_ROOT))
+        if path.is_absolute() and path.is_relative_to(REPO_ROOT)
+        else str(path)
+    )
 
 
 def _missing_weights_message(name: str) -> str:
@@ -76,12 +91,16 @@ def _missing_weights_message(name: str) -> str:
     runs = sorted((output_root() / "runs").glob(f"*-{name}-*/best.weights.h5"))
     found = ("; training runs found here: " + ", ".join(_show(p) for p in runs)) if runs else ""
     if spec.dataset == "cifar10":
-        train = (f"Train it with `python -m deblurlab.reference --models {name}` (its weights then go to the "
-                 f"zoo), or pass --weights runs/<run>/best.weights.h5 from a training run")
+        train = (
+            f"Train it with `python -m deblurlab.reference --models {name}` (its weights then go to the "
+            f"zoo), or pass --weights runs/<run>/best.weights.h5 from a training run"
+        )
     else:
-        train = ("The reference command does not train the motion model yet: train it in chapter 05 "
-                 "(`python -m deblurlab.run notebooks/05_srndeblur_reds.ipynb`, or "
-                 "`make report`) and pass --weights runs/motion-<data>-srndeblur_reds-<profile>/best.weights.h5")
+        train = (
+            "The reference command does not train the motion model yet: train it in chapter 05 "
+            "(`python -m deblurlab.run notebooks/05_srndeblur_reds.ipynb`, or "
+            "`make report`) and pass --weights runs/motion-<data>-srndeblur_reds-<profile>/best.weights.h5"
+        )
     return f"no weights for {name}: {path} is missing (no reference run of {name} is shipped). {train}{found}."
 
 
@@ -95,8 +114,11 @@ def _file_weights(path: Path) -> tuple[bool, list[tuple[int, ...]]]:
         zoo_format = handle.attrs.get("format") == "deblurlab-zoo-1"
         groups = [handle] if zoo_format else [handle[k] for k in ("layers", "vars") if k in handle]
         for group in groups:
-            group.visititems(lambda _, item: shapes.append(tuple(item.shape)) if isinstance(item, h5py.Dataset)
-                             else None)
+            group.visititems(
+                lambda _, item: (
+                    shapes.append(tuple(item.shape)) if isinstance(item, h5py.Dataset) else None
+                )
+            )
     return zoo_format, shapes
 
 
@@ -105,32 +127,44 @@ def _load_weights_file(name: str, path):
 
     path = Path(path).expanduser()
     if not path.is_file():
-        raise DeblurError(f"{path} does not exist: pass a .weights.h5 file, e.g. runs/<run>/best.weights.h5 "
-                          f"of a training run of {name}, or leave --weights out to use the zoo's.")
+        raise DeblurError(
+            f"{path} does not exist: pass a .weights.h5 file, e.g. runs/<run>/best.weights.h5 "
+            f"of a training run of {name}, or leave --weights out to use the zoo's."
+        )
     try:
         zoo_format, shapes = _file_weights(path)
     except Exception as exc:  # noqa: BLE001 - h5py raises OSError and others for non-HDF5 files
-        raise DeblurError(f"{path} is not a weights file ({type(exc).__name__}: {exc}): pass a .weights.h5 "
-                          "file written by Keras save_weights (a run's best.weights.h5) or by the zoo.") from exc
+        raise DeblurError(
+            f"{path} is not a weights file ({type(exc).__name__}: {exc}): pass a .weights.h5 "
+            "file written by Keras save_weights (a run's best.weights.h5) or by the zoo."
+        ) from exc
     model = _build(name)
     built = [tuple(s) for s in zoo.weight_shapes(model)]
     if sorted(shapes) != sorted(built):
-        raise DeblurError(f"{path} does not fit {name}: it holds {len(shapes)} weight arrays, {name} has "
-                          f"{len(built)}{' of other shapes' if len(shapes) == len(built) else ''}. Pass the "
-                          "--model these weights were trained for.")
+        raise DeblurError(
+            f"{path} does not fit {name}: it holds {len(shapes)} weight arrays, {name} has "
+            f"{len(built)}{' of other shapes' if len(shapes) == len(built) else ''}. Pass the "
+            "--model these weights were trained for."
+        )
     if not zoo_format and not path.name.endswith(".weights.h5"):
-        raise DeblurError(f"{path}: Keras reads weights only from files named *.weights.h5; rename it.")
+        raise DeblurError(
+            f"{path}: Keras reads weights only from files named *.weights.h5; rename it."
+        )
     try:
         if zoo_format:
             zoo.assign_weights(model, zoo.read_weights(path), path)
         else:
             with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # Keras warns per layer before it raises on a mismatch
+                warnings.simplefilter(
+                    "ignore"
+                )  # Keras warns per layer before it raises on a mismatch
                 model.load_weights(path)
     except Exception as exc:  # noqa: BLE001 - Keras raises ValueError and others on a mismatch
         message = str(exc).splitlines()[0][:300]
-        raise DeblurError(f"{path} does not fit {name} ({type(exc).__name__}: {message}). Pass the "
-                          "--model these weights were trained for.") from exc
+        raise DeblurError(
+            f"{path} does not fit {name} ({type(exc).__name__}: {message}). Pass the "
+            "--model these weights were trained for."
+        ) from exc
     return model
 
 
@@ -165,17 +199,25 @@ def describe(model) -> str:
     from .models import list_models
 
     h, w = input_size(model)
-    size = "any size" if (h, w) == (None, None) else \
-        f"{w}x{h} tiles only, its training size (neighbouring tiles share {2 * fixed_overlap(h)} px)"
+    size = (
+        "any size"
+        if (h, w) == (None, None)
+        else f"{w}x{h} tiles only, its training size (neighbouring tiles share {2 * fixed_overlap(h)} px)"
+    )
     note = ""
     if model.name in list_models() and _spec(model.name).dataset == "cifar10":
-        note = (f"; note: {model.name} was trained on 32x32 CIFAR-10 thumbnails with gaussian blur, "
-                "not on motion blur")
-    return f"{model.name} ({model.count_params():,} parameters): runs on {size}, padded to a multiple of " \
-           f"{network_multiple(model)}{note}"
+        note = (
+            f"; note: {model.name} was trained on 32x32 CIFAR-10 thumbnails with gaussian blur, "
+            "not on motion blur"
+        )
+    return (
+        f"{model.name} ({model.count_params():,} parameters): runs on {size}, padded to a multiple of "
+        f"{network_multiple(model)}{note}"
+    )
 
 
 # --- images ------------------------------------------------------------------------------------
+
 
 def read_image(path) -> np.ndarray:
     """An image file as float32 RGB in [0, 1], shape (H, W, 3), turned upright by its EXIF
@@ -222,7 +264,9 @@ def expand_inputs(inputs) -> tuple[list[Path], list[tuple[Path, str]]]:
     for item in inputs:
         path = Path(item).expanduser()
         if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            found = sorted(
+                p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+            )
             if found:
                 files += found
             else:
@@ -239,8 +283,17 @@ def expand_inputs(inputs) -> tuple[list[Path], list[tuple[Path, str]]]:
 
 # --- files -------------------------------------------------------------------------------------
 
-def deblur_files(model, paths, out_dir, overwrite: bool = False, tile: int | None = None,
-                 overlap: int = DEFAULT_OVERLAP, progress: bool = True, log=None) -> dict:
+
+def deblur_files(
+    model,
+    paths,
+    out_dir,
+    overwrite: bool = False,
+    tile: int | None = None,
+    overlap: int = DEFAULT_OVERLAP,
+    progress: bool = True,
+    log=None,
+) -> dict:
     """Deblur image files and folders (see ``expand_inputs``) into ``out_dir/<stem>.png``.
 
     A file that cannot be read is reported (by ``log``, default: printed) and skipped, as is an
@@ -256,7 +309,9 @@ def deblur_files(model, paths, out_dir, overwrite: bool = False, tile: int | Non
     check_tile(model, tile, overlap)
     files, failed = expand_inputs([paths] if isinstance(paths, (str, Path)) else paths)
     written, skipped = [], []
-    bar = tqdm(files, desc="deblur", unit="file", disable=not progress, file=sys.stderr, dynamic_ncols=True)
+    bar = tqdm(
+        files, desc="deblur", unit="file", disable=not progress, file=sys.stderr, dynamic_ncols=True
+    )
     say = log or (lambda text: bar.write(text, file=sys.stderr))
 
     def fail(path, reason):
@@ -270,7 +325,10 @@ def deblur_files(model, paths, out_dir, overwrite: bool = False, tile: int | Non
         bar.set_postfix_str(path.name, refresh=False)
         target = out_dir / f"{path.stem}.png"
         if target in claimed:
-            fail(path, f"{path}: its output {target} is also that of {claimed[target]} (same name); rename one")
+            fail(
+                path,
+                f"{path}: its output {target} is also that of {claimed[target]} (same name); rename one",
+            )
             continue
         claimed[target] = path
         if target.exists() and target.resolve() == path.resolve():
@@ -293,34 +351,69 @@ def deblur_files(model, paths, out_dir, overwrite: bool = False, tile: int | Non
             continue
         written.append(target)
     bar.close()
-    return {"written": written, "skipped": skipped, "failed": failed, "seconds": time.perf_counter() - start}
+    return {
+        "written": written,
+        "skipped": skipped,
+        "failed": failed,
+        "seconds": time.perf_counter() - start,
+    }
 
 
 def summary_line(summary: dict, out_dir) -> str:
-    return (f"{len(summary['written'])} written, {len(summary['skipped'])} skipped, {len(summary['failed'])} failed "
-            f"in {summary['seconds']:.1f} s (outputs in {display_path(out_dir)})")
+    return (
+        f"{len(summary['written'])} written, {len(summary['skipped'])} skipped, {len(summary['failed'])} failed "
+        f"in {summary['seconds']:.1f} s (outputs in {display_path(out_dir)})"
+    )
 
 
 # --- command line ------------------------------------------------------------------------------
 
+
 def _parser() -> argparse.ArgumentParser:
     from .models import list_models
 
-    parser = argparse.ArgumentParser(prog="python -m deblurlab.deblur", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files (PNG/JPEG) or folders of them")
-    parser.add_argument("--model", required=True, metavar="NAME",
-                        help=f"a registered model: {', '.join(list_models())}")
-    parser.add_argument("--out", required=True, metavar="DIR", help="output folder (created): DIR/<stem>.png")
-    parser.add_argument("--weights", default=None, metavar="PATH",
-                        help="a .weights.h5 file (a run's best.weights.h5 or a zoo file); default: zoo/NAME.weights.h5")
-    parser.add_argument("--tile", type=int, default=None, metavar="N",
-                        help=f"tiles of N x N pixels (a multiple of 8); 0: always whole frames; default: whole "
-                             f"frames up to {MAX_PIXELS:,} pixels, else tiles of {DEFAULT_TILE}")
-    parser.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP, metavar="PX",
-                        help=f"context each tile adds on each side (default {DEFAULT_OVERLAP}): neighbouring "
-                             "tiles share 2 x PX pixels, cross-faded over the middle PX")
-    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
+    parser = argparse.ArgumentParser(
+        prog="python -m deblurlab.deblur",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "inputs", nargs="+", metavar="INPUT", help="image files (PNG/JPEG) or folders of them"
+    )
+    parser.add_argument(
+        "--model",
+        required=True,
+        metavar="NAME",
+        help=f"a registered model: {', '.join(list_models())}",
+    )
+    parser.add_argument(
+        "--out", required=True, metavar="DIR", help="output folder (created): DIR/<stem>.png"
+    )
+    parser.add_argument(
+        "--weights",
+        default=None,
+        metavar="PATH",
+        help="a .weights.h5 file (a run's best.weights.h5 or a zoo file); default: zoo/NAME.weights.h5",
+    )
+    parser.add_argument(
+        "--tile",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"tiles of N x N pixels (a multiple of 8); 0: always whole frames; default: whole "
+        f"frames up to {MAX_PIXELS:,} pixels, else tiles of {DEFAULT_TILE}",
+    )
+    parser.add_argument(
+        "--overlap",
+        type=int,
+        default=DEFAULT_OVERLAP,
+        metavar="PX",
+        help=f"context each tile adds on each side (default {DEFAULT_OVERLAP}): neighbouring "
+        "tiles share 2 x PX pixels, cross-faded over the middle PX",
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace existing outputs (default: skip them)"
+    )
     return parser
 
 
@@ -342,8 +435,9 @@ def main(argv=None) -> int:
         check_tile(model, args.tile, args.overlap)
     except ValueError as exc:
         parser.error(str(exc))
-    summary = deblur_files(model, args.inputs, args.out, overwrite=args.overwrite, tile=args.tile,
-                           overlap=args.overlap)
+    summary = deblur_files(
+        model, args.inputs, args.out, overwrite=args.overwrite, tile=args.tile, overlap=args.overlap
+    )
     print(summary_line(summary, args.out), flush=True)
     return 1 if summary["failed"] else 0
 

@@ -15,24 +15,42 @@ identical consecutive blocks (same layers, same output shape) are merged, first 
 join is a plain chain (no connection leaves or enters between them, so nothing is lost), then,
 if that is not enough, regardless (the arcs then carry a count, ``7 × add``).
 """
+
 from __future__ import annotations
 
 import functools
 import re
 import textwrap
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import matplotlib.pyplot as plt
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Patch
 from matplotlib.path import Path
 
-MERGE_LAYERS = {"Add": "add", "Concatenate": "concat", "Multiply": "multiply", "Subtract": "subtract",
-                "Average": "average", "Maximum": "maximum", "Minimum": "minimum"}
-ROLE_COLOURS = {"input": "#d9d9d9", "down": "#9ecae1", "up": "#fdae6b", "body": "#c7e9c0",
-                "output": "#dadaeb"}
-ROLE_NAMES = {"input": "input", "down": "downsamples (stride 2)", "up": "upsamples (transposed, stride 2)",
-              "body": "same resolution", "output": "model output"}
+MERGE_LAYERS = {
+    "Add": "add",
+    "Concatenate": "concat",
+    "Multiply": "multiply",
+    "Subtract": "subtract",
+    "Average": "average",
+    "Maximum": "maximum",
+    "Minimum": "minimum",
+}
+ROLE_COLOURS = {
+    "input": "#d9d9d9",
+    "down": "#9ecae1",
+    "up": "#fdae6b",
+    "body": "#c7e9c0",
+    "output": "#dadaeb",
+}
+ROLE_NAMES = {
+    "input": "input",
+    "down": "downsamples (stride 2)",
+    "up": "upsamples (transposed, stride 2)",
+    "body": "same resolution",
+    "output": "model output",
+}
 
 
 class DiagramError(RuntimeError):
@@ -55,20 +73,27 @@ def default_group_key(layer) -> str:
     (``conv2d``, ``conv2d_3``, ``batch_normalization_1``) is a block of its own."""
     name = layer.name
     base = re.sub(r"_\d+$", "", name)
-    if base.replace("_", "") == layer.__class__.__name__.lower():  # conv2d_3, re_lu, batch_normalization
+    if (
+        base.replace("_", "") == layer.__class__.__name__.lower()
+    ):  # conv2d_3, re_lu, batch_normalization
         return name
     return name.split("_", 1)[0]
 
 
 # ----------------------------------------------------------------------------- reading the graph
 
+
 def _graph(model):
     """(layers in topological order, {layer name: [names of the layers feeding it]})."""
-    functional = getattr(model, "_functional", None) or model  # a built Sequential wraps a Functional
+    functional = (
+        getattr(model, "_functional", None) or model
+    )  # a built Sequential wraps a Functional
     nodes_by_depth = getattr(functional, "_nodes_by_depth", None)
     if not nodes_by_depth:
-        raise DiagramError(f"plot_architecture: {getattr(model, 'name', model)!r} is not a built Keras "
-                           "functional model (build it on an Input, or call it once, before drawing).")
+        raise DiagramError(
+            f"plot_architecture: {getattr(model, 'name', model)!r} is not a built Keras "
+            "functional model (build it on an Input, or call it once, before drawing)."
+        )
     layers = [layer for layer in functional.layers]
     known = {layer.name for layer in layers}
     parents: dict[str, list[str]] = {layer.name: [] for layer in layers}
@@ -101,7 +126,9 @@ def _token(layer) -> str:
         k = "×".join(map(str, layer.kernel_size))
         base = {"Conv2D": "Conv", "Conv2DTranspose": "Deconv"}.get(kind, kind.replace("2D", ""))
         stride = max(layer.strides)
-        suffix = "" if stride == 1 else (f"↑{stride}" if kind == "Conv2DTranspose" else f"/{stride}")
+        suffix = (
+            "" if stride == 1 else (f"↑{stride}" if kind == "Conv2DTranspose" else f"/{stride}")
+        )
         act = getattr(layer, "activation", None)
         act_name = getattr(act, "__name__", "linear")
         return f"{base}{k}{suffix}" + ("" if act_name == "linear" else f"+{act_name.capitalize()}")
@@ -109,7 +136,9 @@ def _token(layer) -> str:
         return "BN"
     if kind == "Activation":
         name = getattr(layer.activation, "__name__", "act")
-        return {"relu": "ReLU", "sigmoid": "Sigmoid", "tanh": "Tanh", "softmax": "Softmax"}.get(name, name)
+        return {"relu": "ReLU", "sigmoid": "Sigmoid", "tanh": "Tanh", "softmax": "Softmax"}.get(
+            name, name
+        )
     if kind == "ReLU":
         return "ReLU"
     if kind == "InputLayer":
@@ -134,9 +163,9 @@ def _compress_cached(tokens: tuple) -> tuple[int, tuple]:
         cost, parts = best[i + 1]
         choice = (cost + 1, (tokens[i],) + parts)
         for p in range(1, (n - i) // 2 + 1):
-            pattern = tokens[i:i + p]
+            pattern = tokens[i : i + p]
             k = 1
-            while tokens[i + k * p:i + (k + 1) * p] == pattern:
+            while tokens[i + k * p : i + (k + 1) * p] == pattern:
                 k += 1
             if k < 2:
                 continue
@@ -157,8 +186,10 @@ def describe_layers(layers) -> str:
 
 def _signature(block: Block) -> tuple:
     """What two blocks must share to be merged: their layers (merges aside) and output shape."""
-    return (tuple(_token(l) for l in block.layers if l.__class__.__name__ not in MERGE_LAYERS),
-            _shape(block.last))
+    return (
+        tuple(_token(l) for l in block.layers if l.__class__.__name__ not in MERGE_LAYERS),
+        _shape(block.last),
+    )
 
 
 def _role(block: Block, output_names: set[str]) -> str:
@@ -179,6 +210,7 @@ def _role(block: Block, output_names: set[str]) -> str:
 
 # ----------------------------------------------------------------------------- grouping
 
+
 def group_layers(model, group_by: Callable | dict | None = None) -> tuple[list[Block], dict]:
     """Blocks of consecutive layers with the same key, and the layer -> parents map."""
     layers, parents = _graph(model)
@@ -189,8 +221,10 @@ def group_layers(model, group_by: Callable | dict | None = None) -> tuple[list[B
     elif callable(group_by):
         key = group_by
     else:
-        raise DiagramError(f"plot_architecture: group_by must be None, a dict or a function of a layer, "
-                           f"not {type(group_by).__name__}.")
+        raise DiagramError(
+            f"plot_architecture: group_by must be None, a dict or a function of a layer, "
+            f"not {type(group_by).__name__}."
+        )
     blocks: list[Block] = []
     previous = object()
     for layer in layers:
@@ -292,8 +326,14 @@ def _arc_label(links: list, parents: dict, block: Block) -> str:
 
 # ----------------------------------------------------------------------------- drawing
 
-def plot_architecture(model, title: str | None = None, group_by: Callable | dict | None = None,
-                      max_blocks: int = 20, width: float = 6.0):
+
+def plot_architecture(
+    model,
+    title: str | None = None,
+    group_by: Callable | dict | None = None,
+    max_blocks: int = 20,
+    width: float = 6.0,
+):
     """A block diagram of ``model`` (a built Keras functional model), as a matplotlib Figure.
 
     ``group_by``: a function of a layer, or a {layer name: block} dict, to override the default
@@ -309,8 +349,10 @@ def plot_architecture(model, title: str | None = None, group_by: Callable | dict
     except DiagramError:
         raise
     except Exception as error:  # noqa: BLE001 - any failure must surface with the model's name
-        raise DiagramError(f"plot_architecture could not draw {getattr(model, 'name', model)!r}: "
-                           f"{type(error).__name__}: {error}") from error
+        raise DiagramError(
+            f"plot_architecture could not draw {getattr(model, 'name', model)!r}: "
+            f"{type(error).__name__}: {error}"
+        ) from error
 
 
 def _draw(model, blocks, parents, title, width):
@@ -322,8 +364,10 @@ def _draw(model, blocks, parents, title, width):
     text_chars = int(width * 13)
 
     # Arcs: connections between non-adjacent blocks; nested by span so they never overlap.
-    arcs = sorted(((i, j, links) for (i, j), links in edges.items() if j > i + 1),
-                  key=lambda a: (a[1] - a[0], a[0]))
+    arcs = sorted(
+        ((i, j, links) for (i, j), links in edges.items() if j > i + 1),
+        key=lambda a: (a[1] - a[0], a[0]),
+    )
     levels: list[int] = []
     for k, (i, j, _) in enumerate(arcs):
         overlapping = [levels[m] for m in range(k) if arcs[m][0] < j and arcs[m][1] > i]
@@ -341,7 +385,9 @@ def _draw(model, blocks, parents, title, width):
     ax.axis("off")
     top = fig_h - (0.5 if title else 0.15)
     if title:
-        ax.text(fig_w / 2, fig_h - 0.25, title, ha="center", va="center", fontsize=11, weight="bold")
+        ax.text(
+            fig_w / 2, fig_h - 0.25, title, ha="center", va="center", fontsize=11, weight="bold"
+        )
 
     centres = []
     roles_used = []
@@ -350,8 +396,17 @@ def _draw(model, blocks, parents, title, width):
         centres.append(y)
         role = _role(block, output_names)
         roles_used.append(role)
-        ax.add_patch(FancyBboxPatch((0.15, y - box_h / 2), width, box_h, boxstyle="round,pad=0,rounding_size=0.08",
-                                    facecolor=ROLE_COLOURS[role], edgecolor="#555555", lw=0.8))
+        ax.add_patch(
+            FancyBboxPatch(
+                (0.15, y - box_h / 2),
+                width,
+                box_h,
+                boxstyle="round,pad=0,rounding_size=0.08",
+                facecolor=ROLE_COLOURS[role],
+                edgecolor="#555555",
+                lw=0.8,
+            )
+        )
         params = _params(block)
         head = f"{_label(block)}   →  {format_shape(_shape(block.last))}"
         if params:
@@ -360,8 +415,16 @@ def _draw(model, blocks, parents, title, width):
         ax.text(0.28, y + 0.12, head, ha="left", va="center", fontsize=7.5, weight="bold")
         ax.text(0.28, y - 0.13, body, ha="left", va="center", fontsize=6.5, family="DejaVu Sans")
         if k > 0:
-            ax.add_patch(FancyArrowPatch((0.15 + width / 2, y + box_h / 2 + gap), (0.15 + width / 2, y + box_h / 2),
-                                         arrowstyle="-|>", mutation_scale=8, color="#333333", lw=0.8))
+            ax.add_patch(
+                FancyArrowPatch(
+                    (0.15 + width / 2, y + box_h / 2 + gap),
+                    (0.15 + width / 2, y + box_h / 2),
+                    arrowstyle="-|>",
+                    mutation_scale=8,
+                    color="#333333",
+                    lw=0.8,
+                )
+            )
 
     x0 = 0.15 + width
     used_label_ys: list[float] = []
@@ -369,10 +432,14 @@ def _draw(model, blocks, parents, title, width):
     for (i, j, links), level in zip(arcs, levels):
         xr = x0 + level * arc_w
         y0, y1 = centres[i] - 0.08, centres[j] + 0.08
-        path = Path([(x0, y0), (xr, y0), (xr, y1), (x0, y1)],
-                    [Path.MOVETO, Path.LINETO, Path.LINETO, Path.LINETO])
+        path = Path(
+            [(x0, y0), (xr, y0), (xr, y1), (x0, y1)],
+            [Path.MOVETO, Path.LINETO, Path.LINETO, Path.LINETO],
+        )
         colour = plt.cm.tab10(level % 10)
-        ax.add_patch(FancyArrowPatch(path=path, arrowstyle="-|>", mutation_scale=8, color=colour, lw=1.0))
+        ax.add_patch(
+            FancyArrowPatch(path=path, arrowstyle="-|>", mutation_scale=8, color=colour, lw=1.0)
+        )
         label = _arc_label(links, parents, blocks[j])
         carried = {_shape(src) for _, src in links}
         if carried != {_shape(blocks[i].last)}:
@@ -387,10 +454,20 @@ def _draw(model, blocks, parents, title, width):
         ax.text(x_label, y_label, label, fontsize=6, color=colour, va="center", ha="left")
         drawn_arcs.append((_label(blocks[i]), _label(blocks[j]), label))
 
-    handles = [Patch(facecolor=ROLE_COLOURS[r], edgecolor="#555555", label=ROLE_NAMES[r])
-               for r in ROLE_COLOURS if r in roles_used]
-    ax.legend(handles=handles, loc="lower left", bbox_to_anchor=(0.02, 0.0), ncol=min(len(handles), 5),
-              fontsize=6.5, frameon=False, bbox_transform=ax.transAxes)
+    handles = [
+        Patch(facecolor=ROLE_COLOURS[r], edgecolor="#555555", label=ROLE_NAMES[r])
+        for r in ROLE_COLOURS
+        if r in roles_used
+    ]
+    ax.legend(
+        handles=handles,
+        loc="lower left",
+        bbox_to_anchor=(0.02, 0.0),
+        ncol=min(len(handles), 5),
+        fontsize=6.5,
+        frameon=False,
+        bbox_transform=ax.transAxes,
+    )
     fig.diagram_blocks = blocks  # for tests and callers that want the grouping and the arcs
     fig.diagram_arcs = drawn_arcs
     return fig

@@ -1,4 +1,5 @@
 """Every figure of the study is drawn here and saved by ``save_fig`` under figures/<name>.png."""
+
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
@@ -30,13 +31,25 @@ def plot_training_curves(histories: dict[str, pd.DataFrame], title: str = "Train
         all_epochs.update(int(e) for e in epochs)
         ax_loss.plot(epochs, history["loss"], color=colour, label=f"{label} train", **line)
         if "val_loss" in history:
-            ax_loss.plot(epochs, history["val_loss"], color=colour, ls="--", label=f"{label} val",
-                         **{**line, "marker": "s"})
+            ax_loss.plot(
+                epochs,
+                history["val_loss"],
+                color=colour,
+                ls="--",
+                label=f"{label} val",
+                **{**line, "marker": "s"},
+            )
         psnr_cols = [c for c in history.columns if c.endswith("psnr")]
         for col in psnr_cols:
             val = col.startswith("val_")
-            ax_psnr.plot(epochs, history[col], color=colour, ls="--" if val else "-",
-                         label=f"{label} {'val' if val else 'train'}", **{**line, "marker": "s" if val else "o"})
+            ax_psnr.plot(
+                epochs,
+                history[col],
+                color=colour,
+                ls="--" if val else "-",
+                label=f"{label} {'val' if val else 'train'}",
+                **{**line, "marker": "s" if val else "o"},
+            )
     ax_loss.set(xlabel="epoch", ylabel="MSE loss", yscale="log", title="Loss")
     ax_psnr.set(xlabel="epoch", ylabel="PSNR (dB)", title="PSNR")
     for ax in (ax_loss, ax_psnr):
@@ -50,8 +63,14 @@ def plot_training_curves(histories: dict[str, pd.DataFrame], title: str = "Train
     return fig
 
 
-def plot_restorations(blurred, restored: dict[str, np.ndarray], sharp, sigmas=None, n: int = 6,
-                      title: str | None = None):
+def plot_restorations(
+    blurred,
+    restored: dict[str, np.ndarray],
+    sharp,
+    sigmas=None,
+    n: int = 6,
+    title: str | None = None,
+):
     """Rows of images: blurred (with sigma), each model's restoration, and the sharp original."""
     columns = [("blurred", blurred), *restored.items(), ("sharp", sharp)]
     n = min(n, len(sharp))
@@ -74,8 +93,12 @@ def plot_restorations(blurred, restored: dict[str, np.ndarray], sharp, sigmas=No
 
 def plot_blur_examples(images, sigma_values, blur_fn):
     """Each image (row) blurred at each sigma (column)."""
-    fig, axes = plt.subplots(len(images), len(sigma_values),
-                             figsize=(1.5 * len(sigma_values), 1.5 * len(images)), squeeze=False)
+    fig, axes = plt.subplots(
+        len(images),
+        len(sigma_values),
+        figsize=(1.5 * len(sigma_values), 1.5 * len(images)),
+        squeeze=False,
+    )
     for col, sigma in enumerate(sigma_values):
         blurred = np.asarray(blur_fn(images, np.full(len(images), sigma, np.float32)))
         for row in range(len(images)):
@@ -105,7 +128,9 @@ def plot_metric_vs_sigma(sigmas, per_image: dict[str, dict[str, np.ndarray]], bi
         for ax, metric in zip(axes, ("mse", "psnr", "ssim")):
             ax.plot(rows["centre"], rows[metric], marker="o", label=method)
     for ax, metric, unit in zip(axes, ("MSE", "PSNR", "SSIM"), ("", " (dB)", "")):
-        ax.set(xlabel="blur σ (bin centre)", ylabel=metric + unit, title=f"{metric} by blur strength")
+        ax.set(
+            xlabel="blur σ (bin centre)", ylabel=metric + unit, title=f"{metric} by blur strength"
+        )
         ax.grid(alpha=0.3)
     axes[0].set_yscale("log")
     axes[-1].legend(fontsize=8)
@@ -140,13 +165,20 @@ def style_method_lines(fig, dashed=(), dotted=()):
     return fig
 
 
-def plot_method_grid(images: dict[str, np.ndarray], titles: dict[str, str] | None = None, columns: int = 6,
-                     title: str | None = None, size: float = 1.9):
+def plot_method_grid(
+    images: dict[str, np.ndarray],
+    titles: dict[str, str] | None = None,
+    columns: int = 6,
+    title: str | None = None,
+    size: float = 1.9,
+):
     """One image per method in a grid, each titled with its name and ``titles[name]`` (e.g. its
     PSNR and SSIM); unused cells are left blank."""
     names = list(images)
     rows = int(np.ceil(len(names) / columns))
-    fig, axes = plt.subplots(rows, columns, figsize=(size * columns, (size + 0.45) * rows), squeeze=False)
+    fig, axes = plt.subplots(
+        rows, columns, figsize=(size * columns, (size + 0.45) * rows), squeeze=False
+    )
     for ax in axes.flat:
         ax.axis("off")
     for ax, name in zip(axes.flat, names):
@@ -159,7 +191,9 @@ def plot_method_grid(images: dict[str, np.ndarray], titles: dict[str, str] | Non
     return fig
 
 
-def plot_quality_vs_budget(curves: dict[str, pd.DataFrame], title: str = "Validation PSNR against training budget"):
+def plot_quality_vs_budget(
+    curves: dict[str, pd.DataFrame], title: str = "Validation PSNR against training budget"
+):
     """Each model's validation PSNR per epoch against its cumulative training time (left) and
     training FLOPs (right, where known), log x; ``curves[model]`` has columns seconds, tflop and
     val_psnr (``deblurlab.findings.budget_curves``). One colour a model, its last epoch marked."""
@@ -168,21 +202,45 @@ def plot_quality_vs_budget(curves: dict[str, pd.DataFrame], title: str = "Valida
         for ax, x in zip(axes, ("seconds", "tflop")):
             if x not in curve or not np.isfinite(curve[x]).any():
                 continue
-            ax.plot(curve[x], curve["val_psnr"], marker="o", markersize=3, color=colour, label=model)
-            ax.plot(curve[x].iloc[-1:], curve["val_psnr"].iloc[-1:], marker="*", markersize=10, color=colour)
-    for ax, label in zip(axes, ("training time (s, cumulative)", "training FLOPs (TFLOP, cumulative)")):
+            ax.plot(
+                curve[x], curve["val_psnr"], marker="o", markersize=3, color=colour, label=model
+            )
+            ax.plot(
+                curve[x].iloc[-1:],
+                curve["val_psnr"].iloc[-1:],
+                marker="*",
+                markersize=10,
+                color=colour,
+            )
+    for ax, label in zip(
+        axes, ("training time (s, cumulative)", "training FLOPs (TFLOP, cumulative)")
+    ):
         ax.set(xlabel=label, ylabel="validation PSNR (dB)")
         if ax.lines:
             from matplotlib.ticker import FuncFormatter
 
             ax.set_xscale("log")
             ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-            ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if f"{v:.0e}"[0] in "25" else ""))
+            ax.xaxis.set_minor_formatter(
+                FuncFormatter(lambda v, _: f"{v:g}" if f"{v:.0e}"[0] in "25" else "")
+            )
         else:
-            ax.text(0.5, 0.5, "no training history found", ha="center", va="center", transform=ax.transAxes)
+            ax.text(
+                0.5,
+                0.5,
+                "no training history found",
+                ha="center",
+                va="center",
+                transform=ax.transAxes,
+            )
         ax.grid(alpha=0.3, which="both")
     if axes[0].lines:
-        axes[1].legend(*axes[0].get_legend_handles_labels(), fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+        axes[1].legend(
+            *axes[0].get_legend_handles_labels(),
+            fontsize=7,
+            loc="upper left",
+            bbox_to_anchor=(1.02, 1.0),
+        )
     fig.suptitle(title)
     fig.tight_layout()
     return fig

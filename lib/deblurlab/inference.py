@@ -70,8 +70,9 @@ def any_size(model, name: str | None = None):
     if name in list_models():
         overrides = dict(getattr(model, "build_overrides", {}))
         try:
-            rebuilt = build_model(name, input_shape=(None, None, model.inputs[0].shape[-1]),
-                                  **overrides)
+            rebuilt = build_model(
+                name, input_shape=(None, None, model.inputs[0].shape[-1]), **overrides
+            )
         except ValueError:  # the architecture needs a fixed size (srndeblur_cifar_lstm)
             rebuilt = None
         if rebuilt is not None and weight_shapes(rebuilt) == weight_shapes(model):
@@ -161,13 +162,17 @@ def _window(length: int, start: int, total: int, overlap: int) -> np.ndarray:
         return np.ones(length, np.float32)
     d = np.arange(length, dtype=np.float32) + 0.5
     lead = np.ones(length, np.float32) if start == 0 else np.clip((d - overlap / 2) / overlap, 0, 1)
-    trail = (np.ones(length, np.float32) if start + length >= total
-             else np.clip((d[::-1] - overlap / 2) / overlap, 0, 1))
+    trail = (
+        np.ones(length, np.float32)
+        if start + length >= total
+        else np.clip((d[::-1] - overlap / 2) / overlap, 0, 1)
+    )
     return np.minimum(lead, trail)
 
 
-def deblur_tiled(model, padded: np.ndarray, tile: tuple[int, int], overlap: int, multiple: int,
-                 batch: int = 1) -> np.ndarray:
+def deblur_tiled(
+    model, padded: np.ndarray, tile: tuple[int, int], overlap: int, multiple: int, batch: int = 1
+) -> np.ndarray:
     """Run ``model`` over an (H, W, C) image already padded to ``multiple`` in tiles of
     ``tile`` = (th, tw) whose starts are multiples of ``multiple`` (so the strided layers see the
     same pixel grid as on the whole frame), neighbours sharing at least 2 x ``overlap`` pixels,
@@ -178,8 +183,10 @@ def deblur_tiled(model, padded: np.ndarray, tile: tuple[int, int], overlap: int,
     for size, length in ((th, H), (tw, W)):
         step = size if length <= size else (size - 2 * overlap) // multiple * multiple
         if step <= 0:
-            raise ValueError(f"tile {size} px is too small for an overlap of {overlap} px: it must "
-                             f"be at least 2 x overlap + {multiple} (the network's multiple)")
+            raise ValueError(
+                f"tile {size} px is too small for an overlap of {overlap} px: it must "
+                f"be at least 2 x overlap + {multiple} (the network's multiple)"
+            )
         steps.append(step)
     coords = [(y, x) for y in _starts(H, th, steps[0]) for x in _starts(W, tw, steps[1])]
     if len(coords) == 1:  # the whole frame at once
@@ -196,8 +203,13 @@ def deblur_tiled(model, padded: np.ndarray, tile: tuple[int, int], overlap: int,
     return (out / weight).astype(np.float32)
 
 
-def deblur_frame(model: keras.Model, blurred: np.ndarray, multiple: int | None = None,
-                 tile: int | None = None, overlap: int = DEFAULT_OVERLAP) -> np.ndarray:
+def deblur_frame(
+    model: keras.Model,
+    blurred: np.ndarray,
+    multiple: int | None = None,
+    tile: int | None = None,
+    overlap: int = DEFAULT_OVERLAP,
+) -> np.ndarray:
     """Restore one whole (H, W, 3) frame with an any-size ``model``: pad to the network's
     multiple, run whole (an eager call), crop back to (H, W), clip to [0, 1]. With ``tile`` (a
     multiple of the network's multiple), a frame larger than it runs in tile x tile pieces
@@ -207,8 +219,10 @@ def deblur_frame(model: keras.Model, blurred: np.ndarray, multiple: int | None =
     if tile is None or (padded.shape[0] <= tile and padded.shape[1] <= tile):
         return np.clip(run_model(model, padded)[:h, :w], 0.0, 1.0)
     if tile % multiple or tile - 2 * overlap < multiple:
-        raise ValueError(f"tile={tile} must be a multiple of {multiple} and at least "
-                         f"2 x overlap + {multiple} = {2 * overlap + multiple}")
+        raise ValueError(
+            f"tile={tile} must be a multiple of {multiple} and at least "
+            f"2 x overlap + {multiple} = {2 * overlap + multiple}"
+        )
     return np.clip(deblur_tiled(model, padded, (tile, tile), overlap, multiple)[:h, :w], 0.0, 1.0)
 
 
@@ -219,9 +233,11 @@ def check_tile(model, tile: int | None, overlap: int = DEFAULT_OVERLAP) -> None:
     fixed = input_size(model)
     if fixed != (None, None):
         if tile not in (None, fixed[0]) or fixed[0] != fixed[1]:
-            raise ValueError(f"{model.name} runs only on {fixed[1]}x{fixed[0]} inputs (its weights "
-                             "depend on the image size), so it is always run on tiles of that size; "
-                             f"--tile {tile} does not apply.")
+            raise ValueError(
+                f"{model.name} runs only on {fixed[1]}x{fixed[0]} inputs (its weights "
+                "depend on the image size), so it is always run on tiles of that size; "
+                f"--tile {tile} does not apply."
+            )
         return
     if overlap < 0:
         raise ValueError(f"overlap={overlap}: use 0 or more pixels")
@@ -230,12 +246,15 @@ def check_tile(model, tile: int | None, overlap: int = DEFAULT_OVERLAP) -> None:
     if size and (size < 0 or size % multiple):
         raise ValueError(f"{what} must be a positive multiple of {multiple} for {model.name}")
     if size and size - 2 * overlap < multiple:
-        raise ValueError(f"{what} is too small for an overlap of {overlap} px: use tiles of at "
-                         f"least 2 x overlap + {multiple} = {2 * overlap + multiple}")
+        raise ValueError(
+            f"{what} is too small for an overlap of {overlap} px: use tiles of at "
+            f"least 2 x overlap + {multiple} = {2 * overlap + multiple}"
+        )
 
 
-def deblur_image(model, image: np.ndarray, tile: int | None = None,
-                 overlap: int = DEFAULT_OVERLAP) -> np.ndarray:
+def deblur_image(
+    model, image: np.ndarray, tile: int | None = None, overlap: int = DEFAULT_OVERLAP
+) -> np.ndarray:
     """Restore one (H, W, 3) float image in [0, 1] (uint8 is scaled, 2-D grayscale repeated):
     padded by reflection to the network's multiple, run, cropped back to (H, W), clipped.
 
@@ -261,8 +280,9 @@ def deblur_image(model, image: np.ndarray, tile: int | None = None,
     if fixed != (None, None):  # tiles of the model's own size; a smaller image is padded up to it
         extra = (max(0, fixed[0] - padded.shape[0]), max(0, fixed[1] - padded.shape[1]))
         padded = np.pad(padded, ((0, extra[0]), (0, extra[1]), (0, 0)), mode="symmetric")
-        out = deblur_tiled(model, padded, fixed, fixed_overlap(fixed[0]), multiple,
-                           batch=FIXED_TILE_BATCH)
+        out = deblur_tiled(
+            model, padded, fixed, fixed_overlap(fixed[0]), multiple, batch=FIXED_TILE_BATCH
+        )
     else:
         if tile is None:
             tile = 0 if padded.shape[0] * padded.shape[1] <= MAX_PIXELS else DEFAULT_TILE

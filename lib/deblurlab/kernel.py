@@ -1,5 +1,6 @@
 """The project's Jupyter kernel: this environment's Python, with TensorFlow's start-up noise kept
 out of notebook outputs (``capture_fd_output=False`` leaves C-level stderr on the terminal)."""
+
 from __future__ import annotations
 
 import json
@@ -12,8 +13,14 @@ DISPLAY_NAME = "Python (deblurlab)"
 
 def kernel_spec() -> dict:
     return {
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}",
-                 "--IPKernelApp.capture_fd_output=False"],
+        "argv": [
+            sys.executable,
+            "-m",
+            "ipykernel_launcher",
+            "-f",
+            "{connection_file}",
+            "--IPKernelApp.capture_fd_output=False",
+        ],
         "display_name": DISPLAY_NAME,
         "language": "python",
         "env": {"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONWARNINGS": "ignore::DeprecationWarning"},

@@ -33,16 +33,25 @@ def plot_frame_comparison(images: dict[str, np.ndarray], box, title: str | None 
     from matplotlib.patches import Rectangle
 
     top, left, h, w = box
-    fig, axes = plt.subplots(2, len(images), figsize=(4.2 * len(images), 5.6), squeeze=False,
-                             gridspec_kw={"height_ratios": [images[next(iter(images))].shape[0]
-                                                            / images[next(iter(images))].shape[1] * 1.6, 1]})
+    fig, axes = plt.subplots(
+        2,
+        len(images),
+        figsize=(4.2 * len(images), 5.6),
+        squeeze=False,
+        gridspec_kw={
+            "height_ratios": [
+                images[next(iter(images))].shape[0] / images[next(iter(images))].shape[1] * 1.6,
+                1,
+            ]
+        },
+    )
     for col, (name, image) in enumerate(images.items()):
         ax = axes[0, col]
         ax.imshow(np.clip(image, 0, 1))
         ax.add_patch(Rectangle((left, top), w, h, fill=False, edgecolor="yellow", linewidth=1.5))
         ax.set_title(name, fontsize=9)
         zoom = axes[1, col]
-        zoom.imshow(np.clip(image[top:top + h, left:left + w], 0, 1), interpolation="nearest")
+        zoom.imshow(np.clip(image[top : top + h, left : left + w], 0, 1), interpolation="nearest")
         for ax_ in (ax, zoom):
             ax_.set_xticks([])
             ax_.set_yticks([])
@@ -53,7 +62,9 @@ def plot_frame_comparison(images: dict[str, np.ndarray], box, title: str | None 
     return fig
 
 
-def plot_patch_examples(frames: FrameSet, n: int = 4, patch_size: int = P.PATCH_SIZE, seed: int = 7):
+def plot_patch_examples(
+    frames: FrameSet, n: int = 4, patch_size: int = P.PATCH_SIZE, seed: int = 7
+):
     """``n`` random (unfiltered) patches, blurred over sharp, each titled with its SSIM."""
     n_frames = min(n, len(frames))
     rng = np.random.default_rng(seed)
@@ -68,8 +79,10 @@ def plot_patch_examples(frames: FrameSet, n: int = 4, patch_size: int = P.PATCH_
             ax.imshow(np.clip(image.numpy(), 0, 1))
             ax.set_xticks([])
             ax.set_yticks([])
-        axes[0, col].set_title(f"SSIM {float(ssim):.3f}" + (" (too perfect)" if ssim >= P.SSIM_THRESHOLD else ""),
-                               fontsize=8)
+        axes[0, col].set_title(
+            f"SSIM {float(ssim):.3f}" + (" (too perfect)" if ssim >= P.SSIM_THRESHOLD else ""),
+            fontsize=8,
+        )
     axes[0, 0].set_ylabel("blurred", fontsize=9)
     axes[1, 0].set_ylabel("sharp", fontsize=9)
     fig.tight_layout()
@@ -84,19 +97,35 @@ def plot_ssim_distribution(analysis: PatchAnalysis):
 
     ssim = analysis.random_ssim
     fig, (ax_hist, ax_kde) = plt.subplots(1, 2, figsize=(10, 3.6))
-    ax_hist.hist(ssim, bins=30, range=(max(0.0, ssim.min() - 0.02), 1.0), color="tab:blue", edgecolor="white")
-    ax_hist.axvline(P.SSIM_THRESHOLD, color="tab:red", ls="--", label=f"threshold {P.SSIM_THRESHOLD}")
-    ax_hist.set(xlabel="SSIM (blurred vs sharp patch)", ylabel="patches",
-                title=f"Histogram: {len(ssim):,} random {P.PATCH_SIZE}×{P.PATCH_SIZE} patches")
+    ax_hist.hist(
+        ssim, bins=30, range=(max(0.0, ssim.min() - 0.02), 1.0), color="tab:blue", edgecolor="white"
+    )
+    ax_hist.axvline(
+        P.SSIM_THRESHOLD, color="tab:red", ls="--", label=f"threshold {P.SSIM_THRESHOLD}"
+    )
+    ax_hist.set(
+        xlabel="SSIM (blurred vs sharp patch)",
+        ylabel="patches",
+        title=f"Histogram: {len(ssim):,} random {P.PATCH_SIZE}×{P.PATCH_SIZE} patches",
+    )
     ax_hist.legend(fontsize=8)
     sns.kdeplot(x=ssim, ax=ax_kde, color="tab:blue", bw_method="scott")
     kde = gaussian_kde(ssim)
     # The estimate integrates the density from the threshold upwards, past 1 where the kernels spill.
-    grid = np.linspace(P.SSIM_THRESHOLD, max(1.0, ssim.max()) + 4 * analysis.too_perfect["bandwidth"], 200)
-    ax_kde.fill_between(grid, kde(grid), color="tab:red", alpha=0.35,
-                        label=f"P(SSIM ≥ {P.SSIM_THRESHOLD}) = {analysis.too_perfect['kde']:.1%} (KDE)")
+    grid = np.linspace(
+        P.SSIM_THRESHOLD, max(1.0, ssim.max()) + 4 * analysis.too_perfect["bandwidth"], 200
+    )
+    ax_kde.fill_between(
+        grid,
+        kde(grid),
+        color="tab:red",
+        alpha=0.35,
+        label=f"P(SSIM ≥ {P.SSIM_THRESHOLD}) = {analysis.too_perfect['kde']:.1%} (KDE)",
+    )
     ax_kde.axvline(P.SSIM_THRESHOLD, color="tab:red", ls="--")
-    ax_kde.set(xlabel="SSIM", ylabel="density", title="Kernel density estimate (scipy, Scott's bandwidth)")
+    ax_kde.set(
+        xlabel="SSIM", ylabel="density", title="Kernel density estimate (scipy, Scott's bandwidth)"
+    )
     ax_kde.legend(fontsize=8)
     fig.suptitle(analysis.data.label, fontsize=10)
     fig.tight_layout()
@@ -120,5 +149,7 @@ def plot_kernels(n: int = 8, seed: int = 0):
 def plot_training_histories(results: dict[str, TrainResult]):
     from .figures import plot_training_curves
 
-    return plot_training_curves({name: r.history for name, r in results.items()},
-                                title="SRNDeblur_reds training (loss = MSE summed over both scales)")
+    return plot_training_curves(
+        {name: r.history for name, r in results.items()},
+        title="SRNDeblur_reds training (loss = MSE summed over both scales)",
+    )

@@ -4,6 +4,7 @@ Outputs (figures, tables, results, checkpoints) go under ``output_root()``: the 
 default, or ``$DEBLURLAB_OUTPUT_DIR`` (the tests and nbval point it at a temporary folder so a smoke
 run never overwrites the report's figures).
 """
+
 from __future__ import annotations
 
 import os

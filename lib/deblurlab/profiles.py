@@ -6,6 +6,7 @@
 
 Only sizes live here; architectures and optimiser settings are the same at every size.
 """
+
 from __future__ import annotations
 
 import os
@@ -18,12 +19,14 @@ from .models import get_spec
 class TrainConfig:
     """Training settings. Every field but ``epochs``, ``patience`` and ``steps_per_execution``
     goes into a run's resume fingerprint (``train._fingerprint``): adding a field changes it."""
+
     epochs: int
     batch_size: int
     learning_rate: float = 1e-3
     patience: int = 7
     seed: int = 0
     steps_per_execution: int = 1
+
 
 PROFILES = ("smoke", "default", "full")
 ENV_VAR = "DEBLURLAB_PROFILE"
@@ -57,7 +60,7 @@ class CifarPlan:
     n_test: int | None
 
     @classmethod
-    def for_profile(cls, profile: str) -> "CifarPlan":
+    def for_profile(cls, profile: str) -> CifarPlan:
         sizes = CIFAR_SIZES[resolve_profile(profile)]
         return cls(profile, sizes["n_train"], sizes["n_val"], sizes["n_test"])
 
@@ -79,11 +82,17 @@ class CifarPlan:
         training = spec.training
         epochs = sizes["epochs"] or spec.default_epochs  # the default profile: the model's own
         if not epochs:
-            raise ValueError(f"{model_name}: a {spec.dataset} model has no default_epochs; CifarPlan trains "
-                             "CIFAR-10 models (register it with default_epochs=N)")
-        return TrainConfig(epochs=epochs, batch_size=sizes["batch_size"] or training.get("batch_size", 128),
-                           learning_rate=training.get("learning_rate", 1e-3),
-                           patience=training.get("patience", 7), seed=seed)
+            raise ValueError(
+                f"{model_name}: a {spec.dataset} model has no default_epochs; CifarPlan trains "
+                "CIFAR-10 models (register it with default_epochs=N)"
+            )
+        return TrainConfig(
+            epochs=epochs,
+            batch_size=sizes["batch_size"] or training.get("batch_size", 128),
+            learning_rate=training.get("learning_rate", 1e-3),
+            patience=training.get("patience", 7),
+            seed=seed,
+        )
 
 
 # --- the motion-blur chapter (REDS / GoPro / synthetic camera shake) --------------------------
@@ -93,15 +102,48 @@ class CifarPlan:
 # smoke only); analysis_* size the patch-SSIM study; lr_decay lists the runs to train (True adds
 # the exponential learning-rate decay that the report left out).
 MOTION_SIZES = {
-    "smoke": dict(patch_size=64, batch_size=4, patches_per_image=2, images_per_epoch=4, epochs=1,
-                  n_val=4, n_eval=1, eval_crop=(180, 252), synthetic_kernels=2, analysis_frames=4,
-                  analysis_patches_per_image=2, lr_decay=(False,)),
-    "default": dict(patch_size=64, batch_size=10, patches_per_image=2, images_per_epoch=50, epochs=8,
-                    n_val=20, n_eval=10, eval_crop=None, synthetic_kernels=8, analysis_frames=None,
-                    analysis_patches_per_image=16, lr_decay=(False,)),
-    "full": dict(patch_size=256, batch_size=10, patches_per_image=2, images_per_epoch=None, epochs=150,
-                 n_val=100, n_eval=500, eval_crop=None, synthetic_kernels=8, analysis_frames=2000,
-                 analysis_patches_per_image=2, lr_decay=(False, True)),
+    "smoke": dict(
+        patch_size=64,
+        batch_size=4,
+        patches_per_image=2,
+        images_per_epoch=4,
+        epochs=1,
+        n_val=4,
+        n_eval=1,
+        eval_crop=(180, 252),
+        synthetic_kernels=2,
+        analysis_frames=4,
+        analysis_patches_per_image=2,
+        lr_decay=(False,),
+    ),
+    "default": dict(
+        patch_size=64,
+        batch_size=10,
+        patches_per_image=2,
+        images_per_epoch=50,
+        epochs=8,
+        n_val=20,
+        n_eval=10,
+        eval_crop=None,
+        synthetic_kernels=8,
+        analysis_frames=None,
+        analysis_patches_per_image=16,
+        lr_decay=(False,),
+    ),
+    "full": dict(
+        patch_size=256,
+        batch_size=10,
+        patches_per_image=2,
+        images_per_epoch=None,
+        epochs=150,
+        n_val=100,
+        n_eval=500,
+        eval_crop=None,
+        synthetic_kernels=8,
+        analysis_frames=2000,
+        analysis_patches_per_image=2,
+        lr_decay=(False, True),
+    ),
 }
 MOTION_FINAL_LR = 1e-6  # where the optional exponential decay ends (SRN-DeblurNet: 1e-4 -> 1e-6)
 
@@ -123,12 +165,17 @@ class MotionPlan:
     lr_decay: tuple
 
     @classmethod
-    def for_profile(cls, profile: str | None = None) -> "MotionPlan":
+    def for_profile(cls, profile: str | None = None) -> MotionPlan:
         profile = resolve_profile(profile)
         return cls(profile, **MOTION_SIZES[profile])
 
     def train_config(self, model_name: str, seed: int = 0) -> TrainConfig:
         """The report trained SRNDeblur_reds for a fixed number of epochs (no early stopping)."""
         training = get_spec(model_name).training
-        return TrainConfig(epochs=self.epochs, batch_size=self.batch_size,
-                           learning_rate=training.get("learning_rate", 1e-4), patience=self.epochs, seed=seed)
+        return TrainConfig(
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            learning_rate=training.get("learning_rate", 1e-4),
+            patience=self.epochs,
+            seed=seed,
+        )

@@ -1,4 +1,5 @@
 """Where a number came from: data, profile, compute, Keras backend, date, commit, machine."""
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -11,10 +12,19 @@ from .paths import REPO_ROOT
 
 def git_commit() -> str:
     try:
-        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True,
-                             text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
-                               capture_output=True, text=True).stdout.strip()
+        sha = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
         return sha + ("+changes" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
@@ -84,13 +94,22 @@ def today() -> str:
 def provenance(data_source: str, profile: str) -> dict:
     from .compute import current
 
-    return {"data": data_source, "profile": profile, "compute": current().arithmetic(),
-            "backend": backend(), "date": today(), "commit": git_commit(), "machine": machine()}
+    return {
+        "data": data_source,
+        "profile": profile,
+        "compute": current().arithmetic(),
+        "backend": backend(),
+        "date": today(),
+        "commit": git_commit(),
+        "machine": machine(),
+    }
 
 
 def footnote(prov: dict) -> str:
     """One sentence per field of ``provenance()``; a field a record lacks is left out."""
     compute = f" Compute: {prov['compute']}." if prov.get("compute") else ""
     keras_backend = f" Backend: {prov['backend']}." if prov.get("backend") else ""
-    return (f"Data: {prov['data']}. Profile: {prov['profile']}.{compute}{keras_backend} "
-            f"Run {prov['date']}, commit {prov['commit']}, on {prov['machine']}.")
+    return (
+        f"Data: {prov['data']}. Profile: {prov['profile']}.{compute}{keras_backend} "
+        f"Run {prov['date']}, commit {prov['commit']}, on {prov['machine']}."
+    )

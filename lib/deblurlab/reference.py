@@ -14,6 +14,7 @@ limit), its best weights and record go to ``zoo/`` (see ``deblurlab.zoo``).
 Test images are never trained or validated on: at every profile, the test split is the start of
 one fixed permutation and this profile's is the largest (``CifarPlan.min_test``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,8 +33,16 @@ from .provenance import git_commit, machine, today
 
 PROFILE = "full"
 # Cheapest first, so that the runs that can finish in a session do (seconds per epoch on 2 cores).
-ORDER = ["resunet1", "srndeblur_cifar", "srndeblur_cifar_lstm", "resunet3", "eddensenet",
-         "caessc_d22_f128_half", "caessc_d22_f128_half_no_sigmoid", "caessc_d30_f64"]
+ORDER = [
+    "resunet1",
+    "srndeblur_cifar",
+    "srndeblur_cifar_lstm",
+    "resunet3",
+    "eddensenet",
+    "caessc_d22_f128_half",
+    "caessc_d22_f128_half_no_sigmoid",
+    "caessc_d30_f64",
+]
 CHECK_SLICE = 64  # test images whose scores every record keeps, re-measured by the tests
 
 
@@ -86,18 +95,41 @@ def export(name: str, model, result, study, config, setup, reason: str) -> dict:
     test_scores = summarize(evaluate_models(study, {name: stored})[name])
     history = result.history.to_dict(orient="records")
     record = {
-        "model": name, "description": get_spec(name).description, "sha256": zoo.sha256(zoo.weights_path(name)),
-        "dtype": dtype, "bytes": zoo.weights_path(name).stat().st_size, "params": int(model.count_params()),
-        "input_shape": list(study.splits.train.shape[1:]), "weight_shapes": zoo.weight_shapes(model),
-        "data": {"source": study.provenance["data"], "kind": study.splits.kind, "n_train": len(study.splits.train),
-                 "n_val": len(study.splits.val), "n_test": len(study.splits.test)},
-        "profile": PROFILE, "run": run_name(study, name), "config": vars(config), "epochs": result.epochs_run,
-        "best_epoch": result.best_epoch + 1, "stopped": reason, "train_seconds": result.train_seconds,
-        "machine": machine(), "compute": setup.record(), "arithmetic": setup.arithmetic(), "commit": git_commit(),
-        "date": today(), "history": history,
+        "model": name,
+        "description": get_spec(name).description,
+        "sha256": zoo.sha256(zoo.weights_path(name)),
+        "dtype": dtype,
+        "bytes": zoo.weights_path(name).stat().st_size,
+        "params": int(model.count_params()),
+        "input_shape": list(study.splits.train.shape[1:]),
+        "weight_shapes": zoo.weight_shapes(model),
+        "data": {
+            "source": study.provenance["data"],
+            "kind": study.splits.kind,
+            "n_train": len(study.splits.train),
+            "n_val": len(study.splits.val),
+            "n_test": len(study.splits.test),
+        },
+        "profile": PROFILE,
+        "run": run_name(study, name),
+        "config": vars(config),
+        "epochs": result.epochs_run,
+        "best_epoch": result.best_epoch + 1,
+        "stopped": reason,
+        "train_seconds": result.train_seconds,
+        "machine": machine(),
+        "compute": setup.record(),
+        "arithmetic": setup.arithmetic(),
+        "commit": git_commit(),
+        "date": today(),
+        "history": history,
         "test_scores": {**test_scores, "n": len(study.splits.test)},
-        "check": {"n": len(sharp), "float32": check32, "float16": check16,
-                  "stored": check16 if dtype == "float16" else check32},
+        "check": {
+            "n": len(sharp),
+            "float32": check32,
+            "float16": check16,
+            "stored": check16 if dtype == "float16" else check32,
+        },
     }
     zoo.write_record(name, record)
     return record
@@ -113,12 +145,16 @@ def train_reference(name: str, study, deadline: float, max_epochs: int | None) -
     model, result = train_cifar_model(study, name, epochs=epochs, callbacks=[stop])
     reason = stopping_reason(result, epochs, config.patience)
     if reason is None:
-        return f"in progress ({result.epochs_run} of at most {epochs} epochs; resume by running again)"
+        return (
+            f"in progress ({result.epochs_run} of at most {epochs} epochs; resume by running again)"
+        )
     config.epochs = epochs
     record = export(name, model, result, study, config, compute.current(name), reason)
     s = record["test_scores"]
-    return (f"finished: {reason}; {record['epochs']} epochs in {record['train_seconds'] / 60:.1f} min; test MSE "
-            f"{s['mse']:.5f}, PSNR {s['psnr']:.2f}, SSIM {s['ssim']:.4f}; zoo/{name}.weights.h5 ({record['dtype']})")
+    return (
+        f"finished: {reason}; {record['epochs']} epochs in {record['train_seconds'] / 60:.1f} min; test MSE "
+        f"{s['mse']:.5f}, PSNR {s['psnr']:.2f}, SSIM {s['ssim']:.4f}; zoo/{name}.weights.h5 ({record['dtype']})"
+    )
 
 
 def parse_caps(text: str | None, names: list[str], parser) -> dict[str, int]:
@@ -137,22 +173,41 @@ def parse_caps(text: str | None, names: list[str], parser) -> dict[str, int]:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m deblurlab.reference", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", default="", help="comma-separated names (default: every CIFAR-10 model)")
-    parser.add_argument("--hours", type=float, default=None, help="time limit for the whole command")
-    parser.add_argument("--max-epochs", default=None, metavar="N | NAME=N,...",
-                        help="epoch limit below the profile's safety cap of 70, for every model or per model "
-                             "(resunet1=40,resunet3=12); kept in the record as the stopping rule")
-    parser.add_argument("--data-dir", default=None, help="CIFAR-10 folder or archive (default: searched)")
-    parser.add_argument("--retrain", action="store_true", help="train a model again even if the zoo has it")
+    parser = argparse.ArgumentParser(
+        prog="python -m deblurlab.reference",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--models", default="", help="comma-separated names (default: every CIFAR-10 model)"
+    )
+    parser.add_argument(
+        "--hours", type=float, default=None, help="time limit for the whole command"
+    )
+    parser.add_argument(
+        "--max-epochs",
+        default=None,
+        metavar="N | NAME=N,...",
+        help="epoch limit below the profile's safety cap of 70, for every model or per model "
+        "(resunet1=40,resunet3=12); kept in the record as the stopping rule",
+    )
+    parser.add_argument(
+        "--data-dir", default=None, help="CIFAR-10 folder or archive (default: searched)"
+    )
+    parser.add_argument(
+        "--retrain", action="store_true", help="train a model again even if the zoo has it"
+    )
     args = parser.parse_args(argv)
     cifar = list_models(dataset="cifar10")
-    names = [n.strip() for n in args.models.split(",") if n.strip()] or sorted(cifar, key=ORDER.index)
+    names = [n.strip() for n in args.models.split(",") if n.strip()] or sorted(
+        cifar, key=ORDER.index
+    )
     for name in names:
         if name not in cifar:
-            parser.error(f"{name!r}: the reference command trains the CIFAR-10 models ({', '.join(cifar)}); "
-                         "the motion model's reference run is not automated yet")
+            parser.error(
+                f"{name!r}: the reference command trains the CIFAR-10 models ({', '.join(cifar)}); "
+                "the motion model's reference run is not automated yet"
+            )
     caps = parse_caps(args.max_epochs, names, parser)
     deadline = time.time() + 3600 * args.hours if args.hours else float("inf")
     study = prepare_study(PROFILE, data_dir=args.data_dir)

@@ -201,8 +201,11 @@ class Evaluation(MutableMapping):
 
     def score_arrays(self, prefix: str = "") -> dict[str, np.ndarray]:
         """The scores as flat arrays keyed ``"<prefix><method>|<metric>"`` (for ``write_arrays``)."""
-        return {f"{prefix}{method}|{metric}": np.asarray(values, np.float64)
-                for method, per_image in self.scores.items() for metric, values in per_image.items()}
+        return {
+            f"{prefix}{method}|{metric}": np.asarray(values, np.float64)
+            for method, per_image in self.scores.items()
+            for metric, values in per_image.items()
+        }
 
 
 def split_scores(arrays: Mapping[str, np.ndarray]) -> Scores:

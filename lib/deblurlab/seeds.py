@@ -11,6 +11,7 @@ intervals, the spread across seeds, and the bf16-minus-float32 difference of the
 the verdict the speed chapter prints: mixed bfloat16 may become a default only where its quality
 stays within the float32 seed-to-seed spread.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,10 +38,16 @@ def spread(runs: list[dict], precision: str) -> dict:
     out = {"seeds": [r["seed"] for r in chosen]}
     for metric in METRICS:
         values = np.array([r["test"][metric] for r in chosen])
-        out[metric] = {"mean": float(values.mean()), "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
-                       "range": float(values.max() - values.min()), "values": values.tolist()}
-    out["bootstrap_half_width"] = {m: float(np.mean([(r["test"][f"{m}_ci"][1] - r["test"][f"{m}_ci"][0]) / 2
-                                                     for r in chosen])) for m in METRICS}
+        out[metric] = {
+            "mean": float(values.mean()),
+            "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
+            "range": float(values.max() - values.min()),
+            "values": values.tolist(),
+        }
+    out["bootstrap_half_width"] = {
+        m: float(np.mean([(r["test"][f"{m}_ci"][1] - r["test"][f"{m}_ci"][0]) / 2 for r in chosen]))
+        for m in METRICS
+    }
     return out
 
 
@@ -51,56 +58,102 @@ def precision_verdict(fp32: dict, other: dict) -> dict:
     for metric in METRICS:
         diff = other[metric]["mean"] - fp32[metric]["mean"]
         worse = diff if metric == "mse" else -diff
-        verdicts[metric] = {"difference": diff, "seed_range": fp32[metric]["range"],
-                            "within_spread": bool(worse <= fp32[metric]["range"])}
+        verdicts[metric] = {
+            "difference": diff,
+            "seed_range": fp32[metric]["range"],
+            "within_spread": bool(worse <= fp32[metric]["range"]),
+        }
     return {"metrics": verdicts, "quality_kept": all(v["within_spread"] for v in verdicts.values())}
 
 
-def run(model_name: str = "resunet1", profile: str = "default", seeds=(0, 1, 2),
-        precisions=("float32", "mixed_bfloat16"), data_dir=None) -> dict:
+def run(
+    model_name: str = "resunet1",
+    profile: str = "default",
+    seeds=(0, 1, 2),
+    precisions=("float32", "mixed_bfloat16"),
+    data_dir=None,
+) -> dict:
     study = prepare_study(profile, data_dir)
     runs = []
     for precision in precisions:
         for seed in seeds:
             print(f"== {model_name}, seed {seed}, {precision}", flush=True)
-            model, result = train_cifar_model(study, model_name, seed=seed,
-                                              precision=None if precision == "float32" else precision)
+            model, result = train_cifar_model(
+                study,
+                model_name,
+                seed=seed,
+                precision=None if precision == "float32" else precision,
+            )
             scores = evaluate_models(study, {model_name: model})[model_name]
-            runs.append({"seed": seed, "precision": precision, "epochs": result.epochs_run,
-                         "train_seconds": result.train_seconds, "test": summarize_ci(scores)})
-    record = {"model": model_name, "profile": profile, "data": study.describe(), "n_test": len(study.splits.test),
-              "machine": machine(), "key": compute.machine_key(), "date": today(), "commit": git_commit(),
-              "method": stats.METHOD, "runs": runs, "spread": {p: spread(runs, p) for p in precisions}}
+            runs.append(
+                {
+                    "seed": seed,
+                    "precision": precision,
+                    "epochs": result.epochs_run,
+                    "train_seconds": result.train_seconds,
+                    "test": summarize_ci(scores),
+                }
+            )
+    record = {
+        "model": model_name,
+        "profile": profile,
+        "data": study.describe(),
+        "n_test": len(study.splits.test),
+        "machine": machine(),
+        "key": compute.machine_key(),
+        "date": today(),
+        "commit": git_commit(),
+        "method": stats.METHOD,
+        "runs": runs,
+        "spread": {p: spread(runs, p) for p in precisions},
+    }
     if "float32" in precisions:
         for other in precisions:
             if other != "float32":
-                record.setdefault("precision_check", {})[other] = precision_verdict(record["spread"]["float32"],
-                                                                                    record["spread"][other])
+                record.setdefault("precision_check", {})[other] = precision_verdict(
+                    record["spread"]["float32"], record["spread"][other]
+                )
     return record
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m deblurlab.seeds", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m deblurlab.seeds",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--model", default="resunet1")
     parser.add_argument("--profile", default="default")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--precisions", default="float32,mixed_bfloat16")
     parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--out", default=None, help="record path (default: lib/deblurlab/tuning/<machine>.seeds.json)")
+    parser.add_argument(
+        "--out",
+        default=None,
+        help="record path (default: lib/deblurlab/tuning/<machine>.seeds.json)",
+    )
     args = parser.parse_args(argv)
-    record = run(args.model, args.profile, tuple(int(s) for s in args.seeds.split(",")),
-                 tuple(args.precisions.split(",")), args.data_dir)
+    record = run(
+        args.model,
+        args.profile,
+        tuple(int(s) for s in args.seeds.split(",")),
+        tuple(args.precisions.split(",")),
+        args.data_dir,
+    )
     path = args.out or record_path()
     tmp = f"{path}.tmp"
     with open(tmp, "w") as handle:
         json.dump(record, handle, indent=1)
     os.replace(tmp, path)
     for precision, s in record["spread"].items():
-        print(f"{precision}: MSE {s['mse']['mean']:.5f} (seed sd {s['mse']['std']:.5f}, range {s['mse']['range']:.5f}; "
-              f"bootstrap half-width {s['bootstrap_half_width']['mse']:.5f})")
+        print(
+            f"{precision}: MSE {s['mse']['mean']:.5f} (seed sd {s['mse']['std']:.5f}, range {s['mse']['range']:.5f}; "
+            f"bootstrap half-width {s['bootstrap_half_width']['mse']:.5f})"
+        )
     for precision, check in record.get("precision_check", {}).items():
-        print(f"{precision} vs float32: quality {'kept' if check['quality_kept'] else 'NOT kept'} within the seed spread")
+        print(
+            f"{precision} vs float32: quality {'kept' if check['quality_kept'] else 'NOT kept'} within the seed spread"
+        )
     print(path)
     return 0
 

@@ -17,6 +17,7 @@ identical, so the blurred input's mean PSNR beats every network's. Two PSNRs are
 methods: the PSNR of the mean MSE, 10 log10(1 / mean MSE), and the mean PSNR over the images the
 blur changed (``changed_images``).
 """
+
 from __future__ import annotations
 
 import math
@@ -33,14 +34,18 @@ VERDICTS = ("reproduced", "contradicted", "inconclusive")
 # Largest (resamples x images) block one vectorised call of the statistic holds (float64: 40 MB).
 _BLOCK = 5_000_000
 
-METHOD = (f"Intervals: {LEVEL:.0%} bias-corrected and accelerated (BCa) bootstrap over the test images "
-          f"(scipy.stats.bootstrap, {N_RESAMPLES:,} resamples, seed {SEED}); a difference between two "
-          "models scored on the same images is a paired bootstrap (each resample draws the same images "
-          "for both). PSNR of the mean MSE = 10 log10(1 / mean MSE): unlike the mean of per-image PSNR, "
-          f"it is not inflated by images the blur left unchanged (each counted as {PSNR_CAP_DB:g} dB).")
-VERDICT_RULE = ("A claim is reproduced when the interval of the difference lies wholly on the claimed side of "
-                "zero, contradicted when wholly on the other side, inconclusive when it contains zero or when "
-                "our data are not the original's.")
+METHOD = (
+    f"Intervals: {LEVEL:.0%} bias-corrected and accelerated (BCa) bootstrap over the test images "
+    f"(scipy.stats.bootstrap, {N_RESAMPLES:,} resamples, seed {SEED}); a difference between two "
+    "models scored on the same images is a paired bootstrap (each resample draws the same images "
+    "for both). PSNR of the mean MSE = 10 log10(1 / mean MSE): unlike the mean of per-image PSNR, "
+    f"it is not inflated by images the blur left unchanged (each counted as {PSNR_CAP_DB:g} dB)."
+)
+VERDICT_RULE = (
+    "A claim is reproduced when the interval of the difference lies wholly on the claimed side of "
+    "zero, contradicted when wholly on the other side, inconclusive when it contains zero or when "
+    "our data are not the original's."
+)
 
 
 def _as_1d(values, name: str = "values") -> np.ndarray:
@@ -50,8 +55,14 @@ def _as_1d(values, name: str = "values") -> np.ndarray:
     return array
 
 
-def _bootstrap(samples: tuple[np.ndarray, ...], statistic, paired: bool, level: float, n_resamples: int,
-               seed: int) -> tuple[float, float]:
+def _bootstrap(
+    samples: tuple[np.ndarray, ...],
+    statistic,
+    paired: bool,
+    level: float,
+    n_resamples: int,
+    seed: int,
+) -> tuple[float, float]:
     """(low, high) of scipy's BCa interval of ``statistic(*samples, axis=-1)``.
 
     Fewer than two observations: (nan, nan). Every resample equal (e.g. constant data): the
@@ -69,9 +80,17 @@ def _bootstrap(samples: tuple[np.ndarray, ...], statistic, paired: bool, level: 
     for method in ("BCa", "percentile"):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # DegenerateDataWarning, then the fallback decides
-            result = bootstrap(samples, statistic, n_resamples=n_resamples, confidence_level=level,
-                               method=method, paired=paired, vectorized=True, batch=batch,
-                               rng=np.random.default_rng(seed))
+            result = bootstrap(
+                samples,
+                statistic,
+                n_resamples=n_resamples,
+                confidence_level=level,
+                method=method,
+                paired=paired,
+                vectorized=True,
+                batch=batch,
+                rng=np.random.default_rng(seed),
+            )
         low, high = float(result.confidence_interval.low), float(result.confidence_interval.high)
         if np.isfinite(low) and np.isfinite(high):
             return low, high
@@ -82,7 +101,9 @@ def _mean(x, axis=-1):
     return np.mean(x, axis=axis)
 
 
-def mean_ci(values, level: float = LEVEL, n_resamples: int = N_RESAMPLES, seed: int = SEED) -> tuple[float, float]:
+def mean_ci(
+    values, level: float = LEVEL, n_resamples: int = N_RESAMPLES, seed: int = SEED
+) -> tuple[float, float]:
     """Confidence interval of the mean of ``values`` (one number per test image).
 
     Args:
@@ -97,7 +118,9 @@ def mean_ci(values, level: float = LEVEL, n_resamples: int = N_RESAMPLES, seed: 
     return _bootstrap((_as_1d(values),), _mean, False, level, n_resamples, seed)
 
 
-def paired_difference(a, b, level: float = LEVEL, n_resamples: int = N_RESAMPLES, seed: int = SEED) -> dict:
+def paired_difference(
+    a, b, level: float = LEVEL, n_resamples: int = N_RESAMPLES, seed: int = SEED
+) -> dict:
     """Mean of the per-image difference ``a - b`` and its paired bootstrap interval.
 
     Args:
@@ -112,11 +135,19 @@ def paired_difference(a, b, level: float = LEVEL, n_resamples: int = N_RESAMPLES
     """
     a, b = _as_1d(a, "a"), _as_1d(b, "b")
     if a.shape != b.shape:
-        raise ValueError(f"paired_difference: {len(a)} and {len(b)} values; a paired comparison needs "
-                         "both methods scored on the same images")
-    low, high = _bootstrap((a, b), lambda x, y, axis=-1: np.mean(x - y, axis=axis), True, level,
-                           n_resamples, seed)
-    return {"mean": float(np.mean(a - b)) if len(a) else math.nan, "low": low, "high": high, "n": int(len(a))}
+        raise ValueError(
+            f"paired_difference: {len(a)} and {len(b)} values; a paired comparison needs "
+            "both methods scored on the same images"
+        )
+    low, high = _bootstrap(
+        (a, b), lambda x, y, axis=-1: np.mean(x - y, axis=axis), True, level, n_resamples, seed
+    )
+    return {
+        "mean": float(np.mean(a - b)) if len(a) else math.nan,
+        "low": low,
+        "high": high,
+        "n": int(len(a)),
+    }
 
 
 def _psnr_of(mean_mse):
@@ -138,8 +169,9 @@ def psnr_of_mean_mse(mse_values) -> float:
     return float(_psnr_of(np.mean(_as_1d(mse_values, "mse_values"))))
 
 
-def psnr_of_mean_mse_ci(mse_values, level: float = LEVEL, n_resamples: int = N_RESAMPLES,
-                        seed: int = SEED) -> tuple[float, float]:
+def psnr_of_mean_mse_ci(
+    mse_values, level: float = LEVEL, n_resamples: int = N_RESAMPLES, seed: int = SEED
+) -> tuple[float, float]:
     """Interval of ``psnr_of_mean_mse``: the bootstrap interval of the mean MSE, mapped through
     10 log10(1 / x) (BCa intervals follow a monotone transformation), low PSNR first.
 
@@ -150,8 +182,9 @@ def psnr_of_mean_mse_ci(mse_values, level: float = LEVEL, n_resamples: int = N_R
     return float(_psnr_of(high)), float(_psnr_of(low))
 
 
-def paired_psnr_difference(mse_a, mse_b, level: float = LEVEL, n_resamples: int = N_RESAMPLES,
-                           seed: int = SEED) -> dict:
+def paired_psnr_difference(
+    mse_a, mse_b, level: float = LEVEL, n_resamples: int = N_RESAMPLES, seed: int = SEED
+) -> dict:
     """PSNR of the mean MSE of ``a`` minus that of ``b`` (dB), with its paired bootstrap interval:
     each resample draws the same images for both methods and recomputes both PSNRs.
 
@@ -164,14 +197,21 @@ def paired_psnr_difference(mse_a, mse_b, level: float = LEVEL, n_resamples: int 
     """
     a, b = _as_1d(mse_a, "mse_a"), _as_1d(mse_b, "mse_b")
     if a.shape != b.shape:
-        raise ValueError(f"paired_psnr_difference: {len(a)} and {len(b)} values; a paired comparison "
-                         "needs both methods scored on the same images")
+        raise ValueError(
+            f"paired_psnr_difference: {len(a)} and {len(b)} values; a paired comparison "
+            "needs both methods scored on the same images"
+        )
 
     def statistic(x, y, axis=-1):
         return _psnr_of(np.mean(x, axis=axis)) - _psnr_of(np.mean(y, axis=axis))
 
     low, high = _bootstrap((a, b), statistic, True, level, n_resamples, seed)
-    return {"mean": psnr_of_mean_mse(a) - psnr_of_mean_mse(b), "low": low, "high": high, "n": int(len(a))}
+    return {
+        "mean": psnr_of_mean_mse(a) - psnr_of_mean_mse(b),
+        "low": low,
+        "high": high,
+        "n": int(len(a)),
+    }
 
 
 def changed_images(input_mse) -> np.ndarray:
@@ -188,8 +228,9 @@ def mean_over_changed(values, input_mse) -> float:
     return float(np.mean(values[mask])) if mask.any() else math.nan
 
 
-def proportion_ci(flags, groups=None, level: float = LEVEL, n_resamples: int = N_RESAMPLES,
-                  seed: int = SEED) -> dict:
+def proportion_ci(
+    flags, groups=None, level: float = LEVEL, n_resamples: int = N_RESAMPLES, seed: int = SEED
+) -> dict:
     """A proportion (mean of 0/1 ``flags``) and its bootstrap interval.
 
     Args:
@@ -205,18 +246,34 @@ def proportion_ci(flags, groups=None, level: float = LEVEL, n_resamples: int = N
     flags = _as_1d(flags, "flags")
     if groups is None:
         low, high = mean_ci(flags, level, n_resamples, seed)
-        return {"mean": float(np.mean(flags)) if len(flags) else math.nan, "low": low, "high": high,
-                "n": int(len(flags)), "clusters": int(len(flags))}
+        return {
+            "mean": float(np.mean(flags)) if len(flags) else math.nan,
+            "low": low,
+            "high": high,
+            "n": int(len(flags)),
+            "clusters": int(len(flags)),
+        }
     groups = np.asarray(groups).ravel()
     if groups.shape != flags.shape:
         raise ValueError(f"{len(groups)} group labels for {len(flags)} flags")
     _, inverse = np.unique(groups, return_inverse=True)
     counts = np.bincount(inverse, weights=flags).astype(np.float64)
     sizes = np.bincount(inverse).astype(np.float64)
-    low, high = _bootstrap((counts, sizes), lambda k, m, axis=-1: np.sum(k, axis=axis) / np.sum(m, axis=axis),
-                           True, level, n_resamples, seed)
-    return {"mean": float(counts.sum() / sizes.sum()) if sizes.sum() else math.nan, "low": low, "high": high,
-            "n": int(len(flags)), "clusters": int(len(counts))}
+    low, high = _bootstrap(
+        (counts, sizes),
+        lambda k, m, axis=-1: np.sum(k, axis=axis) / np.sum(m, axis=axis),
+        True,
+        level,
+        n_resamples,
+        seed,
+    )
+    return {
+        "mean": float(counts.sum() / sizes.sum()) if sizes.sum() else math.nan,
+        "low": low,
+        "high": high,
+        "n": int(len(flags)),
+        "clusters": int(len(counts)),
+    }
 
 
 def verdict(low: float, high: float, expected_sign: int, data_match: bool = True) -> str:
@@ -245,7 +302,9 @@ def verdict(low: float, high: float, expected_sign: int, data_match: bool = True
     return "inconclusive"
 
 
-def estimate_verdict(low: float, high: float, claimed: float, tolerance: float, data_match: bool = True) -> str:
+def estimate_verdict(
+    low: float, high: float, claimed: float, tolerance: float, data_match: bool = True
+) -> str:
     """Does an interval of an estimate support a claimed value "about ``claimed``"?
 
     "reproduced" if the whole interval lies within ``claimed`` +/- ``tolerance`` (our estimate is

@@ -1,4 +1,5 @@
 """Result tables: written as report/tables/<name>.md and .csv, with a provenance footnote."""
+
 from __future__ import annotations
 
 import math
@@ -10,7 +11,6 @@ import pandas as pd
 from .metrics import CONVENTION
 from .paths import tables_dir
 
-
 DIGITS = {"mse": 5, "psnr": 2, "ssim": 4}  # by the column's last word, lower-cased
 
 
@@ -19,15 +19,19 @@ def _format(value, digits: int) -> str:
         return "–"
     if isinstance(value, (bool, np.bool_)):
         return "yes" if value else "no"
-    if isinstance(value, (int, np.integer)) or (isinstance(value, float) and value.is_integer() and digits == 0):
+    if isinstance(value, (int, np.integer)) or (
+        isinstance(value, float) and value.is_integer() and digits == 0
+    ):
         return f"{int(value):,}"
     if isinstance(value, (float, np.floating)):
         return f"{value:.{digits}f}"
     return str(value)
 
 
-CI_NOTE = ("Each cell: the mean over the test images ± half the width of its 95% interval (exact ends in "
-           "the .csv). Compare methods by 'mean-MSE PSNR', not by the per-image mean PSNR.")
+CI_NOTE = (
+    "Each cell: the mean over the test images ± half the width of its 95% interval (exact ends in "
+    "the .csv). Compare methods by 'mean-MSE PSNR', not by the per-image mean PSNR."
+)
 
 
 def with_ci(value: float, ci, digits: int) -> str:
@@ -39,11 +43,14 @@ def with_ci(value: float, ci, digits: int) -> str:
 
 def score_cells(summary: dict) -> dict:
     """MSE, PSNR, mean-MSE PSNR and SSIM cells of a ``stats.summarize_ci`` summary."""
-    return {"MSE": with_ci(summary["mse"], summary.get("mse_ci"), 5),
-            "PSNR": with_ci(summary["psnr"], summary.get("psnr_ci"), 2),
-            "mean-MSE PSNR": with_ci(summary["psnr_mean_mse"], summary.get("psnr_mean_mse_ci"), 2)
-            if "psnr_mean_mse" in summary else "–",
-            "SSIM": with_ci(summary["ssim"], summary.get("ssim_ci"), 4)}
+    return {
+        "MSE": with_ci(summary["mse"], summary.get("mse_ci"), 5),
+        "PSNR": with_ci(summary["psnr"], summary.get("psnr_ci"), 2),
+        "mean-MSE PSNR": with_ci(summary["psnr_mean_mse"], summary.get("psnr_mean_mse_ci"), 2)
+        if "psnr_mean_mse" in summary
+        else "–",
+        "SSIM": with_ci(summary["ssim"], summary.get("ssim_ci"), 4),
+    }
 
 
 def exact_columns(summary: dict) -> dict:
@@ -62,17 +69,30 @@ def to_markdown(df: pd.DataFrame, digits: int = 3) -> str:
     cells = [[_format(v, d) for v, d in zip(row, places)] for row in df.itertuples(index=False)]
     header = "| " + " | ".join(map(str, df.columns)) + " |"
     # Pandoc sizes the columns of a wide table by the dashes of this rule: as many as the widest cell.
-    widths = [max([len(str(col)), *(len(row[i]) for row in cells)], default=3) for i, col in enumerate(df.columns)]
+    widths = [
+        max([len(str(col)), *(len(row[i]) for row in cells)], default=3)
+        for i, col in enumerate(df.columns)
+    ]
     # Text columns (the first, and any whose cells hold words) align left, numbers right.
-    wordy = [i == 0 or any(re.search(r"[A-Za-z]{3,}", row[i]) for row in cells) for i in range(len(widths))]
-    rule = "|" + "|".join(f":{'-' * max(3, w)}" if wordy[i] else f"{'-' * max(3, w)}:"
-                          for i, w in enumerate(widths)) + "|"
+    wordy = [
+        i == 0 or any(re.search(r"[A-Za-z]{3,}", row[i]) for row in cells)
+        for i in range(len(widths))
+    ]
+    rule = (
+        "|"
+        + "|".join(
+            f":{'-' * max(3, w)}" if wordy[i] else f"{'-' * max(3, w)}:"
+            for i, w in enumerate(widths)
+        )
+        + "|"
+    )
     rows = ["| " + " | ".join(row) + " |" for row in cells]
     return "\n".join([header, rule, *rows])
 
 
-def write_table(name: str, df: pd.DataFrame, footnote: str, digits: int = 3,
-                convention: str = CONVENTION) -> str:
+def write_table(
+    name: str, df: pd.DataFrame, footnote: str, digits: int = 3, convention: str = CONVENTION
+) -> str:
     """Write the table and return its markdown (table, then the footnote)."""
     notes = " ".join(part for part in (convention, footnote) if part)
     markdown = f"{to_markdown(df, digits)}\n\n{notes}\n"

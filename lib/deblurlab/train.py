@@ -9,6 +9,7 @@ watch with ``tensorboard --logdir runs/``). Rerunning with the same run name res
 epoch with the history and the early-stopping counters intact; a finished run is loaded, not
 retrained.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -17,9 +18,9 @@ import math
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 import keras
 import numpy as np
@@ -47,8 +48,10 @@ class TrainResult:
     def summary(self) -> str:
         how = "stopped early" if self.stopped_early else "ran to the epoch limit"
         resumed = f", resumed at epoch {self.resumed_at + 1}" if self.resumed_at else ""
-        return (f"{self.epochs_run} epochs in {self.train_seconds:.0f} s ({how}{resumed}); "
-                f"best val_loss at epoch {self.best_epoch + 1}")
+        return (
+            f"{self.epochs_run} epochs in {self.train_seconds:.0f} s ({how}{resumed}); "
+            f"best val_loss at epoch {self.best_epoch + 1}"
+        )
 
 
 def set_seeds(seed: int) -> None:
@@ -71,9 +74,12 @@ psnr_metric.__name__ = "psnr"
 def compile_for_deblurring(model: keras.Model, config: TrainConfig) -> None:
     n_out = len(model.outputs)
     metrics = [psnr_metric] if n_out == 1 else [[] for _ in range(n_out - 1)] + [[psnr_metric]]
-    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
-                  loss=["mse"] * n_out if n_out > 1 else "mse",
-                  metrics=metrics, steps_per_execution=config.steps_per_execution)
+    model.compile(
+        optimizer=keras.optimizers.Adam(config.learning_rate),
+        loss=["mse"] * n_out if n_out > 1 else "mse",
+        metrics=metrics,
+        steps_per_execution=config.steps_per_execution,
+    )
 
 
 def multi_scale_targets(model: keras.Model) -> Callable:
@@ -97,9 +103,14 @@ def multi_scale_targets(model: keras.Model) -> Callable:
                 outputs = model.compute_output_shape((None, *shape[1:]))
                 sizes_by_shape[shape[1:]] = [tuple(out[1:3]) for out in outputs]
             sizes = sizes_by_shape[shape[1:]]
-        targets = tuple(sharp if size == tuple(shape[1:3]) else ops.convert_to_numpy(
-            ops.image.resize(sharp, size, interpolation="bilinear", antialias=True))
-            for size in sizes)
+        targets = tuple(
+            sharp
+            if size == tuple(shape[1:3])
+            else ops.convert_to_numpy(
+                ops.image.resize(sharp, size, interpolation="bilinear", antialias=True)
+            )
+            for size in sizes
+        )
         return blurred, targets
 
     return mapper
@@ -107,9 +118,16 @@ def multi_scale_targets(model: keras.Model) -> Callable:
 
 def _fingerprint(model: keras.Model, config: TrainConfig) -> str:
     """What must match for a checkpoint to be resumed (the epoch limit and patience may change)."""
-    fixed = {k: v for k, v in asdict(config).items() if k not in ("epochs", "patience", "steps_per_execution")}
+    fixed = {
+        k: v
+        for k, v in asdict(config).items()
+        if k not in ("epochs", "patience", "steps_per_execution")
+    }
     # Layer types and weight shapes, not names: Keras numbers auto-named layers per process.
-    arch = [(layer.__class__.__name__, [tuple(w.shape) for w in layer.weights]) for layer in model.layers]
+    arch = [
+        (layer.__class__.__name__, [tuple(w.shape) for w in layer.weights])
+        for layer in model.layers
+    ]
     text = json.dumps({"arch": arch, "config": fixed}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -155,8 +173,11 @@ class ResumableCheckpoint(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = dict(logs or {})
-        row = {"epoch": epoch + 1, **{k: float(v) for k, v in logs.items()},
-               "seconds": time.perf_counter() - self._epoch_start}
+        row = {
+            "epoch": epoch + 1,
+            **{k: float(v) for k, v in logs.items()},
+            "seconds": time.perf_counter() - self._epoch_start,
+        }
         self.state["history"].append(row)
         val = logs.get("val_loss", logs.get("loss"))
         if val is not None and math.isfinite(val) and val < self.state["best"]:
@@ -169,8 +190,12 @@ class ResumableCheckpoint(keras.callbacks.Callback):
             self.state["stopped_early"] = True
             self.model.stop_training = True
         _atomic_save(self.run_dir / "last.weights.h5", self.model.save_weights)
-        _atomic_save(self.run_dir / "optimizer.npz", lambda p: _save_optimizer(self.model.optimizer, p))
-        _atomic_write_text(self.run_dir / "history.csv", pd.DataFrame(self.state["history"]).to_csv(index=False))
+        _atomic_save(
+            self.run_dir / "optimizer.npz", lambda p: _save_optimizer(self.model.optimizer, p)
+        )
+        _atomic_write_text(
+            self.run_dir / "history.csv", pd.DataFrame(self.state["history"]).to_csv(index=False)
+        )
         _atomic_write_text(self.run_dir / "state.json", json.dumps(self.state, indent=1))
 
 
@@ -178,9 +203,16 @@ def run_directory(run_name: str) -> Path:
     return runs_dir() / run_name
 
 
-def train(model: keras.Model, make_stream: Callable[[int, int], tuple[keras.utils.PyDataset, int]],
-          val: tuple[np.ndarray, np.ndarray], run_name: str, config: TrainConfig,
-          verbose: bool = True, callbacks: list | None = None, setup=None) -> TrainResult:
+def train(
+    model: keras.Model,
+    make_stream: Callable[[int, int], tuple[keras.utils.PyDataset, int]],
+    val: tuple[np.ndarray, np.ndarray],
+    run_name: str,
+    config: TrainConfig,
+    verbose: bool = True,
+    callbacks: list | None = None,
+    setup=None,
+) -> TrainResult:
     """Train ``model`` (compiled here) and return its history with the best weights loaded.
 
     ``make_stream(first_epoch, last_epoch)`` returns (stream of (blurred, sharp), steps per epoch):
@@ -204,16 +236,26 @@ def train(model: keras.Model, make_stream: Callable[[int, int], tuple[keras.util
         if state.get("fingerprint") != fingerprint:
             raise RuntimeError(
                 f"{run_dir} holds a run of a different model or configuration. Delete that folder "
-                "(or run `python -m deblurlab.run --fresh`) to train from scratch, or pick another run name.")
+                "(or run `python -m deblurlab.run --fresh`) to train from scratch, or pick another run name."
+            )
         model.load_weights(run_dir / "last.weights.h5")
         _load_optimizer(model.optimizer, model, run_dir / "optimizer.npz")
         resumed_at = state["epoch"] + 1
         if state.setdefault("backend", "tensorflow") != backend:  # runs before "backend" were TF
             state.setdefault("resumed_on", []).append({"epoch": resumed_at, "backend": backend})
     else:
-        state = {"fingerprint": fingerprint, "config": asdict(config), "epoch": -1, "best": math.inf,
-                 "best_epoch": -1, "wait": 0, "stopped_early": False, "history": [],
-                 "compute": setup.record() if setup is not None else None, "backend": backend}
+        state = {
+            "fingerprint": fingerprint,
+            "config": asdict(config),
+            "epoch": -1,
+            "best": math.inf,
+            "best_epoch": -1,
+            "wait": 0,
+            "stopped_early": False,
+            "history": [],
+            "compute": setup.record() if setup is not None else None,
+            "backend": backend,
+        }
 
     first_epoch = state["epoch"] + 1
     if not state["stopped_early"] and first_epoch < config.epochs:
@@ -226,30 +268,53 @@ def train(model: keras.Model, make_stream: Callable[[int, int], tuple[keras.util
         _, val_targets = targets(np.asarray(val_blurred), np.asarray(val_sharp))
         board = []
         if backend == "tensorflow":
-            board = [keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), write_graph=False,
-                                                 profile_batch=0)]
+            board = [
+                keras.callbacks.TensorBoard(
+                    str(run_dir / "tensorboard"), write_graph=False, profile_batch=0
+                )
+            ]
         state["tensorboard"] = "written" if board else TENSORBOARD_SKIPPED
-        callbacks = [keras.callbacks.TerminateOnNaN(),
-                     ResumableCheckpoint(run_dir, config.patience, state), *board,
-                     *(callbacks or [])]
+        callbacks = [
+            keras.callbacks.TerminateOnNaN(),
+            ResumableCheckpoint(run_dir, config.patience, state),
+            *board,
+            *(callbacks or []),
+        ]
         if verbose:
-            callbacks.append(TqdmCallback(verbose=0, tqdm_class=text_tqdm, desc=run_name,
-                                          initial=first_epoch))
-        model.fit(stream, steps_per_epoch=steps, epochs=config.epochs, initial_epoch=first_epoch,
-                  validation_data=(val_blurred, val_targets), validation_batch_size=config.batch_size,
-                  callbacks=callbacks, verbose=0, shuffle=False)
+            callbacks.append(
+                TqdmCallback(verbose=0, tqdm_class=text_tqdm, desc=run_name, initial=first_epoch)
+            )
+        model.fit(
+            stream,
+            steps_per_epoch=steps,
+            epochs=config.epochs,
+            initial_epoch=first_epoch,
+            validation_data=(val_blurred, val_targets),
+            validation_batch_size=config.batch_size,
+            callbacks=callbacks,
+            verbose=0,
+            shuffle=False,
+        )
     elif verbose:
-        print(f"{run_name} already finished ({len(state['history'])} epochs): "
-              f"loading its best weights from {run_dir}.")
+        print(
+            f"{run_name} already finished ({len(state['history'])} epochs): "
+            f"loading its best weights from {run_dir}."
+        )
 
     if state["history"] and not math.isfinite(state["history"][-1].get("loss", 0.0)):
         raise FloatingPointError(f"{run_name}: the loss became NaN; see {run_dir / 'history.csv'}.")
     if (run_dir / "best.weights.h5").exists():
         model.load_weights(run_dir / "best.weights.h5")
     history = pd.DataFrame(state["history"])
-    return TrainResult(history=history, epochs_run=len(history), best_epoch=state["best_epoch"],
-                       train_seconds=float(history["seconds"].sum()) if len(history) else 0.0,
-                       stopped_early=state["stopped_early"], resumed_at=resumed_at, run_dir=run_dir)
+    return TrainResult(
+        history=history,
+        epochs_run=len(history),
+        best_epoch=state["best_epoch"],
+        train_seconds=float(history["seconds"].sum()) if len(history) else 0.0,
+        stopped_early=state["stopped_early"],
+        resumed_at=resumed_at,
+        run_dir=run_dir,
+    )
 
 
 def predict(model: keras.Model, images: np.ndarray, batch_size: int = 256) -> np.ndarray:

@@ -10,6 +10,7 @@ in the model's own order, stored as float16 unless that moved the scores beyond 
 the history, the test-split scores measured when training ended, and the scores of a fixed check
 slice (``zoo/check_images.npz``: sharp test images and their blur sigmas) that a test re-measures.
 """
+
 from __future__ import annotations
 
 import json
@@ -50,14 +51,18 @@ def sha256(path: Path) -> str:
 
 def available() -> list[str]:
     """Models whose record and weights are both in the zoo."""
-    return sorted(p.name[: -len(".json")] for p in zoo_dir().glob("*.json") if weights_path(p.stem).exists())
+    return sorted(
+        p.name[: -len(".json")] for p in zoo_dir().glob("*.json") if weights_path(p.stem).exists()
+    )
 
 
 def read_record(name: str) -> dict:
     path = record_path(name)
     if not path.exists():
-        raise ZooError(f"{path} is missing: no reference run of {name!r} is shipped. Train one with "
-                       f"`python -m deblurlab.reference --models {name}`.")
+        raise ZooError(
+            f"{path} is missing: no reference run of {name!r} is shipped. Train one with "
+            f"`python -m deblurlab.reference --models {name}`."
+        )
     return json.loads(path.read_text())
 
 
@@ -95,10 +100,12 @@ def read_weights(path: Path) -> list[np.ndarray]:
 def assign_weights(model, arrays: list[np.ndarray], source: Path) -> None:
     shapes = weight_shapes(model)
     if [list(a.shape) for a in arrays] != shapes:
-        raise ZooError(f"{source} does not fit {model.name}: the architecture changed since these weights "
-                       f"were made ({len(arrays)} weights saved, {len(shapes)} built, or their shapes differ). "
-                       "Retrain it (`python -m deblurlab.reference --models NAME`), or check out the commit "
-                       "named in its record.")
+        raise ZooError(
+            f"{source} does not fit {model.name}: the architecture changed since these weights "
+            f"were made ({len(arrays)} weights saved, {len(shapes)} built, or their shapes differ). "
+            "Retrain it (`python -m deblurlab.reference --models NAME`), or check out the commit "
+            "named in its record."
+        )
     for weight, value in zip(model.weights, arrays):
         weight.assign(value.astype(weight.dtype))
 
@@ -119,14 +126,21 @@ def load(name: str, verify: bool = True):
     record = read_record(name)
     path = weights_path(name)
     if not path.exists():
-        raise ZooError(f"{path} is missing though its record exists: restore it from git "
-                       f"(`git checkout -- {path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path}`) "
-                       f"or retrain (`python -m deblurlab.reference --models {name}`).")
+        raise ZooError(
+            f"{path} is missing though its record exists: restore it from git "
+            f"(`git checkout -- {path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path}`) "
+            f"or retrain (`python -m deblurlab.reference --models {name}`)."
+        )
     if verify and sha256(path) != record["sha256"]:
-        raise ZooError(f"{path} does not match the sha256 in {record_path(name)}: the file is damaged or was "
-                       "replaced. Restore it from git, or retrain the model.")
-    model = build_model(name, input_shape=tuple(record.get("input_shape", (32, 32, 3))),
-                        **record.get("build_options", {}))
+        raise ZooError(
+            f"{path} does not match the sha256 in {record_path(name)}: the file is damaged or was "
+            "replaced. Restore it from git, or retrain the model."
+        )
+    model = build_model(
+        name,
+        input_shape=tuple(record.get("input_shape", (32, 32, 3))),
+        **record.get("build_options", {}),
+    )
     assign_weights(model, read_weights(path), path)
     return model
 
@@ -135,15 +149,21 @@ def check_images() -> tuple[np.ndarray, np.ndarray]:
     """(sharp images as float32 in [0, 1], blur sigmas) of the fixed check slice."""
     path = zoo_dir() / CHECK_IMAGES
     if not path.exists():
-        raise ZooError(f"{path} is missing: restore it from git or rerun `python -m deblurlab.reference`.")
+        raise ZooError(
+            f"{path} is missing: restore it from git or rerun `python -m deblurlab.reference`."
+        )
     with np.load(path) as saved:
         return saved["sharp"].astype(np.float32) / 255.0, saved["sigmas"].astype(np.float32)
 
 
 def write_check_images(sharp: np.ndarray, sigmas: np.ndarray) -> None:
     as_bytes = np.round(np.asarray(sharp) * 255.0).astype(np.uint8)
-    _atomic(zoo_dir() / CHECK_IMAGES, lambda tmp: np.savez_compressed(open(tmp, "wb"), sharp=as_bytes,
-                                                                        sigmas=np.asarray(sigmas, np.float32)))
+    _atomic(
+        zoo_dir() / CHECK_IMAGES,
+        lambda tmp: np.savez_compressed(
+            open(tmp, "wb"), sharp=as_bytes, sigmas=np.asarray(sigmas, np.float32)
+        ),
+    )
 
 
 def score_check_slice(model) -> dict[str, float]:

@@ -11,6 +11,7 @@ and ``kernels``; ``wide_images``/``wide_sigmas``/``wide_blurred``, a non-square 
 ``stream_x``/``stream_y``, the training stream's 6 batches of 8 images (batch 4, seed 1, epochs
 0-2); ``ssim_x``/``ssim_y``/``ssim``, TensorFlow's gaussian-window SSIM of 4 pairs.
 """
+
 import math
 from pathlib import Path
 
@@ -60,8 +61,8 @@ def stream_batches(sharp, batch_size, seed, first_epoch, last_epoch):
         index = rng.permutation(len(sharp))[: steps * batch_size]
         sigma = rng.uniform(0.0, MAX_SIGMA, steps * batch_size).astype(np.float32)
         for b in range(steps):
-            target = sharp[index[b * batch_size:(b + 1) * batch_size]]
-            xs.append(gaussian_blur(target, sigma[b * batch_size:(b + 1) * batch_size]).numpy())
+            target = sharp[index[b * batch_size : (b + 1) * batch_size]]
+            xs.append(gaussian_blur(target, sigma[b * batch_size : (b + 1) * batch_size]).numpy())
             ys.append(target)
     return np.stack(xs), np.stack(ys)
 
@@ -104,11 +105,22 @@ def main():
     ssim_x = gaussian_blur(ssim_y, [0.0, 0.7, 1.5, 3.0]).numpy()
     ssim_x[0] = np.clip(ssim_x[0] + rng.normal(0, 0.05, ssim_x[0].shape), 0, 1)
     out = Path(__file__).with_name("blur_golden.npz")
-    np.savez_compressed(out, images=images, sigmas=sigmas, blurred=gaussian_blur(images, sigmas).numpy(),
-                        kernels=gaussian_kernels(sigmas).numpy(), wide_images=wide,
-                        wide_sigmas=wide_sigmas, wide_blurred=gaussian_blur(wide, wide_sigmas).numpy(),
-                        stream_x=stream_x, stream_y=stream_y, ssim_x=ssim_x, ssim_y=ssim_y,
-                        ssim=ssim_batch(ssim_x, ssim_y), tensorflow=np.array(tf.__version__))
+    np.savez_compressed(
+        out,
+        images=images,
+        sigmas=sigmas,
+        blurred=gaussian_blur(images, sigmas).numpy(),
+        kernels=gaussian_kernels(sigmas).numpy(),
+        wide_images=wide,
+        wide_sigmas=wide_sigmas,
+        wide_blurred=gaussian_blur(wide, wide_sigmas).numpy(),
+        stream_x=stream_x,
+        stream_y=stream_y,
+        ssim_x=ssim_x,
+        ssim_y=ssim_y,
+        ssim=ssim_batch(ssim_x, ssim_y),
+        tensorflow=np.array(tf.__version__),
+    )
     print(f"wrote {out}")
 
 

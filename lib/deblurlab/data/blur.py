@@ -5,6 +5,7 @@ a separable correlation with one normalised kernel per image, truncated at +-3 s
 reflected borders. sigma = 0 gives a delta kernel, so the image comes back unchanged. It gives
 the values of the TensorFlow implementation it replaced (tests/data/blur_golden.npz).
 """
+
 from __future__ import annotations
 
 import math
@@ -67,8 +68,10 @@ def draw_sigmas(n: int, seed, max_sigma: float = MAX_SIGMA) -> np.ndarray:
 
 
 def blur_in_batches(images: np.ndarray, sigmas: np.ndarray, batch_size: int = 512) -> np.ndarray:
-    out = [np.asarray(gaussian_blur(images[i:i + batch_size], sigmas[i:i + batch_size]))
-           for i in range(0, len(images), batch_size)]
+    out = [
+        np.asarray(gaussian_blur(images[i : i + batch_size], sigmas[i : i + batch_size]))
+        for i in range(0, len(images), batch_size)
+    ]
     return np.concatenate(out) if out else images.copy()
 
 
@@ -78,8 +81,9 @@ def make_blurred_set(sharp: np.ndarray, seed: int = TEST_SEED) -> tuple[np.ndarr
     return blur_in_batches(sharp, sigmas), sigmas
 
 
-def training_stream(sharp: np.ndarray, batch_size: int, seed: int, first_epoch: int,
-                    last_epoch: int) -> tuple[Stream, int]:
+def training_stream(
+    sharp: np.ndarray, batch_size: int, seed: int, first_epoch: int, last_epoch: int
+) -> tuple[Stream, int]:
     """Batches of (blurred, sharp) for epochs [first_epoch, last_epoch), one stream for all.
 
     Each epoch's order and sigmas are a pure function of (seed, epoch), so a run resumed at

@@ -4,6 +4,7 @@ a download when online, and a small real sample shipped in the package as the of
 Every loader returns uint8 images of shape (N, 32, 32, 3) and int64 labels, plus a ``source``
 sentence that the report prints next to every number computed from the data.
 """
+
 from __future__ import annotations
 
 import io
@@ -25,8 +26,18 @@ OFFICIAL_PYTHON_ARCHIVE_MD5 = "c58f30108f718f92721af3b95e74349a"
 RECORD_BYTES = 1 + 32 * 32 * 3
 TRAIN_BATCHES = [f"data_batch_{i}" for i in range(1, 6)]
 TEST_BATCH = "test_batch"
-DEFAULT_CLASS_NAMES = ["airplane", "automobile", "bird", "cat", "deer",
-                       "dog", "frog", "horse", "ship", "truck"]
+DEFAULT_CLASS_NAMES = [
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+]
 FIX_HINT = (
     f"Point the loader at a CIFAR-10 folder with data_dir=... or ${ENV_VAR}: a folder of "
     "data_batch_N.bin files, a cifar-10-batches-py/ folder, or cifar-10-python.tar.gz "
@@ -55,19 +66,24 @@ class CifarData:
 
     @property
     def source(self) -> str:
-        label = {"full": "CIFAR-10", "subset": "CIFAR-10 subset",
-                 "sample": "CIFAR-10 embedded offline sample"}[self.kind]
+        label = {
+            "full": "CIFAR-10",
+            "subset": "CIFAR-10 subset",
+            "sample": "CIFAR-10 embedded offline sample",
+        }[self.kind]
         test = "with test batch" if self.x_test is not None else "no test batch"
         return f"{label} ({self.n_images:,} real images, {test}) from {display_path(self.path)}"
 
 
 # --- format readers -------------------------------------------------------------------------
 
+
 def _records_to_arrays(raw: bytes, name: str) -> tuple[np.ndarray, np.ndarray]:
     if len(raw) == 0 or len(raw) % RECORD_BYTES:
         raise CifarDataError(
             f"{name} is corrupt: {len(raw):,} bytes is not a whole number of {RECORD_BYTES}-byte "
-            f"CIFAR-10 records. Re-download or re-copy the file. {FIX_HINT}")
+            f"CIFAR-10 records. Re-download or re-copy the file. {FIX_HINT}"
+        )
     records = np.frombuffer(raw, dtype=np.uint8).reshape(-1, RECORD_BYTES)
     labels = records[:, 0].astype(np.int64)
     if labels.max() > 9:
@@ -84,9 +100,14 @@ def read_binary_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
 class _CifarUnpickler(pickle.Unpickler):
     """Refuses every global except the numpy pieces that the CIFAR-10 pickles are made of."""
 
-    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-               ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
-               ("numpy._core.multiarray", "scalar")}
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+    }
 
     def find_class(self, module, name):
         if (module, name) in self.ALLOWED:
@@ -100,7 +121,9 @@ def _unpickle_batch(raw: bytes, name: str) -> tuple[np.ndarray, np.ndarray]:
         data = np.asarray(batch[b"data"], dtype=np.uint8)
         labels = np.asarray(batch[b"labels"], dtype=np.int64)
     except Exception as exc:  # noqa: BLE001 - any failure means the file is unusable
-        raise CifarDataError(f"{name} is not a readable CIFAR-10 python batch ({exc}). {FIX_HINT}") from exc
+        raise CifarDataError(
+            f"{name} is not a readable CIFAR-10 python batch ({exc}). {FIX_HINT}"
+        ) from exc
     if data.ndim != 2 or data.shape[1] != 3072 or len(labels) != len(data):
         raise CifarDataError(f"{name} is corrupt: data has shape {data.shape}. {FIX_HINT}")
     return np.ascontiguousarray(data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)), labels
@@ -122,7 +145,9 @@ def _read_class_names(text: str | None) -> list[str]:
     return names if len(names) == 10 else list(DEFAULT_CLASS_NAMES)
 
 
-def _assemble(parts: dict[str, tuple[np.ndarray, np.ndarray]], class_names, path, kind=None) -> CifarData:
+def _assemble(
+    parts: dict[str, tuple[np.ndarray, np.ndarray]], class_names, path, kind=None
+) -> CifarData:
     train = [parts[name] for name in TRAIN_BATCHES if name in parts]
     if not train:
         raise CifarDataError(f"No data_batch_N file in {path}. {FIX_HINT}")
@@ -143,13 +168,18 @@ def load_binary_folder(folder: Path, kind: str | None = None) -> CifarData:
         if file.exists():
             parts[name] = read_binary_batch(file)
     meta = folder / "batches.meta.txt"
-    return _assemble(parts, _read_class_names(meta.read_text() if meta.exists() else None), folder, kind)
+    return _assemble(
+        parts, _read_class_names(meta.read_text() if meta.exists() else None), folder, kind
+    )
 
 
 def load_pickle_folder(folder: Path) -> CifarData:
     folder = Path(folder)
-    parts = {name: read_pickle_batch(folder / name)
-             for name in TRAIN_BATCHES + [TEST_BATCH] if (folder / name).exists()}
+    parts = {
+        name: read_pickle_batch(folder / name)
+        for name in TRAIN_BATCHES + [TEST_BATCH]
+        if (folder / name).exists()
+    }
     return _assemble(parts, list(DEFAULT_CLASS_NAMES), folder)
 
 
@@ -161,20 +191,26 @@ def load_python_archive(archive: Path, allow_unverified: bool = False) -> CifarD
         raise CifarDataError(
             f"{archive} has MD5 {digest}, not the official {OFFICIAL_PYTHON_ARCHIVE_MD5}. "
             "It will not be unpickled, since a pickle can run code. Re-download the official "
-            "archive, or pass allow_unverified_archive=True if you trust this file.")
+            "archive, or pass allow_unverified_archive=True if you trust this file."
+        )
     parts = {}
     try:
         with tarfile.open(archive, "r:gz") as tar:
             for member in tar.getmembers():
                 name = Path(member.name).name
                 if member.isfile() and name in TRAIN_BATCHES + [TEST_BATCH]:
-                    parts[name] = _unpickle_batch(tar.extractfile(member).read(), f"{archive}:{member.name}")
+                    parts[name] = _unpickle_batch(
+                        tar.extractfile(member).read(), f"{archive}:{member.name}"
+                    )
     except (tarfile.TarError, EOFError, OSError) as exc:
-        raise CifarDataError(f"{archive} is not a readable tar.gz archive ({exc}). {FIX_HINT}") from exc
+        raise CifarDataError(
+            f"{archive} is not a readable tar.gz archive ({exc}). {FIX_HINT}"
+        ) from exc
     return _assemble(parts, list(DEFAULT_CLASS_NAMES), archive)
 
 
 # --- discovery ------------------------------------------------------------------------------
+
 
 def load_path(path: Path, allow_unverified_archive: bool = False) -> CifarData:
     """Load CIFAR-10 from a folder or archive in any supported format, or raise CifarDataError."""
@@ -217,8 +253,11 @@ def _announce(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def load_cifar10(data_dir: str | Path | None = None, allow_download: bool = True,
-                 allow_unverified_archive: bool = False) -> CifarData:
+def load_cifar10(
+    data_dir: str | Path | None = None,
+    allow_download: bool = True,
+    allow_unverified_archive: bool = False,
+) -> CifarData:
     """Find and load CIFAR-10.
 
     Order: ``data_dir``, then ``$DEBLURLAB_CIFAR10`` (either one, when given, must work), the Keras
@@ -230,8 +269,11 @@ def load_cifar10(data_dir: str | Path | None = None, allow_download: bool = True
         return load_path(Path(explicit), allow_unverified_archive)
 
     tried = []
-    candidates = [keras_cache_dir() / "cifar-10-batches-py", keras_cache_dir() / "cifar-10-python.tar.gz",
-                  shared_data_dir() / "cifar10-subset"]
+    candidates = [
+        keras_cache_dir() / "cifar-10-batches-py",
+        keras_cache_dir() / "cifar-10-python.tar.gz",
+        shared_data_dir() / "cifar10-subset",
+    ]
     for candidate in candidates:
         tried.append(str(candidate))
         if candidate.exists():
@@ -241,6 +283,7 @@ def load_cifar10(data_dir: str | Path | None = None, allow_download: bool = True
         tried.append("keras.datasets.cifar10 download")
         try:
             import keras
+
             keras.datasets.cifar10.load_data()
             return load_path(keras_cache_dir() / "cifar-10-batches-py")
         except Exception as exc:  # noqa: BLE001 - fall through to the sample, loudly
@@ -249,15 +292,18 @@ def load_cifar10(data_dir: str | Path | None = None, allow_download: bool = True
     data = load_sample()
     data.notes.append("Tried: " + "; ".join(tried))
     banner = "!" * 100
-    message = (f"{banner}\nNO CIFAR-10 DATASET FOUND, so this run uses the embedded sample of "
-               f"{data.n_images:,} real CIFAR-10 images.\nNumbers from it are indicative only. Tried: "
-               f"{', '.join(tried)}.\n{FIX_HINT}\n{banner}")
+    message = (
+        f"{banner}\nNO CIFAR-10 DATASET FOUND, so this run uses the embedded sample of "
+        f"{data.n_images:,} real CIFAR-10 images.\nNumbers from it are indicative only. Tried: "
+        f"{', '.join(tried)}.\n{FIX_HINT}\n{banner}"
+    )
     _announce(message)
     warnings.warn("Using the embedded CIFAR-10 sample: " + FIX_HINT, stacklevel=2)
     return data
 
 
 # --- splits ---------------------------------------------------------------------------------
+
 
 @dataclass
 class CifarSplits:
@@ -271,12 +317,20 @@ class CifarSplits:
     kind: str
 
     def describe(self) -> str:
-        return (f"{self.source}; split {len(self.train):,} train / {len(self.val):,} val / "
-                f"{len(self.test):,} test")
+        return (
+            f"{self.source}; split {len(self.train):,} train / {len(self.val):,} val / "
+            f"{len(self.test):,} test"
+        )
 
 
-def split_cifar10(data: CifarData, n_train: int | None = None, n_val: int | None = 500,
-                  n_test: int | None = 500, seed: int = 0, min_test: int = 0) -> CifarSplits:
+def split_cifar10(
+    data: CifarData,
+    n_train: int | None = None,
+    n_val: int | None = 500,
+    n_test: int | None = 500,
+    seed: int = 0,
+    min_test: int = 0,
+) -> CifarSplits:
     """A reproducible split. Without a test batch, the test images come out of the training
     batches first (fixed permutation), so they never overlap train or validation.
 
@@ -286,7 +340,11 @@ def split_cifar10(data: CifarData, n_train: int | None = None, n_val: int | None
     """
     tenth = round(0.1 * len(data.x_train))
     n_val = tenth if n_val is None else n_val
-    n_test = (max(tenth, min_test) if data.x_test is None else len(data.x_test)) if n_test is None else n_test
+    n_test = (
+        (max(tenth, min_test) if data.x_test is None else len(data.x_test))
+        if n_test is None
+        else n_test
+    )
     order = np.random.default_rng(seed).permutation(len(data.x_train))
     if data.x_test is not None:
         x_test, y_test = data.x_test[:n_test], data.y_test[:n_test]
@@ -298,11 +356,19 @@ def split_cifar10(data: CifarData, n_train: int | None = None, n_val: int | None
     if n_train is not None:
         train_idx = train_idx[:n_train]
     if len(train_idx) == 0 or len(val_idx) == 0 or len(x_test) == 0:
-        raise ValueError(f"{data.source} is too small for n_val={n_val}, n_test={n_test}: "
-                         "lower them in the profile.")
+        raise ValueError(
+            f"{data.source} is too small for n_val={n_val}, n_test={n_test}: "
+            "lower them in the profile."
+        )
 
     def to_float(x):
         return x.astype(np.float32) / 255.0
 
-    return CifarSplits(to_float(data.x_train[train_idx]), to_float(data.x_train[val_idx]),
-                       to_float(x_test), y_test, data.source, data.kind)
+    return CifarSplits(
+        to_float(data.x_train[train_idx]),
+        to_float(data.x_train[val_idx]),
+        to_float(x_test),
+        y_test,
+        data.source,
+        data.kind,
+    )

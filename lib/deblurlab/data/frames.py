@@ -104,7 +104,7 @@ class FrameSet:
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError
 
-    def subset(self, indices) -> "FrameSet":
+    def subset(self, indices) -> FrameSet:
         raise NotImplementedError
 
     def sizes(self) -> list[tuple[int, int]]:
@@ -137,7 +137,7 @@ class FileFrames(FrameSet):
                     self._cache[index] = (blurred, sharp)
         return blurred.astype(np.float32) / 255.0, sharp.astype(np.float32) / 255.0
 
-    def subset(self, indices) -> "FileFrames":
+    def subset(self, indices) -> FileFrames:
         return FileFrames([self.pairs[i] for i in indices], self.cache)
 
     def sizes(self) -> list[tuple[int, int]]:
@@ -157,7 +157,7 @@ class ArrayFrames(FrameSet):
             np.asarray(self.sharp[index], np.float32),
         )
 
-    def subset(self, indices) -> "ArrayFrames":
+    def subset(self, indices) -> ArrayFrames:
         return ArrayFrames(
             [self.names[i] for i in indices],
             [self.blurred[i] for i in indices],

@@ -19,6 +19,7 @@ synthetic camera-shake kernels:
 Everything is driven by ``numpy.random.Generator`` seeds, so the synthetic dataset is identical on
 every machine.
 """
+
 from __future__ import annotations
 
 import math
@@ -42,8 +43,13 @@ SYNTHETIC_VAL_PHOTOS = ("chelsea",)
 
 # --- kernels ---------------------------------------------------------------------------------
 
-def shake_trajectory(rng: np.random.Generator, steps: int = 1000, max_length: float = 40.0,
-                     anxiety: float | None = None) -> np.ndarray:
+
+def shake_trajectory(
+    rng: np.random.Generator,
+    steps: int = 1000,
+    max_length: float = 40.0,
+    anxiety: float | None = None,
+) -> np.ndarray:
     """A random camera path of ``steps`` complex positions (pixels), starting at 0.
 
     ``max_length`` is the path length; ``anxiety`` scales the jitter, the pull towards the centre
@@ -84,14 +90,22 @@ def rasterise(path: np.ndarray, size: int = KERNEL_SIZE) -> np.ndarray:
     x0, y0 = np.floor(x).astype(int), np.floor(y).astype(int)
     fx, fy = x - x0, y - y0
     kernel = np.zeros((size, size))
-    for dy, dx, weight in ((0, 0, (1 - fy) * (1 - fx)), (0, 1, (1 - fy) * fx),
-                           (1, 0, fy * (1 - fx)), (1, 1, fy * fx)):
+    for dy, dx, weight in (
+        (0, 0, (1 - fy) * (1 - fx)),
+        (0, 1, (1 - fy) * fx),
+        (1, 0, fy * (1 - fx)),
+        (1, 1, fy * fx),
+    ):
         np.add.at(kernel, (np.clip(y0 + dy, 0, size - 1), np.clip(x0 + dx, 0, size - 1)), weight)
     return kernel / kernel.sum()
 
 
-def trajectory_kernel(rng: np.random.Generator, size: int = KERNEL_SIZE, exposure: float | None = None,
-                      max_length: float | None = None) -> np.ndarray:
+def trajectory_kernel(
+    rng: np.random.Generator,
+    size: int = KERNEL_SIZE,
+    exposure: float | None = None,
+    max_length: float | None = None,
+) -> np.ndarray:
     """A normalised, non-negative camera-shake kernel of shape (size, size), float64.
 
     The exposure (fraction of the path swept while the shutter is open) is drawn from
@@ -107,10 +121,15 @@ def trajectory_kernel(rng: np.random.Generator, size: int = KERNEL_SIZE, exposur
 def random_kernels(n: int, seed, size: int = KERNEL_SIZE) -> np.ndarray:
     """``n`` kernels, a pure function of ``seed``: shape (n, size, size)."""
     rng = np.random.default_rng(seed)
-    return np.stack([trajectory_kernel(rng, size) for _ in range(n)]) if n else np.zeros((0, size, size))
+    return (
+        np.stack([trajectory_kernel(rng, size) for _ in range(n)])
+        if n
+        else np.zeros((0, size, size))
+    )
 
 
 # --- blur --------------------------------------------------------------------------------------
+
 
 def fft_blur(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     """Convolve an (H, W, C) or (H, W) float image with ``kernel`` by FFT, per channel.
@@ -126,13 +145,19 @@ def fft_blur(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     top, left = (kh - 1) // 2, (kw - 1) // 2
     pad = ((top, kh - 1 - top), (left, kw - 1 - left))
     channels = image[..., None] if image.ndim == 2 else image
-    out = np.stack([fftconvolve(np.pad(channels[..., c], pad, mode="reflect"), kernel, mode="valid")
-                    for c in range(channels.shape[-1])], axis=-1)
+    out = np.stack(
+        [
+            fftconvolve(np.pad(channels[..., c], pad, mode="reflect"), kernel, mode="valid")
+            for c in range(channels.shape[-1])
+        ],
+        axis=-1,
+    )
     out = np.clip(out, 0.0, 1.0).astype(np.float32)
     return out[..., 0] if image.ndim == 2 else out
 
 
 # --- the offline dataset ---------------------------------------------------------------------
+
 
 def skimage_photo(name: str) -> np.ndarray | None:
     """A colour photograph from ``skimage.data`` as float32 RGB in [0, 1], or None if it is not
@@ -152,7 +177,7 @@ def skimage_photo(name: str) -> np.ndarray | None:
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[-1] < 3:
         return None
-    return (image[..., :3].astype(np.float32) / 255.0)
+    return image[..., :3].astype(np.float32) / 255.0
 
 
 @dataclass
@@ -168,13 +193,14 @@ class SyntheticPairs:
         return len(self.names)
 
 
-def make_synthetic_pairs(photos, kernels_per_photo: int, seed: int = SYNTHETIC_SEED,
-                         size: int = KERNEL_SIZE) -> SyntheticPairs:
+def make_synthetic_pairs(
+    photos, kernels_per_photo: int, seed: int = SYNTHETIC_SEED, size: int = KERNEL_SIZE
+) -> SyntheticPairs:
     """Blur each photo with ``kernels_per_photo`` kernels. Photo p's kernels depend only on
     (seed, p's name), so adding or removing a photo never changes the others' pairs."""
     out = SyntheticPairs([], [], [], [])
     for name, image in photos.items():
-        tag = sum(ord(ch) * 31 ** i for i, ch in enumerate(name)) % (2**31)
+        tag = sum(ord(ch) * 31**i for i, ch in enumerate(name)) % (2**31)
         for j, kernel in enumerate(random_kernels(kernels_per_photo, [seed, tag], size)):
             out.names.append(f"{name}/k{j}")
             out.blurred.append(fft_blur(image, kernel))

@@ -20,6 +20,7 @@ would reflect the image), averaged over channels.
 
     python -m deblurlab.data.patches        # prints the sampler's patches/s (benchmark_sampler)
 """
+
 from __future__ import annotations
 
 import time
@@ -71,7 +72,9 @@ def ssim_batch(x, y) -> Array:
     stack = np.concatenate([x, y, x * x, y * y, x * y], axis=0)
     mx, my, mxx, myy, mxy = np.split(_filter(stack, gaussian_taps()), 5, axis=0)
     vx, vy, vxy = mxx - mx * mx, myy - my * my, mxy - mx * my
-    ssim_map = ((2 * mx * my + _C1) * (2 * vxy + _C2)) / ((mx * mx + my * my + _C1) * (vx + vy + _C2))
+    ssim_map = ((2 * mx * my + _C1) * (2 * vxy + _C2)) / (
+        (mx * mx + my * my + _C1) * (vx + vy + _C2)
+    )
     return as_arrays(ssim_map.reshape(n, -1).mean(axis=1, dtype=np.float32))
 
 
@@ -84,11 +87,18 @@ def ssim_numpy(x, y) -> np.ndarray:
 
 
 def _crops(image: np.ndarray, ys, xs, patch_size: int) -> np.ndarray:
-    return np.stack([image[y:y + patch_size, x:x + patch_size] for y, x in zip(ys, xs)])
+    return np.stack([image[y : y + patch_size, x : x + patch_size] for y, x in zip(ys, xs)])
 
 
-def sample_patches(blurred, sharp, seed, patch_size: int = PATCH_SIZE, n_patches: int = PATCHES_PER_IMAGE,
-                   tries: int = TRIES, threshold: float | None = SSIM_THRESHOLD):
+def sample_patches(
+    blurred,
+    sharp,
+    seed,
+    patch_size: int = PATCH_SIZE,
+    n_patches: int = PATCHES_PER_IMAGE,
+    tries: int = TRIES,
+    threshold: float | None = SSIM_THRESHOLD,
+):
     """Cut ``n_patches`` windows from one (H, W, C) pair; a pure function of ``seed`` (2 ints).
 
     Windows are drawn in rounds of ``n_patches`` random positions (``np.random.default_rng(seed)``),
@@ -124,7 +134,9 @@ def _epoch_plan(n_frames: int, images: int, seed: int, epoch: int) -> tuple[np.n
     """Frame indices (each epoch a fresh permutation, repeated if it must be longer) and one
     sampling seed per image: a pure function of (seed, epoch), so a resumed run sees the same data."""
     rng = np.random.default_rng([seed, epoch])
-    order = np.concatenate([rng.permutation(n_frames) for _ in range(-(-images // n_frames))])[:images]
+    order = np.concatenate([rng.permutation(n_frames) for _ in range(-(-images // n_frames))])[
+        :images
+    ]
     seeds = rng.integers(0, 2**31 - 1, size=(images, 2), dtype=np.int64)
     return order.astype(np.int64), seeds
 
@@ -137,9 +149,16 @@ def _cutter(frames: FrameSet, patch_size: int, n_patches: int, tries: int, thres
     return cut
 
 
-def patch_dataset(frames: FrameSet, indices, seeds, patch_size: int = PATCH_SIZE,
-                  n_patches: int = PATCHES_PER_IMAGE, tries: int = TRIES,
-                  threshold: float | None = SSIM_THRESHOLD, with_ssim: bool = False):
+def patch_dataset(
+    frames: FrameSet,
+    indices,
+    seeds,
+    patch_size: int = PATCH_SIZE,
+    n_patches: int = PATCHES_PER_IMAGE,
+    tries: int = TRIES,
+    threshold: float | None = SSIM_THRESHOLD,
+    with_ssim: bool = False,
+):
     """Patches (blurred, sharp[, ssim, passed]) of the frames ``indices``, image by image, one
     patch at a time (a generator of numpy arrays); the next frames are cut on threads meanwhile."""
     cut = _cutter(frames, patch_size, n_patches, tries, threshold)
@@ -150,10 +169,18 @@ def patch_dataset(frames: FrameSet, indices, seeds, patch_size: int = PATCH_SIZE
             yield patch if with_ssim else patch[:2]
 
 
-def patch_stream(frames: FrameSet, batch_size: int, seed: int, first_epoch: int, last_epoch: int,
-                 patch_size: int = PATCH_SIZE, patches_per_image: int = PATCHES_PER_IMAGE,
-                 images_per_epoch: int | None = None, tries: int = TRIES,
-                 threshold: float | None = SSIM_THRESHOLD) -> tuple[Stream, int]:
+def patch_stream(
+    frames: FrameSet,
+    batch_size: int,
+    seed: int,
+    first_epoch: int,
+    last_epoch: int,
+    patch_size: int = PATCH_SIZE,
+    patches_per_image: int = PATCHES_PER_IMAGE,
+    images_per_epoch: int | None = None,
+    tries: int = TRIES,
+    threshold: float | None = SSIM_THRESHOLD,
+) -> tuple[Stream, int]:
     """Batches of (blurred, sharp) patches for epochs [first_epoch, last_epoch) and the steps per
     epoch, in the shape ``train.train()`` expects from ``make_stream``: a ``keras.utils.PyDataset``
     of numpy batches (``data.stream.Stream``).
@@ -162,14 +189,20 @@ def patch_stream(frames: FrameSet, batch_size: int, seed: int, first_epoch: int,
     An epoch visits ``images_per_epoch`` frames (default: every training frame once).
     """
     if batch_size % patches_per_image:
-        raise ValueError(f"batch_size={batch_size} is not a multiple of patches_per_image={patches_per_image}")
+        raise ValueError(
+            f"batch_size={batch_size} is not a multiple of patches_per_image={patches_per_image}"
+        )
     per_batch = batch_size // patches_per_image
     images = images_per_epoch or len(frames)
     steps = images // per_batch
     if steps == 0:
-        raise ValueError(f"an epoch of {images} images cannot fill one batch of {per_batch} images; "
-                         "lower batch_size or raise images_per_epoch")
-    plans = [_epoch_plan(len(frames), steps * per_batch, seed, e) for e in range(first_epoch, last_epoch)]
+        raise ValueError(
+            f"an epoch of {images} images cannot fill one batch of {per_batch} images; "
+            "lower batch_size or raise images_per_epoch"
+        )
+    plans = [
+        _epoch_plan(len(frames), steps * per_batch, seed, e) for e in range(first_epoch, last_epoch)
+    ]
     indices = np.concatenate([p[0] for p in plans]) if plans else np.zeros(0, np.int64)
     seeds = np.concatenate([p[1] for p in plans]) if plans else np.zeros((0, 2), np.int64)
     cut = _cutter(frames, patch_size, patches_per_image, tries, threshold)
@@ -181,9 +214,15 @@ def patch_stream(frames: FrameSet, batch_size: int, seed: int, first_epoch: int,
     return Stream(len(indices) // per_batch, steps, make_batch), steps
 
 
-def fixed_patches(frames: FrameSet, n_patches: int, patch_size: int = PATCH_SIZE, seed: int = 1,
-                  patches_per_image: int = PATCHES_PER_IMAGE, tries: int = TRIES,
-                  threshold: float | None = SSIM_THRESHOLD) -> tuple[np.ndarray, np.ndarray]:
+def fixed_patches(
+    frames: FrameSet,
+    n_patches: int,
+    patch_size: int = PATCH_SIZE,
+    seed: int = 1,
+    patches_per_image: int = PATCHES_PER_IMAGE,
+    tries: int = TRIES,
+    threshold: float | None = SSIM_THRESHOLD,
+) -> tuple[np.ndarray, np.ndarray]:
     """A fixed set of ``n_patches`` (blurred, sharp) patches, e.g. for validation, each of the
     frames used giving ``patches_per_image``: frames evenly spread over the set (so a long set of
     clips contributes from every clip), or every frame in turn when there are too few."""
@@ -194,36 +233,67 @@ def fixed_patches(frames: FrameSet, n_patches: int, patch_size: int = PATCH_SIZE
         indices = np.arange(images) % len(frames)
     seeds = np.random.default_rng(seed).integers(0, 2**31 - 1, size=(images, 2), dtype=np.int64)
     blurred, sharp = [], []
-    for b, s in patch_dataset(frames, indices, seeds, patch_size, patches_per_image, tries, threshold):
+    for b, s in patch_dataset(
+        frames, indices, seeds, patch_size, patches_per_image, tries, threshold
+    ):
         blurred.append(np.asarray(b))
         sharp.append(np.asarray(s))
     return np.stack(blurred[:n_patches]), np.stack(sharp[:n_patches])
 
 
-def random_patch_ssim(frames: FrameSet, patches_per_image: int, patch_size: int = PATCH_SIZE,
-                      seed: int = 2) -> np.ndarray:
+def random_patch_ssim(
+    frames: FrameSet, patches_per_image: int, patch_size: int = PATCH_SIZE, seed: int = 2
+) -> np.ndarray:
     """SSIM (blurred vs sharp) of ``patches_per_image`` unfiltered random patches of every frame:
     the distribution a threshold-free sampler would draw from."""
-    seeds = np.random.default_rng(seed).integers(0, 2**31 - 1, size=(len(frames), 2), dtype=np.int64)
-    ds = patch_dataset(frames, np.arange(len(frames)), seeds, patch_size, patches_per_image,
-                       threshold=None, with_ssim=True)
+    seeds = np.random.default_rng(seed).integers(
+        0, 2**31 - 1, size=(len(frames), 2), dtype=np.int64
+    )
+    ds = patch_dataset(
+        frames,
+        np.arange(len(frames)),
+        seeds,
+        patch_size,
+        patches_per_image,
+        threshold=None,
+        with_ssim=True,
+    )
     return np.array([float(ssim) for _, _, ssim, _ in ds], dtype=np.float64)
 
 
-def sampler_statistics(frames: FrameSet, patch_size: int = PATCH_SIZE, patches_per_image: int = PATCHES_PER_IMAGE,
-                       tries: int = TRIES, threshold: float = SSIM_THRESHOLD, seed: int = 3) -> dict:
+def sampler_statistics(
+    frames: FrameSet,
+    patch_size: int = PATCH_SIZE,
+    patches_per_image: int = PATCHES_PER_IMAGE,
+    tries: int = TRIES,
+    threshold: float = SSIM_THRESHOLD,
+    seed: int = 3,
+) -> dict:
     """One pass of the thresholded sampler over every frame: the SSIM of the patches it keeps and
     the fraction that had to fall back to a random patch."""
-    seeds = np.random.default_rng(seed).integers(0, 2**31 - 1, size=(len(frames), 2), dtype=np.int64)
-    ds = patch_dataset(frames, np.arange(len(frames)), seeds, patch_size, patches_per_image, tries,
-                       threshold, with_ssim=True)
+    seeds = np.random.default_rng(seed).integers(
+        0, 2**31 - 1, size=(len(frames), 2), dtype=np.int64
+    )
+    ds = patch_dataset(
+        frames,
+        np.arange(len(frames)),
+        seeds,
+        patch_size,
+        patches_per_image,
+        tries,
+        threshold,
+        with_ssim=True,
+    )
     ssim, passed = [], []
     for _, _, s, p in ds:
         ssim.append(float(s))
         passed.append(bool(p))
     ssim, passed = np.array(ssim), np.array(passed)
-    return {"ssim": ssim, "fallback_fraction": float(1 - passed.mean()) if len(passed) else float("nan"),
-            "n_patches": int(len(ssim))}
+    return {
+        "ssim": ssim,
+        "fallback_fraction": float(1 - passed.mean()) if len(passed) else float("nan"),
+        "n_patches": int(len(ssim)),
+    }
 
 
 def too_perfect_probability(ssim: np.ndarray, threshold: float = SSIM_THRESHOLD) -> dict:
@@ -233,14 +303,25 @@ def too_perfect_probability(ssim: np.ndarray, threshold: float = SSIM_THRESHOLD)
 
     ssim = np.asarray(ssim, dtype=np.float64)
     kde = gaussian_kde(ssim)
-    return {"kde": float(kde.integrate_box_1d(threshold, np.inf)),
-            "empirical": float(np.mean(ssim >= threshold)), "n_patches": int(len(ssim)),
-            "threshold": float(threshold), "bandwidth": float(kde.factor * ssim.std(ddof=1))}
+    return {
+        "kde": float(kde.integrate_box_1d(threshold, np.inf)),
+        "empirical": float(np.mean(ssim >= threshold)),
+        "n_patches": int(len(ssim)),
+        "threshold": float(threshold),
+        "bandwidth": float(kde.factor * ssim.std(ddof=1)),
+    }
 
 
-def benchmark_sampler(frames: FrameSet | None = None, batches: int = 10, batch_size: int = 10,
-                      patch_size: int = PATCH_SIZE, patches_per_image: int = PATCHES_PER_IMAGE,
-                      seed: int = 0, verbose: bool = True, label: str = "given frames") -> dict:
+def benchmark_sampler(
+    frames: FrameSet | None = None,
+    batches: int = 10,
+    batch_size: int = 10,
+    patch_size: int = PATCH_SIZE,
+    patches_per_image: int = PATCHES_PER_IMAGE,
+    seed: int = 0,
+    verbose: bool = True,
+    label: str = "given frames",
+) -> dict:
     """Time the training stream alone (decoding, candidate SSIM, selection, batching) over
     ``batches`` batches after one warm-up batch; returns patches/s with the settings and data
     (``label`` names the frames; without ``frames`` the chapter's training frames are used)."""
@@ -249,8 +330,16 @@ def benchmark_sampler(frames: FrameSet | None = None, batches: int = 10, batch_s
     if frames is None:
         data = find_motion_data()
         frames, label = data.train, data.label
-    stream, _ = patch_stream(frames, batch_size, seed, 0, 1, patch_size, patches_per_image,
-                             images_per_epoch=(batches + 1) * batch_size // patches_per_image)
+    stream, _ = patch_stream(
+        frames,
+        batch_size,
+        seed,
+        0,
+        1,
+        patch_size,
+        patches_per_image,
+        images_per_epoch=(batches + 1) * batch_size // patches_per_image,
+    )
     iterator = iter(stream)
     next(iterator)  # warm-up: the first reads and the threads started
     start = time.perf_counter()
@@ -258,12 +347,21 @@ def benchmark_sampler(frames: FrameSet | None = None, batches: int = 10, batch_s
     for blurred, _ in iterator:
         n += int(blurred.shape[0])
     seconds = time.perf_counter() - start
-    result = {"patches_per_s": n / seconds, "batches_per_s": n / batch_size / seconds, "patches": n,
-              "seconds": seconds, "patch_size": patch_size, "batch_size": batch_size,
-              "patches_per_image": patches_per_image, "data": label}
+    result = {
+        "patches_per_s": n / seconds,
+        "batches_per_s": n / batch_size / seconds,
+        "patches": n,
+        "seconds": seconds,
+        "patch_size": patch_size,
+        "batch_size": batch_size,
+        "patches_per_image": patches_per_image,
+        "data": label,
+    }
     if verbose:
-        print(f"patch sampler: {result['patches_per_s']:.1f} patches/s ({result['batches_per_s']:.2f} "
-              f"batches of {batch_size} per s, {patch_size}x{patch_size}) on {label}")
+        print(
+            f"patch sampler: {result['patches_per_s']:.1f} patches/s ({result['batches_per_s']:.2f} "
+            f"batches of {batch_size} per s, {patch_size}x{patch_size}) on {label}"
+        )
     return result
 
 

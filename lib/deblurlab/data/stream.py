@@ -6,11 +6,12 @@ run would. Keras sees one worker (its enqueuer restarts at batch 0 every epoch, 
 replay the first epoch); the stream itself computes the next ``ahead`` batches on ``threads``
 threads (numpy releases the GIL) while the model trains, and hands them out in index order.
 """
+
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Callable
 
 import keras
 import numpy as np
@@ -43,8 +44,14 @@ class Stream(keras.utils.PyDataset):
     the stream of ``fn(*batch)``.
     """
 
-    def __init__(self, n_batches: int, steps: int, make_batch: Callable[[int], tuple],
-                 threads: int = THREADS, ahead: int = AHEAD):
+    def __init__(
+        self,
+        n_batches: int,
+        steps: int,
+        make_batch: Callable[[int], tuple],
+        threads: int = THREADS,
+        ahead: int = AHEAD,
+    ):
         super().__init__(workers=1, use_multiprocessing=False)
         self.n_batches, self.steps = int(n_batches), int(steps)
         self.make_batch = make_batch
@@ -98,10 +105,11 @@ class Stream(keras.utils.PyDataset):
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
 
-    def map(self, fn: Callable) -> "Stream":
+    def map(self, fn: Callable) -> Stream:
         """The stream of ``fn(*batch)``, with the same steps and look-ahead."""
-        return Stream(self.n_batches, self.steps, lambda i: fn(*self.make_batch(i)), self.threads,
-                      self.ahead)
+        return Stream(
+            self.n_batches, self.steps, lambda i: fn(*self.make_batch(i)), self.threads, self.ahead
+        )
 
     def __del__(self):
         try:

@@ -13,7 +13,9 @@ import pkgutil
 
 from .registry import ModelSpec, build_model, get_spec, list_models, register, unregister
 
-HELPERS = frozenset({"registry", "layers", "convlstm", "scale_network"})  # building blocks, not architectures
+HELPERS = frozenset(
+    {"registry", "layers", "convlstm", "scale_network"}
+)  # building blocks, not architectures
 
 
 def architecture_modules() -> list[str]:

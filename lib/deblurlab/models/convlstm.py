@@ -11,6 +11,7 @@ one ``Conv2D`` on ``concat[x, h]``, so its weights depend only on the channel co
 Call it on ``[x]`` to start from a zero state, or on ``[x, h, c]`` to continue from a state of the
 same spatial size as ``x``; it returns ``[h', c']``.
 """
+
 from __future__ import annotations
 
 import keras
@@ -36,7 +37,7 @@ class ConvLSTMCell(layers.Layer):
         self.gates.build((None, None, None, int(x_shape[-1]) + self.filters))
         if self.unit_forget_bias:  # start by remembering, as keras.layers.LSTM does
             bias = np.zeros(4 * self.filters, dtype="float32")
-            bias[self.filters:2 * self.filters] = 1.0
+            bias[self.filters : 2 * self.filters] = 1.0
             self.gates.bias.assign(bias)
         self.built = True
 
@@ -60,5 +61,9 @@ class ConvLSTMCell(layers.Layer):
         return [shape, shape]
 
     def get_config(self):
-        return {**super().get_config(), "filters": self.filters, "kernel_size": self.kernel_size,
-                "unit_forget_bias": self.unit_forget_bias}
+        return {
+            **super().get_config(),
+            "filters": self.filters,
+            "kernel_size": self.kernel_size,
+            "unit_forget_bias": self.unit_forget_bias,
+        }

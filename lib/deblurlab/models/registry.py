@@ -5,10 +5,11 @@ know about it (the default profile's epochs and image cap, the benchmark's speed
 report's optimiser settings and results), and ``deblurlab.models`` imports every architecture file
 it finds, so nothing else lists the models.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import keras
 
@@ -23,10 +24,18 @@ class ModelSpec:
     dataset: str  # "cifar10" or "motion"
     description: str
     defaults: dict = field(default_factory=dict)
-    training: dict = field(default_factory=dict)  # learning_rate, patience, batch_size (full profile)
-    reference: dict = field(default_factory=dict)  # the original report's mse / psnr / ssim (+ "range")
-    default_epochs: int | None = None  # epochs at the default profile; None: the dataset's plan sets them
-    default_train_images: int | None = None  # training images at the default profile; None: all of them
+    training: dict = field(
+        default_factory=dict
+    )  # learning_rate, patience, batch_size (full profile)
+    reference: dict = field(
+        default_factory=dict
+    )  # the original report's mse / psnr / ssim (+ "range")
+    default_epochs: int | None = (
+        None  # epochs at the default profile; None: the dataset's plan sets them
+    )
+    default_train_images: int | None = (
+        None  # training images at the default profile; None: all of them
+    )
     bench_target: float | None = None  # the benchmark's training images/s target; None: no target
 
 
@@ -34,9 +43,19 @@ _REGISTRY: dict[str, ModelSpec] = {}
 _REQUIRED = object()
 
 
-def register(name: str, family: str, dataset: str, description: str, training: dict | None = None,
-             reference: dict | None = None, *, default_epochs=_REQUIRED, default_train_images: int | None = None,
-             bench_target: float | None = None, **defaults):
+def register(
+    name: str,
+    family: str,
+    dataset: str,
+    description: str,
+    training: dict | None = None,
+    reference: dict | None = None,
+    *,
+    default_epochs=_REQUIRED,
+    default_train_images: int | None = None,
+    bench_target: float | None = None,
+    **defaults,
+):
     """Decorator: ``@register("resunet1", family="resunet", dataset="cifar10", default_epochs=4, ...)``.
 
     - ``default_epochs`` (required): the epochs of the ``default`` profile (``profiles.CifarPlan``),
@@ -53,26 +72,46 @@ def register(name: str, family: str, dataset: str, description: str, training: d
     - every other keyword: default arguments for the builder.
     """
     if dataset not in DATASETS:
-        raise ValueError(f"register({name!r}): dataset={dataset!r}; choose one of {', '.join(DATASETS)}")
+        raise ValueError(
+            f"register({name!r}): dataset={dataset!r}; choose one of {', '.join(DATASETS)}"
+        )
     if default_epochs is _REQUIRED:
-        raise TypeError(f"register({name!r}): default_epochs is required (the default profile's epochs; "
-                        "None only for a motion model, whose epochs come from profiles.MOTION_SIZES)")
+        raise TypeError(
+            f"register({name!r}): default_epochs is required (the default profile's epochs; "
+            "None only for a motion model, whose epochs come from profiles.MOTION_SIZES)"
+        )
     if default_epochs is None and dataset != "motion":
         raise ValueError(f"register({name!r}): a {dataset} model needs default_epochs, an int >= 1")
     if default_epochs is not None and (not isinstance(default_epochs, int) or default_epochs < 1):
         raise ValueError(f"register({name!r}): default_epochs={default_epochs!r}; use an int >= 1")
-    if default_train_images is not None and (not isinstance(default_train_images, int) or default_train_images < 1):
-        raise ValueError(f"register({name!r}): default_train_images={default_train_images!r}; "
-                         "use an int >= 1 or None (all)")
+    if default_train_images is not None and (
+        not isinstance(default_train_images, int) or default_train_images < 1
+    ):
+        raise ValueError(
+            f"register({name!r}): default_train_images={default_train_images!r}; "
+            "use an int >= 1 or None (all)"
+        )
     if bench_target is not None and not bench_target > 0:
-        raise ValueError(f"register({name!r}): bench_target={bench_target!r}; use images/s > 0 or None")
+        raise ValueError(
+            f"register({name!r}): bench_target={bench_target!r}; use images/s > 0 or None"
+        )
 
     def wrap(builder):
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} is registered twice")
-        _REGISTRY[name] = ModelSpec(name, builder, family, dataset, description, dict(defaults),
-                                    dict(training or {}), dict(reference or {}), default_epochs,
-                                    default_train_images, None if bench_target is None else float(bench_target))
+        _REGISTRY[name] = ModelSpec(
+            name,
+            builder,
+            family,
+            dataset,
+            description,
+            dict(defaults),
+            dict(training or {}),
+            dict(reference or {}),
+            default_epochs,
+            default_train_images,
+            None if bench_target is None else float(bench_target),
+        )
         return builder
 
     return wrap
@@ -84,14 +123,18 @@ def unregister(name: str) -> ModelSpec:
     try:
         return _REGISTRY.pop(name)
     except KeyError:
-        raise KeyError(f"unknown model {name!r}; registered: {', '.join(sorted(_REGISTRY))}") from None
+        raise KeyError(
+            f"unknown model {name!r}; registered: {', '.join(sorted(_REGISTRY))}"
+        ) from None
 
 
 def get_spec(name: str) -> ModelSpec:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise KeyError(f"unknown model {name!r}; registered: {', '.join(sorted(_REGISTRY))}") from None
+        raise KeyError(
+            f"unknown model {name!r}; registered: {', '.join(sorted(_REGISTRY))}"
+        ) from None
 
 
 def build_model(name: str, input_shape=(32, 32, 3), **overrides) -> keras.Model:
@@ -100,5 +143,9 @@ def build_model(name: str, input_shape=(32, 32, 3), **overrides) -> keras.Model:
 
 
 def list_models(family: str | None = None, dataset: str | None = None) -> list[str]:
-    return [name for name, spec in _REGISTRY.items()
-            if (family is None or spec.family == family) and (dataset is None or spec.dataset == dataset)]
+    return [
+        name
+        for name, spec in _REGISTRY.items()
+        if (family is None or spec.family == family)
+        and (dataset is None or spec.dataset == dataset)
+    ]

@@ -39,9 +39,9 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from .scale_network import ScaleNetwork
 from .layers import BN_MOMENTUM, sigmoid_with_input_skip
 from .registry import build_model, register
+from .scale_network import ScaleNetwork
 
 # Each scale network halves its input (len(filters) - 1) times and the coarse scale sees the input
 # halved once more, so a 2-scale model with 3 levels needs H and W to be multiples of 2 * 4 = 8.
