@@ -24,11 +24,14 @@ report: $(STAMP)
 
 TEST_OUTPUT := build/test-output
 
-## Unit tests, every notebook at the smoke size under nbval, then the JAX subset (tests marked
-## jax, on KERAS_BACKEND=jax with TensorFlow blocked from import, as in a venv without it), then
+## Ruff (format and lint), the unit tests, every notebook at the smoke size under nbval, then the
+## JAX subset (tests marked jax, on KERAS_BACKEND=jax with TensorFlow blocked from import, as in a
+## venv without it), then
 ## the report built from what the smoke-size notebooks wrote (so every figure, table and result it
 ## references must exist).
 test: $(STAMP)
+	$(VENV)/bin/ruff format --check --quiet .
+	$(VENV)/bin/ruff check --quiet .
 	rm -rf $(TEST_OUTPUT)
 	DEBLURLAB_TEST_OUTPUT=$(CURDIR)/$(TEST_OUTPUT) $(PY) -m pytest -n 2 --dist loadscope tests notebooks --nbval-lax --nbval-kernel-name deblurlab
 	KERAS_BACKEND=jax DEBLURLAB_BLOCK_TF=1 $(PY) -m pytest -n 2 --dist loadscope -m jax tests

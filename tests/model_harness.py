@@ -1,4 +1,5 @@
-"""One test of a registered model, shared by every architecture (after keras-hub's run_backbone_test).
+"""One test of a registered model, shared by every architecture (after keras-hub's
+run_backbone_test).
 
 ``run_model_test(name, expected_params, identity_at_init=...)`` builds the model from the registry
 and checks, on a small batch:
@@ -24,7 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from deblurlab.models import build_model, get_spec
-from deblurlab.train import TrainConfig, compile_for_deblurring
+from deblurlab.profiles import TrainConfig
+from deblurlab.train import compile_for_deblurring
 
 RANGES = ("unit", "relu", "any")
 IDENTITY_ATOL = 1e-5
@@ -38,7 +40,8 @@ def _outputs(model, x) -> list[np.ndarray]:
 
 
 def _downsample(images: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Block means of ``images`` at ``size`` (an integer factor smaller): AveragePooling2D's result."""
+    """Block means of ``images`` at ``size`` (an integer factor smaller): AveragePooling2D's
+    result."""
     n, h, w, c = images.shape
     fh, fw = h // size[0], w // size[1]
     return images.reshape(n, size[0], fh, size[1], fw, c).mean(axis=(2, 4))
@@ -77,7 +80,8 @@ def run_model_test(
         factor = 2 ** (len(outputs) - 1 - k)
         assert out.shape == (batch, h // factor, w // factor, c), (
             f"{name}: output {k} ({model.output_names[k]}) has shape {out.shape}, expected "
-            f"{(batch, h // factor, w // factor, c)} (the last output at the input's size, each earlier one half the next)"
+            f"{(batch, h // factor, w // factor, c)} "
+            "(the last output at the input's size, each earlier one half the next)"
         )
 
     # Range, by the output kind the spec declares.
@@ -105,7 +109,8 @@ def run_model_test(
 
     # Parameters, pinned.
     assert model.count_params() == expected_params, (
-        f"{name}: {model.count_params():,} parameters, pinned at {expected_params:,}. If the architecture change "
+        f"{name}: {model.count_params():,} parameters, pinned at {expected_params:,}. "
+        "If the architecture change "
         "is deliberate, update the pinned count (and retrain the zoo's weights)."
     )
 

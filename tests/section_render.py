@@ -6,7 +6,8 @@ from deblurlab import report
 
 
 def use_only_section(tmp_path, monkeypatch, filename: str) -> None:
-    """Make ``report.render`` render just ``report/sections/<filename>`` (a copy in ``tmp_path``)."""
+    """Make ``report.render`` render just ``report/sections/<filename>`` (a copy in
+    ``tmp_path``)."""
     sections = tmp_path / "sections"
     sections.mkdir()
     shutil.copy(report.REPO_ROOT / "report" / "sections" / filename, sections)

@@ -43,7 +43,7 @@ PARAMS = {
 def test_each_baseline_improves_on_the_blurred_input(method):
     sharp = textured_images()
     sigmas = np.array([1.2, 2.0], np.float32)
-    blurred = gaussian_blur(sharp, sigmas).numpy()
+    blurred = gaussian_blur(sharp, sigmas)
     restored = B.deconvolve(blurred, sigmas, method, workers=1, **PARAMS[method])
     assert restored.shape == sharp.shape and restored.dtype == np.float32
     assert np.all(mse_per_image(restored, sharp) < mse_per_image(blurred, sharp))
@@ -57,7 +57,7 @@ def test_true_psf_is_the_kernel_the_blur_applies():
         assert psf.sum() == pytest.approx(1.0, abs=1e-6)
         impulse = np.zeros((1, 31, 31, 1), np.float32)
         impulse[0, 15, 15, 0] = 1.0
-        response = gaussian_blur(impulse, [sigma]).numpy()[0, 15 - r : 16 + r, 15 - r : 16 + r, 0]
+        response = gaussian_blur(impulse, [sigma])[0, 15 - r : 16 + r, 15 - r : 16 + r, 0]
         np.testing.assert_allclose(response, psf, atol=1e-6)
 
 
@@ -84,7 +84,7 @@ def test_batched_richardson_lucy_matches_skimage_image_by_image():
     sigmas = np.array(
         [0.2, 0.5, 1.4, 1.45, 3.0], np.float32
     )  # delta, small, two of one size, largest
-    blurred = gaussian_blur(sharp, sigmas).numpy()
+    blurred = gaussian_blur(sharp, sigmas)
     batched = B.deconvolve(blurred, sigmas, B.RICHARDSON_LUCY, num_iter=15)
     reference = B.deconvolve(
         blurred, sigmas, B.RICHARDSON_LUCY, num_iter=15, engine="skimage", workers=1
@@ -97,7 +97,7 @@ def test_batched_richardson_lucy_matches_skimage_image_by_image():
 def test_result_does_not_depend_on_the_number_of_threads():
     sharp = textured_images(3)
     sigmas = np.array([0.8, 1.5, 2.5], np.float32)
-    blurred = gaussian_blur(sharp, sigmas).numpy()
+    blurred = gaussian_blur(sharp, sigmas)
     one = B.deconvolve(blurred, sigmas, B.UNSUPERVISED_WIENER, workers=1)
     two = B.deconvolve(blurred, sigmas, B.UNSUPERVISED_WIENER, workers=2)
     np.testing.assert_array_equal(one, two)
@@ -143,7 +143,7 @@ def test_tuner_picks_the_value_with_the_best_validation_score():
 def test_tune_baselines_uses_the_grid_and_leaves_unsupervised_wiener_untuned():
     sharp = textured_images(2)
     sigmas = np.array([1.0, 2.0], np.float32)
-    blurred = gaussian_blur(sharp, sigmas).numpy()
+    blurred = gaussian_blur(sharp, sigmas)
     grids = {B.WIENER: {"balance": [10.0, 1e-3]}, B.RICHARDSON_LUCY: {"num_iter": [1, 30]}}
     tuned = B.tune_baselines(blurred, sharp, sigmas, grids, workers=1)
     assert tuned[B.WIENER].params == {"balance": 1e-3}

@@ -171,7 +171,8 @@ MIRRORED = textwrap.dedent("""
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     from deblurlab.compute import ComputeSetup
     from deblurlab.models import build_model
-    from deblurlab.train import TrainConfig, train
+    from deblurlab.profiles import TrainConfig
+    from deblurlab.train import train
 
     setup = ComputeSetup("cpu", 0, "float32", "auto", True, devices=("/cpu:0", "/cpu:1"))
     rng = np.random.default_rng(0)
@@ -182,8 +183,8 @@ MIRRORED = textwrap.dedent("""
     stream = lambda first, last: (Stream(4 * (last - first), 4, batch), 4)
     with setup.scope():
         model = build_model("srndeblur_cifar", input_shape=(16, 16, 3))
-        result = train(model, stream, (blurred[:8], sharp[:8]), "mirrored", TrainConfig(epochs=2, batch_size=8),
-                       verbose=False, setup=setup)
+        result = train(model, stream, (blurred[:8], sharp[:8]), "mirrored",
+                       TrainConfig(epochs=2, batch_size=8), verbose=False, setup=setup)
     print(json.dumps({"replicas": model.distribute_strategy.num_replicas_in_sync,
                       "loss": result.history["loss"].tolist(), "describe": setup.describe()}))
 """)
@@ -210,8 +211,8 @@ def test_mirrored_strategy_trains_a_multi_scale_model_over_two_devices(tmp_path)
 
 
 def test_every_kept_tuning_record_is_named_by_its_machine_and_drives_the_choice():
-    """Each record's file name is the key of the CPU it measured, and XLA is on exactly for the models
-    whose measured gain reaches XLA_MIN_GAIN."""
+    """Each record's file name is the key of the CPU it measured, and XLA is on exactly for the
+    models whose measured gain reaches XLA_MIN_GAIN."""
     records = compute.tuning_records()
     assert records, f"no tuning record in {compute.TUNING_DIR}"
     for key, record in records.items():

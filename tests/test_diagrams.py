@@ -29,7 +29,8 @@ def small_unet():
 
 
 def chain(n_blocks: int, skip_every: int = 0):
-    """``n_blocks`` identical conv-relu blocks; optionally an add-skip from block i to its mirror."""
+    """``n_blocks`` identical conv-relu blocks; optionally an add-skip from block i to its
+    mirror."""
     x_in = keras.Input((8, 8, 4), name="in")
     x, feats = x_in, []
     for i in range(n_blocks):
@@ -69,7 +70,9 @@ def test_automatic_layer_names_form_a_block_each():
     y = layers.Conv2D(2, 3, padding="same")(x_in)
     y = layers.ReLU()(y)
     model = keras.Model(x_in, y)
-    assert [default_group_key(l) for l in model.layers] == [l.name for l in model.layers]
+    assert [default_group_key(layer) for layer in model.layers] == [
+        layer.name for layer in model.layers
+    ]
     blocks, _ = group_layers(model)
     assert len(blocks) == 3
 
@@ -90,7 +93,8 @@ def test_deep_chains_collapse_and_keep_their_skips():
     blocks = fig.diagram_blocks
     assert len(blocks) <= 12
     assert sum(len(b.layers) for b in blocks) == len(model.layers)  # nothing dropped
-    # blk0 feeds both blk1 and the final add, so the lossless pass keeps it apart and the arc survives.
+    # blk0 feeds both blk1 and the final add, so the lossless pass keeps it apart and the arc
+    # survives.
     assert any(arc[2] == "add" for arc in fig.diagram_arcs)
     # Under the limit nothing is merged.
     assert len(plot_architecture(chain(5)).diagram_blocks) == 6

@@ -13,7 +13,7 @@ def models():
 
 
 def kinds(model, kind):
-    return [l for l in model.layers if l.__class__.__name__ == kind]
+    return [layer for layer in model.layers if layer.__class__.__name__ == kind]
 
 
 def test_registered_with_the_reports_settings():
@@ -44,7 +44,7 @@ def test_shape_and_range(models, name):
 
 
 def test_dense_blocks_have_the_reports_depths(models):
-    names = {l.name for l in models["eddensenet"].layers}
+    names = {layer.name for layer in models["eddensenet"].layers}
 
     def layers_in(block):
         return sum(f"{block}_l{k}_conv3" in names for k in range(1, 20))
@@ -76,7 +76,7 @@ def test_transitions_bottleneck_and_output(models):
         down, up = m.get_layer(f"down{i}_conv"), m.get_layer(f"up{i}_deconv")
         assert down.__class__.__name__ == "Conv2D" and down.strides == (2, 2)
         assert up.__class__.__name__ == "Conv2DTranspose" and up.strides == (2, 2)
-    assert not {l.__class__.__name__ for l in m.layers} & {
+    assert not {layer.__class__.__name__ for layer in m.layers} & {
         "MaxPooling2D",
         "AveragePooling2D",
         "UpSampling2D",
@@ -114,10 +114,10 @@ def test_caessc_structure(models, name, depth, filters, half, last):
     m = models[name]
     convs, deconvs = kinds(m, "Conv2D"), kinds(m, "Conv2DTranspose")
     assert len(convs) == len(deconvs) == depth // 2
-    assert all(l.filters == filters for l in convs) and all(
-        l.filters == filters for l in deconvs[:-1]
+    assert all(layer.filters == filters for layer in convs) and all(
+        layer.filters == filters for layer in deconvs[:-1]
     )
-    strided = [l.name for l in convs + deconvs if l.strides == (2, 2)]
+    strided = [layer.name for layer in convs + deconvs if layer.strides == (2, 2)]
     assert strided == (["enc1_conv", "dec1_deconv"] if half else [])
     # Conv -> BN -> ReLU everywhere but the last layer.
     assert len(kinds(m, "BatchNormalization")) == depth - 1
@@ -148,7 +148,7 @@ def test_caessc_starts_as_the_identity(models):
             out, np.clip(x, 1e-3, 1 - 1e-3) if "no_sigmoid" not in name else x, atol=1e-5
         )
     plain = build_model("caessc_d22_f128_half", depth=4, input_skip="direct", zero_init_last=False)
-    assert "dec1_logit" not in {l.name for l in plain.layers}
+    assert "dec1_logit" not in {layer.name for layer in plain.layers}
     assert np.abs(np.asarray(plain(x, training=False)) - x).max() > 0.01
 
 

@@ -258,6 +258,26 @@ def test_reference_runs_decide_where_they_exist():
     )
     assert "ResUNet3 stopped at an epoch cap" in r1["limit"]
 
+    # but a capped claimed loser that already wins clearly cannot be overtaken by more epochs
+    ev.training[F.REFERENCE + "resunet3"] = {"epochs": 30, "stopped": "early stopping: ..."}
+    ev.training[F.REFERENCE + "resunet1"] = {"epochs": 8, "stopped": "epoch limit (8)"}
+    r1 = row(F.scorecard(ev), 1)
+    assert r1["source"] == "reference run" and r1["verdict"] == "contradicted"
+    assert "could only widen" in r1["limit"]
+
+
+def test_capped_runs_decide_only_in_the_direction_more_epochs_cannot_undo():
+    claim = next(c for c in F.CLAIMS if c.number == 1)  # ResUNet3 beats ResUNet1 (MSE)
+    assert F.claimed_sides(claim) == ({"resunet3"}, {"resunet1"})
+    assert F.capped_runs_decide(claim, "inconclusive", [])
+    assert F.capped_runs_decide(claim, "reproduced", ["resunet3"])
+    assert not F.capped_runs_decide(claim, "reproduced", ["resunet1"])
+    assert F.capped_runs_decide(claim, "contradicted", ["resunet1"])
+    assert not F.capped_runs_decide(claim, "contradicted", ["resunet3"])
+    assert not F.capped_runs_decide(claim, "inconclusive", ["resunet3"])
+    lstm = next(c for c in F.CLAIMS if c.number == 5)  # PSNR up, SSIM down: both sides each way
+    assert not F.capped_runs_decide(lstm, "reproduced", ["srndeblur_cifar_lstm"])
+
 
 def test_pairing_problem_refuses_other_test_images():
     sig = np.linspace(0, 3, 10)

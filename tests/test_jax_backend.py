@@ -134,6 +134,8 @@ def test_ssim_matches_the_tensorflow_implementation():
 @pytest.mark.parametrize("name", list_models())
 def test_every_model_builds_and_trains_one_step(name):
     """Built at 16x16 (a multiple of every model's stride), one compiled training step."""
+    if not ON_JAX:
+        pytest.skip("on TensorFlow, tests/test_model_harness.py trains every model one step")
     assert name in PINNED  # the TensorFlow harness pins its parameters (at 32x32)
     model = build_model(name, input_shape=(16, 16, 3))
     rng = np.random.default_rng(0)
@@ -163,7 +165,8 @@ DATA_PARALLEL = """
     from deblurlab.compute import ComputeSetup
     from deblurlab.data.blur import make_blurred_set, training_stream
     from deblurlab.models import build_model
-    from deblurlab.train import TrainConfig, train
+    from deblurlab.profiles import TrainConfig
+    from deblurlab.train import train
 
     setup = ComputeSetup("cpu", 0, "float32", True, True, devices=("cpu:0", "cpu:1"), backend="jax")
     sharp = np.random.default_rng(0).random((32, 16, 16, 3), dtype=np.float32)

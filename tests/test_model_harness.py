@@ -122,7 +122,8 @@ from deblurlab.models.registry import register
           default_epochs=2, default_train_images=64, bench_target=5.0)
 def toy_cifar(input_shape=(32, 32, 3), **kwargs):
     inputs = keras.Input(input_shape)
-    return keras.Model(inputs, layers.Conv2D(input_shape[-1], 3, padding="same", activation="sigmoid")(inputs))
+    conv = layers.Conv2D(input_shape[-1], 3, padding="same", activation="sigmoid")
+    return keras.Model(inputs, conv(inputs))
 
 
 @register("toy_motion", family="toy", dataset="motion", description="the same, for motion blur",

@@ -18,7 +18,7 @@ def test_registry_knows_the_resunets():
 
 def test_resunet3_is_deeper():
     one, three = build_model("resunet1"), build_model("resunet3")
-    convs = lambda m: sum(l.__class__.__name__ == "Conv2D" for l in m.layers)  # noqa: E731
+    convs = lambda m: sum(layer.__class__.__name__ == "Conv2D" for layer in m.layers)  # noqa: E731
     assert convs(three) > convs(one)
 
 
@@ -27,7 +27,11 @@ def test_resunet_resamples_with_strided_and_transposed_convs_only():
     kinds = {layer.__class__.__name__ for layer in model.layers}
     assert "Conv2DTranspose" in kinds
     assert not kinds & {"MaxPooling2D", "AveragePooling2D", "UpSampling2D"}
-    strided = [l for l in model.layers if l.__class__.__name__ == "Conv2D" and l.strides == (2, 2)]
+    strided = [
+        layer
+        for layer in model.layers
+        if layer.__class__.__name__ == "Conv2D" and layer.strides == (2, 2)
+    ]
     assert len(strided) == 2
 
 
@@ -45,7 +49,8 @@ def test_input_skip_makes_a_fresh_network_return_its_input(name):
     np.testing.assert_allclose(
         np.asarray(out[-1] if isinstance(out, (list, tuple)) else out), x, atol=1e-5
     )
-    # Without the skip (the report's network) the parameter count is the same and the output is not the input.
+    # Without the skip (the report's network) the parameter count is the same and the output is
+    # not the input.
     without = build_model(name, input_skip=False)
     assert without.count_params() == with_skip.count_params()
     out = without(x, training=False)

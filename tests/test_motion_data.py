@@ -205,9 +205,7 @@ def test_sampler_keeps_patches_below_threshold():
         sharp[:, 64:], (1, 9, 1)
     )  # only the right half is blurred
     for seed in range(4):
-        b, s, ssim, passed = (
-            t.numpy() for t in P.sample_patches(blurred, sharp, [seed, 9], 24, 2, tries=20)
-        )
+        b, s, ssim, passed = P.sample_patches(blurred, sharp, [seed, 9], 24, 2, tries=20)
         assert b.shape == s.shape == (2, 24, 24, 3)
         assert passed.all() and (ssim < P.SSIM_THRESHOLD).all()
         np.testing.assert_allclose(ssim, P.ssim_numpy(b, s), atol=1e-5)
@@ -215,10 +213,10 @@ def test_sampler_keeps_patches_below_threshold():
 
 def test_sampler_falls_back_to_random_patches():
     sharp = np.random.default_rng(2).random((40, 40, 3)).astype(np.float32)
-    b, s, ssim, passed = (t.numpy() for t in P.sample_patches(sharp, sharp, [3, 4], 16, 2, tries=3))
+    b, s, ssim, passed = P.sample_patches(sharp, sharp, [3, 4], 16, 2, tries=3)
     assert b.shape == (2, 16, 16, 3) and not passed.any()
     np.testing.assert_allclose(ssim, 1.0, atol=1e-5)
-    again = P.sample_patches(sharp, sharp, [3, 4], 16, 2, tries=3)[0].numpy()
+    again = P.sample_patches(sharp, sharp, [3, 4], 16, 2, tries=3)[0]
     np.testing.assert_array_equal(b, again)  # seeded
 
 
@@ -233,10 +231,10 @@ def test_patch_stream_batches_and_determinism(gopro):
         patch_size=16,
         patches_per_image=2,
     )
-    batches = [b.numpy() for b, _ in ds]
+    batches = [b for b, _ in ds]
     assert steps == 5 and len(batches) == 10 and batches[0].shape == (4, 16, 16, 3)
     resumed, _ = P.patch_stream(data.test, 4, 0, 1, 2, patch_size=16, patches_per_image=2)
-    np.testing.assert_array_equal(next(iter(resumed))[0].numpy(), batches[5])  # epoch 2 is epoch 2
+    np.testing.assert_array_equal(next(iter(resumed))[0], batches[5])  # epoch 2 is epoch 2
     with pytest.raises(ValueError, match="multiple of patches_per_image"):
         P.patch_stream(data.test, 5, 0, 0, 1, patch_size=16, patches_per_image=2)
 

@@ -1,4 +1,5 @@
-"""The one results writer: its encoder, atomic writes, the per-image arrays, the shared Evaluation."""
+"""The one results writer: its encoder, atomic writes, the per-image arrays, the shared
+Evaluation."""
 
 import json
 import os

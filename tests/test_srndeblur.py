@@ -7,7 +7,8 @@ from deblurlab.data.blur import make_blurred_set, training_stream
 from deblurlab.models import build_model, get_spec
 from deblurlab.models.convlstm import ConvLSTMCell
 from deblurlab.models.srndeblur import SRN_REDS_STRIDE, with_state_cut
-from deblurlab.train import TrainConfig, set_seeds, train
+from deblurlab.profiles import TrainConfig
+from deblurlab.train import set_seeds, train
 
 CIFAR_SRN = ["srndeblur_cifar", "srndeblur_cifar_lstm"]
 # The structural tests build narrow, shallow variants: the properties are the same, the time is not.
@@ -73,7 +74,7 @@ def test_two_scales_hold_one_set_of_weights(name, per_scale):
     two = build_model(name, input_shape=shape, **SMALL)
     one = build_model(name, input_shape=shape, scales=1, **SMALL)
     assert two.count_params() == one.count_params() + per_scale
-    kinds = lambda m: sorted(l.__class__.__name__ for l in m.layers if l.weights)  # noqa: E731
+    kinds = lambda m: sorted(layer.__class__.__name__ for layer in m.layers if layer.weights)  # noqa: E731
     extra = ["Dense"] if per_scale else []
     assert kinds(two) == sorted(kinds(one) + extra)  # no copy of the scale network
 

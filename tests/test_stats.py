@@ -80,7 +80,8 @@ def test_psnr_of_mean_mse_and_its_interval():
 
 
 def test_identical_images_do_not_inflate_the_psnr_of_the_mean_mse():
-    # 11 of 100 images unchanged: the mean per-image PSNR jumps, the PSNR of the mean MSE barely moves
+    # 11 of 100 images unchanged: the mean per-image PSNR jumps, the PSNR of the mean MSE barely
+    # moves
     psnr_changed = np.full(89, 28.0)
     mean_psnr = np.r_[psnr_changed, np.full(11, 100.0)].mean()
     mse = np.r_[np.full(89, 10**-2.8), np.zeros(11)]

@@ -65,7 +65,9 @@ and *inconclusive* when it contains zero, or when our data are not the original'
 claims, unless the data really are REDS). A claim made of several comparisons is reproduced only if
 all are, and contradicted if any is. Where a shipped reference run (the full profile's training,
 with early stopping, scored by the chapters on the same images) exists, its verdict is the one that
-counts.
+counts when every network in it reached early stopping, or when the only ones stopped at an
+epoch cap are on the side its interval favours (more epochs improve a capped run's best
+checkpoint, so they could only widen that difference); otherwise this run's counts.
 """,
     ),
     (

@@ -94,7 +94,9 @@ for name in ["resunet1", "resunet3"]:
     (
         "code",
         """
-fig = plot_training_curves({name: r.history for name, r in results.items()}, title="ResUNet training")
+fig = plot_training_curves(
+    {name: r.history for name, r in results.items()}, title="ResUNet training"
+)
 save_fig("resunet_training_curves", fig)
 plt.show()
 """,
@@ -153,8 +155,9 @@ and small details: the deeper ResUNet3 should recover more of them when the blur
 picks = cs.hardest_examples(study, n=6)
 restored = cs.restorations(study, models, picks)
 for name in models:
-    fig = plot_restorations(study.test_blurred[picks], {name: restored[name]}, study.splits.test[picks],
-                            study.test_sigmas[picks], title=f"{name} on held-out test images")
+    fig = plot_restorations(study.test_blurred[picks], {name: restored[name]},
+                            study.splits.test[picks], study.test_sigmas[picks],
+                            title=f"{name} on held-out test images")
     save_fig(f"{name}_samples", fig)
     plt.show()
 """,

@@ -2,10 +2,11 @@
 # Reference (full-profile) training of the study's models on one lent NVIDIA GPU, through Keras's
 # JAX backend (the GPU machine has JAX with CUDA and no TensorFlow). Three uses:
 #
-#   bash tools/gpu_reference.sh --prepare
+#   bash tools/gpu_reference.sh --prepare [--motion]
 #       here, once: downloads the wheels the GPU image lacks (keras, namex, optree) into .gpu/whl and
-#       copies the data into .gpu/data (CIFAR-10 as found, a few GoPro frame pairs); .gpu is
-#       git-ignored and travels with `carry`.
+#       copies the data into .gpu/data: CIFAR-10 as found (the CIFAR-10 models), or with --motion
+#       the first 25 GoPro frame pairs of the sample (SRNDeblur_reds). Both do not fit one carry
+#       (64 MiB with the checkout), so the motion model is a second call. .gpu is git-ignored.
 #   device run, command "bash tools/gpu_reference.sh", carry [".gpu"], timeout_s 590
 #       there: installs the wheels, checks the layers against the TensorFlow golden file
 #       (deblurlab.backend_check), trains every model within the time left (resuming nothing: the
@@ -23,9 +24,12 @@ PROFILE=full
 MINUTES=${GPU_MINUTES:-8}     # training time inside the 10-minute command
 OUT_DIR=${OUT:-build/gpu-out}
 MAX_EPOCHS=""
+MOTION=0
+MOTION_PAIRS=25
 while [ $# -gt 0 ]; do
   case "$1" in
     --prepare) MODE=prepare ;;
+    --motion) MOTION=1 ;;
     --local) MODE=local ;;
     --smoke) PROFILE=smoke; MAX_EPOCHS="--max-epochs 1"; MINUTES=3 ;;
     --out) OUT_DIR="$2"; shift ;;
@@ -34,18 +38,27 @@ while [ $# -gt 0 ]; do
   shift
 done
 
-MODELS=resunet1,srndeblur_cifar,srndeblur_cifar_lstm,resunet3,eddensenet,caessc_d22_f128_half,caessc_d22_f128_half_no_sigmoid,caessc_d30_f64
+CIFAR_MODELS=resunet1,srndeblur_cifar,srndeblur_cifar_lstm,resunet3,eddensenet
+CIFAR_MODELS=$CIFAR_MODELS,caessc_d22_f128_half,caessc_d22_f128_half_no_sigmoid,caessc_d30_f64
 
 if [ "$MODE" = prepare ]; then
-  mkdir -p .gpu/whl .gpu/data
-  grep -qx '/.gpu/' .git/info/exclude 2>/dev/null || echo '/.gpu/' >> .git/info/exclude
+  rm -rf .gpu/data && mkdir -p .gpu/whl .gpu/data
   pins=$(grep -E '^(keras|namex|optree)==' requirements.txt | sed 's/ .*//')
   python3 -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 \
     --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
     --platform manylinux2014_x86_64 -d .gpu/whl $pins
-  cifar=$(ls -d ../shared/data/cifar10-subset data/cifar10* 2>/dev/null | head -1)
-  [ -n "$cifar" ] || { echo "no CIFAR-10 folder found beside the checkout" >&2; exit 1; }
-  cp -r "$cifar" .gpu/data/cifar10
+  if [ "$MOTION" = 1 ]; then
+    scene=$(ls -d ../shared/data/gopro-sample/GOPRO_Large/train/*/ | head -1)
+    dest=.gpu/data/gopro/GOPRO_Large/train/$(basename "$scene")
+    mkdir -p "$dest/blur" "$dest/sharp"
+    for f in $(ls "$scene/blur" | head -$MOTION_PAIRS); do
+      cp "$scene/blur/$f" "$dest/blur/"; cp "$scene/sharp/$f" "$dest/sharp/"
+    done
+  else
+    cifar=$(ls -d ../shared/data/cifar10-subset 2>/dev/null | head -1)
+    [ -n "$cifar" ] || { echo "no CIFAR-10 folder at ../shared/data/cifar10-subset" >&2; exit 1; }
+    cp -r "$cifar" .gpu/data/cifar10
+  fi
   echo "prepared .gpu ($(du -sh .gpu | cut -f1)): carry it with the device run"
   exit 0
 fi
@@ -53,16 +66,21 @@ fi
 mkdir -p "$OUT_DIR"
 LOG="$OUT_DIR/gpu_reference.log"
 export KERAS_BACKEND=jax PYTHONUNBUFFERED=1
+set -o pipefail
 if [ "$MODE" = device ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .gpu/whl/*.whl
   export PYTHONPATH=/tmp/site:$PWD/lib
   PY=python3
-  DATA=.gpu/data/cifar10
+  if [ -d .gpu/data/gopro ]; then
+    MODELS=${GPU_MODELS:-srndeblur_reds}; DATA_ARGS="--motion-dir .gpu/data/gopro"
+  else
+    MODELS=${GPU_MODELS:-$CIFAR_MODELS}; DATA_ARGS="--data-dir .gpu/data/cifar10"
+  fi
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$LOG"
 else
   PY=${PY:-.venv/bin/python}
-  DATA=""
+  MODELS=${GPU_MODELS:-$CIFAR_MODELS,srndeblur_reds}; DATA_ARGS=""
   : > "$LOG"
 fi
 ZOO_OUT="$OUT_DIR/zoo/gpu"
@@ -75,7 +93,7 @@ $PY -m deblurlab.backend_check 2>&1 | tee -a "$LOG"
 
 echo "== reference training ($PROFILE profile, $MINUTES min)" | tee -a "$LOG"
 $PY -m deblurlab.reference --profile "$PROFILE" --models "$MODELS" --retrain \
-  --hours "$(python3 -c "print($MINUTES / 60)")" $MAX_EPOCHS ${DATA:+--data-dir "$DATA"} 2>&1 | tee -a "$LOG"
+  --hours "$(python3 -c "print($MINUTES / 60)")" $MAX_EPOCHS $DATA_ARGS 2>&1 | tee -a "$LOG"
 
 tar czf "$OUT_DIR/gpu_reference.tar.gz" -C "$OUT_DIR/zoo" gpu
 echo "wrote $OUT_DIR/gpu_reference.tar.gz" | tee -a "$LOG"

@@ -22,10 +22,15 @@ def build(path, cells):
     nbformat.write(nb, path)
 
 
-PARAMETERS = """
+# The notebooks' parameters cell, exactly as they hold it (two of its lines are longer than ours).
+PARAMETERS = (
+    """
 # Parameters. Papermill injects its own values after this cell; nbval sets $DEBLURLAB_PROFILE.
 import os
 
-profile = os.environ.get("DEBLURLAB_PROFILE", "default")  # "smoke" (seconds), "default" (CPU minutes) or "full" (GPU)
-data_dir = None  # a CIFAR-10 folder or archive; None searches the usual places (see deblurlab.data.cifar)
 """
+    'profile = os.environ.get("DEBLURLAB_PROFILE", "default")  # "smoke" (seconds), '
+    '"default" (CPU minutes) or "full" (GPU)\n'
+    "data_dir = None  # a CIFAR-10 folder or archive; None searches the usual places "
+    "(see deblurlab.data.cifar)\n"
+)

@@ -56,7 +56,8 @@ DEFAULT_GRIDS = {
 
 
 def true_psfs(sigmas) -> list[np.ndarray]:
-    """The 2-D kernels that ``data.blur.gaussian_blur`` applies for ``sigmas``, trimmed to their support.
+    """The 2-D kernels that ``data.blur.gaussian_blur`` applies for ``sigmas``, trimmed to their
+    support.
 
     Each is the outer product of ``gaussian_kernels``' 1-D kernel (zero beyond ±3σ), so it sums to
     1; a σ below 1/3 gives the 1×1 delta ``[[1.0]]``.
@@ -68,7 +69,7 @@ def true_psfs(sigmas) -> list[np.ndarray]:
     if len(sigmas) == 0:
         return []
     radius = max(kernel_radius(), int(math.ceil(TRUNCATE * float(sigmas.max()))) + 1)
-    kernels = gaussian_kernels(sigmas, radius=radius).numpy().astype(np.float64)
+    kernels = gaussian_kernels(sigmas, radius=radius).astype(np.float64)
     psfs = []
     for k in kernels:
         support = np.flatnonzero(k > 0)
@@ -83,6 +84,7 @@ def true_psf(sigma: float) -> np.ndarray:
 
 
 def is_delta(psf: np.ndarray) -> bool:
+    """Whether ``psf`` is the 1x1 delta kernel (no blur to undo)."""
     return psf.size == 1
 
 
@@ -162,6 +164,7 @@ _METHODS = {
 
 
 def method_names() -> list[str]:
+    """The names of the classical baselines, in table order."""
     return list(_METHODS)
 
 
@@ -179,7 +182,8 @@ def deconvolve_image(
     pad_factor: float = PAD_FACTOR,
     **params,
 ) -> np.ndarray:
-    """Deconvolve one (H, W, C) image in [0, 1] blurred with ``sigma``: pad, per channel, crop, clip.
+    """Deconvolve one (H, W, C) image in [0, 1] blurred with ``sigma``: pad, per channel, crop,
+    clip.
 
     ``psf`` (default: ``true_psf(sigma)``) is the 2-D kernel; the reflect pad is ``pad_factor``
     kernel radii; ``seed`` (an int or a sequence of ints) seeds the unsupervised Wiener sampler.
@@ -201,6 +205,7 @@ def deconvolve_image(
 
 
 def default_workers() -> int:
+    """Worker processes for deconvolving a set: the CPU count, between 1 and 8."""
     return max(1, min(8, os.cpu_count() or 1))
 
 
@@ -242,9 +247,18 @@ def deconvolve(
         if not pad_factor >= 0:
             raise ValueError(f"pad_factor must be >= 0 kernel radii, got {pad_factor!r}")
         return _richardson_lucy_all(images.astype(np.float32), psfs, params["num_iter"], pad_factor)
-    work = lambda i: deconvolve_image(
-        images[i], sigmas[i], method, seed=[seed, i], psf=psfs[i], pad_factor=pad_factor, **params
-    )  # noqa: E731
+
+    def work(i):
+        return deconvolve_image(
+            images[i],
+            sigmas[i],
+            method,
+            seed=[seed, i],
+            psf=psfs[i],
+            pad_factor=pad_factor,
+            **params,
+        )
+
     workers = workers or default_workers()
     if workers == 1 or len(images) < 2:
         out = [work(i) for i in range(len(images))]
@@ -259,6 +273,9 @@ _LOWER_IS_BETTER = {"mse": True, "psnr": False, "ssim": False}
 
 @dataclass
 class TuneResult:
+    """One baseline's tuning: the chosen ``params``, the ``metric`` it minimised and the
+    score of every grid value (``scores``)."""
+
     method: str
     params: dict
     metric: str
@@ -267,10 +284,14 @@ class TuneResult:
     )  # one row per grid value: the parameter(s) and the score
 
     def describe(self) -> str:
+        """One line: the chosen parameter values and how many were compared."""
         if not self.params:
             return f"{self.method}: nothing to tune"
         chosen = ", ".join(f"{k} = {v:g}" for k, v in self.params.items())
-        return f"{self.method}: {chosen} (best validation {self.metric.upper()} of {len(self.scores)} values)"
+        return (
+            f"{self.method}: {chosen} "
+            f"(best validation {self.metric.upper()} of {len(self.scores)} values)"
+        )
 
 
 def tune(
@@ -314,7 +335,9 @@ def tune_baselines(
     metric: str = "mse",
     workers: int | None = None,
 ) -> dict[str, TuneResult]:
-    """Tune every baseline on a validation set (blurred, sharp, sigmas); one parameter per method."""
+    """Tune every baseline on a validation set (blurred, sharp, sigmas); one parameter per method.
+
+    Returns method -> ``TuneResult``."""
     grids = DEFAULT_GRIDS if grids is None else grids
     tuned = {}
     for method in method_names():
@@ -353,7 +376,8 @@ def padding_effect(
     factors=(1.0, PAD_FACTOR),
     workers: int | None = None,
 ) -> pd.DataFrame:
-    """Mean MSE of each tuned baseline with reflect pads of ``factors`` kernel radii: one row a method."""
+    """Mean MSE of each tuned baseline with reflect pads of ``factors`` kernel radii: one row a
+    method."""
     rows = []
     for method, result in tuned.items():
         row = {"method": method}

@@ -29,7 +29,7 @@ from .results import (
     BLURRED_INPUT,
     PER_IMAGE_DIR,
     Evaluation,
-    read_arrays,  # noqa: F401
+    read_arrays,
     read_results,
     split_scores,
     write_arrays,
@@ -43,6 +43,9 @@ VAL_SEED = TEST_SEED + 1
 
 @dataclass
 class CifarStudy:
+    """The CIFAR-10 data of one profile: splits, the fixed blurred validation and test sets
+    (with the test sigmas) and the provenance of the run."""
+
     plan: CifarPlan
     splits: CifarSplits
     val_blurred: np.ndarray
@@ -52,9 +55,11 @@ class CifarStudy:
 
     @property
     def profile(self) -> str:
+        """The profile name (``smoke``, ``default`` or ``full``)."""
         return self.plan.profile
 
     def describe(self) -> str:
+        """One line: the data, their split and the profile."""
         return f"{self.splits.describe()}; profile {self.profile}"
 
 
@@ -101,14 +106,16 @@ def train_model(
     """Build ``model_name`` from the registry and train it (or resume, or load a finished run).
 
     ``weights="zoo"`` skips training and loads the shipped reference weights instead (its result
-    comes from the reference run's record); a model without shipped weights trains, and says so. ``epochs`` overrides the profile's epoch limit (the
-    reference run's cap); ``callbacks`` are added to training's own (e.g. a time limit); ``precision``
-    (a Keras dtype policy) overrides the machine's choice, in a run of its own name."""
+    comes from the reference run's record); a model without shipped weights trains, and says so.
+    ``epochs`` overrides the profile's epoch limit (the reference run's cap); ``callbacks`` are
+    added to training's own (e.g. a time limit); ``precision`` (a Keras dtype policy) overrides the
+    machine's choice, in a run of its own name."""
     if weights == "zoo":
         if model_name in zoo.available():
             return zoo_model(model_name)
         print(
-            f"{model_name}: no shipped reference weights ({zoo.status([model_name])[model_name]}), so it "
+            f"{model_name}: no shipped reference weights "
+            f"({zoo.status([model_name])[model_name]}), so it "
             f"trains at the {study.profile} profile instead"
         )
     elif weights != "train":
@@ -162,10 +169,12 @@ def _result_from_record(record: dict) -> TrainResult:
 
 
 def zoo_model(model_name: str) -> tuple[keras.Model, TrainResult]:
-    """The shipped reference model and its training as its record tells it (``zoo.ZooError`` if none)."""
+    """The shipped reference model and its training as its record tells it (``zoo.ZooError`` if
+    none)."""
     model, record = zoo.load(model_name), zoo.read_record(model_name)
     print(
-        f"{model_name}: shipped reference weights (zoo/{model_name}.weights.h5): {record['epochs']} epochs, "
+        f"{model_name}: shipped reference weights (zoo/{model_name}.weights.h5): "
+        f"{record['epochs']} epochs, "
         f"{record['stopped']}, {record['train_seconds'] / 60:.0f} min on {record['machine']}"
     )
     return model, _result_from_record(record)
@@ -177,12 +186,15 @@ def reference_models(model_names: list[str]) -> dict[str, keras.Model]:
     for name, state in status.items():
         if state != "finished":
             print(
-                f"{name}: no shipped reference run ({state}); `python -m deblurlab.reference --models {name}`"
+                f"{name}: no shipped reference run ({state}); "
+                f"`python -m deblurlab.reference --models {name}`"
             )
     return {name: zoo.load(name) for name, state in status.items() if state == "finished"}
 
 
 def reference_records(model_names) -> dict[str, dict]:
+    """The zoo's training record of each of ``model_names`` that has shipped weights, by
+    name."""
     return {name: zoo.read_record(name) for name in model_names if name in zoo.available()}
 
 
@@ -209,6 +221,7 @@ def evaluate_models(study: CifarStudy, models: dict[str, keras.Model]) -> Evalua
 def restorations(
     study: CifarStudy, models: dict[str, keras.Model], indices
 ) -> dict[str, np.ndarray]:
+    """Each model's restoration of the test images ``indices``: name -> float32 images."""
     return {name: predict(model, study.test_blurred[indices]) for name, model in models.items()}
 
 
@@ -239,8 +252,8 @@ def score_rows(
     reference_status: str | None = None,
 ) -> list[dict]:
     """A model's rows: this run, the reference run (or why there is none), the original report.
-    ``ours``/``reference`` are ``summarize_ci`` outputs; ``train``/``reference_train`` hold epochs and
-    seconds."""
+    ``ours``/``reference`` are ``summarize_ci`` outputs; ``train``/``reference_train`` hold epochs
+    and seconds."""
     rows = []
     if ours is not None:
         rows.append(
@@ -337,7 +350,8 @@ def results_table(
     """Per model: this run's scores, the reference run's (``reference``: per-image scores of the zoo
     models on the same test images), the original report's; each mean with its 95% interval.
     Written to report/tables/<name> (.md shown, .csv with the intervals' ends) if named, with
-    ``extra_rows(columns)`` (a function returning rows, e.g. a quoted paper's) and ``note`` appended."""
+    ``extra_rows(columns)`` (a function returning rows, e.g. a quoted paper's) and ``note``
+    appended."""
     reference = reference or {}
     records = reference_records(reference)
     rows = []
@@ -371,7 +385,8 @@ def results_table(
     shown = pd.DataFrame([{k: v for k, v in r.items() if k != "_exact"} for r in rows])
     if name:
         notes = [
-            f"[{n}] reference run: {r['epochs']} epochs ({r['stopped']}), {r['data']['n_train']:,} training "
+            f"[{n}] reference run: {r['epochs']} epochs ({r['stopped']}), "
+            f"{r['data']['n_train']:,} training "
             f"images, {r['arithmetic']}, {r['machine']}, {r['date']}."
             for n, r in records.items()
         ]

@@ -1,4 +1,5 @@
-"""The comparison chapter: classical baselines beside every trained CIFAR model, and what each costs.
+"""The comparison chapter: classical baselines beside every trained CIFAR model, and what each
+costs.
 
     tuned = tune_on_validation(study)                       # Wiener balance, RL iterations
     restored, seconds = run_baselines_timed(study, tuned)   # on the held-out test set
@@ -65,6 +66,8 @@ def run_baselines_timed(
 def baseline_scores(
     study: CifarStudy, restored: dict[str, np.ndarray]
 ) -> dict[str, dict[str, np.ndarray]]:
+    """Per-image MSE, PSNR and SSIM on the test set of each baseline's ``restored``
+    images: method -> metric -> array."""
     return {
         method: M.per_image_metrics(images, study.splits.test)
         for method, images in restored.items()
@@ -100,7 +103,7 @@ def tuning_table(tuned: dict[str, B.TuneResult]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-# ------------------------------------------------------------------------------------------ verdicts
+# ----------------------------------------------------------------------------------------- verdicts
 
 
 def _mean(scores, name, metric):
@@ -314,9 +317,9 @@ def comparison_table(
             f"{CI_NOTE} {stats.METHOD} "
             + footnote(study.provenance)
             + f" Test set: {len(study.splits.test):,} held-out "
-            "images blurred once with a fixed seed (σ ~ U(0, 3)). Baselines deconvolve with the true "
-            "kernel of each image, which the networks never see; their parameters were tuned on "
-            f"the {len(study.splits.val):,} validation images.",
+            "images blurred once with a fixed seed (σ ~ U(0, 3)). Baselines deconvolve with the "
+            "true kernel of each image, which the networks never see; their parameters were tuned "
+            f"on the {len(study.splits.val):,} validation images.",
         )
         pd.DataFrame(exact).to_csv(tables_dir() / f"{name}.csv", index=False)
     return df
@@ -473,6 +476,7 @@ def save_results(
 
 
 def kinds_of(baselines: Iterable[str], models: Iterable[str]) -> dict[str, str]:
+    """The kind of every method of a table: ``"input"``, ``"baseline"`` or ``"model"``."""
     return {
         BLURRED_INPUT: "input",
         **{b: "baseline" for b in baselines},

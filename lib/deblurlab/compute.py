@@ -23,8 +23,9 @@ pieces (MirroredStrategy, ``tf.config`` device queries) or their JAX counterpart
 False would run it op by op), so the CPU tuning records, measured on TensorFlow, set only the
 precision there.
 
-``DEBLURLAB_PRECISION`` (a Keras dtype policy such as ``float32``) and ``DEBLURLAB_JIT`` (``0``/``1``)
-override the choice, e.g. to train the float32 reference a mixed-precision run is compared with.
+``DEBLURLAB_PRECISION`` (a Keras dtype policy such as ``float32``) and ``DEBLURLAB_JIT``
+(``0``/``1``) override the choice, e.g. to train the float32 reference a mixed-precision run is
+compared with.
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ from functools import lru_cache
 from pathlib import Path
 
 # A change becomes training's default on a CPU where this machine's tuning record measured training
-# at least this much faster with it than without (paired medians, `python -m deblurlab.perf --tune`).
+# at least this much faster with it than without (paired medians,
+# `python -m deblurlab.perf --tune`).
 XLA_MIN_GAIN = 1.10
 BF16_MIN_GAIN = 1.10
 # One record per machine kind (CPU name and vector units), e.g. tuning/amd-epyc-avx2.json.
@@ -58,6 +60,9 @@ def keras_backend() -> str:
 
 @dataclass(frozen=True)
 class ComputeSetup:
+    """How one model trains on this machine: device, precision, XLA and distribution, and
+    what the choice rests on (``source``)."""
+
     device: str  # "cpu" or "gpu"
     gpus: int
     precision: str  # a Keras dtype policy
@@ -68,6 +73,7 @@ class ComputeSetup:
     backend: str = field(default_factory=keras_backend)  # the Keras backend it runs on
 
     def describe(self) -> str:
+        """One line naming the device(s), precision, XLA and the choice's source."""
         jit = {True: "XLA", False: "no XLA", "auto": "XLA as Keras chooses"}[self.jit_compile]
         replicas = len(self.devices) if self.devices else self.gpus
         spread = "MirroredStrategy" if self.backend == "tensorflow" else "DataParallel"
@@ -234,7 +240,8 @@ def tuning_records() -> dict[str, dict]:
 
 
 def seed_records() -> dict[str, dict]:
-    """Every kept seed/precision record (``tuning/<machine key>.seeds.json``, python -m deblurlab.seeds)."""
+    """Every kept seed/precision record (``tuning/<machine key>.seeds.json``, written by
+    ``python -m deblurlab.seeds``): machine key -> record."""
     return _load_records(str(TUNING_DIR), ".seeds.json")
 
 
@@ -262,8 +269,8 @@ def cpu_choice(
 
     With a record of this machine that tuned the model: XLA where it gained >= XLA_MIN_GAIN; mixed
     bfloat16 where the CPU has bf16 instructions, it gained >= BF16_MIN_GAIN and the machine's
-    seed/precision check kept the quality (``seeds``, default: the kept records), with XLA only if the
-    record measured the pair together, since some models do not compile so. Without one: float32
+    seed/precision check kept the quality (``seeds``, default: the kept records), with XLA only if
+    the record measured the pair together, since some models do not compile so. Without one: float32
     (bf16 needs this machine's measurement) and XLA from the closest record that tuned the model,
     one of the same vector units first.
     """

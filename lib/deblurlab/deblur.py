@@ -24,8 +24,9 @@ weights and the command line.
 Library use (the notebooks)::
 
     from deblurlab import deblur
-    model = deblur.load_model("resunet1")                      # or weights="runs/.../best.weights.h5"
-    restored = deblur.deblur_image(model, deblur.read_image("photo.jpg"))   # float32 (H, W, 3) in [0, 1]
+    model = deblur.load_model("resunet1")  # or weights="runs/.../best.weights.h5"
+    # float32 (H, W, 3) in [0, 1]:
+    restored = deblur.deblur_image(model, deblur.read_image("photo.jpg"))
     summary = deblur.deblur_files(model, ["photo.jpg", "frames/"], "restored/")
 
 The shipped CIFAR-10 models were trained on 32x32 thumbnails blurred by a gaussian: they are not
@@ -75,8 +76,8 @@ def _spec(name: str):
 
 
 def _show(path) -> str:
-    """``path`` relative to the checkout when inside it (``zoo/resunet1.weights.h5``), whether or not
-    it exists."""
+    """``path`` relative to the checkout when inside it (``zoo/resunet1.weights.h5``), whether or
+    not it exists."""
     path = Path(path)
     return (
         str(path.relative_to(REPO_ROOT))
@@ -92,16 +93,21 @@ def _missing_weights_message(name: str) -> str:
     found = ("; training runs found here: " + ", ".join(_show(p) for p in runs)) if runs else ""
     if spec.dataset == "cifar10":
         train = (
-            f"Train it with `python -m deblurlab.reference --models {name}` (its weights then go to the "
+            f"Train it with `python -m deblurlab.reference --models {name}` "
+            f"(its weights then go to the "
             f"zoo), or pass --weights runs/<run>/best.weights.h5 from a training run"
         )
     else:
         train = (
             "The reference command does not train the motion model yet: train it in chapter 05 "
             "(`python -m deblurlab.run notebooks/05_srndeblur_reds.ipynb`, or "
-            "`make report`) and pass --weights runs/motion-<data>-srndeblur_reds-<profile>/best.weights.h5"
+            "`make report`) and pass --weights "
+            "runs/motion-<data>-srndeblur_reds-<profile>/best.weights.h5"
         )
-    return f"no weights for {name}: {path} is missing (no reference run of {name} is shipped). {train}{found}."
+    return (
+        f"no weights for {name}: {path} is missing (no reference run of {name} is shipped). "
+        f"{train}{found}."
+    )
 
 
 def _file_weights(path: Path) -> tuple[bool, list[tuple[int, ...]]]:
@@ -202,7 +208,8 @@ def describe(model) -> str:
     size = (
         "any size"
         if (h, w) == (None, None)
-        else f"{w}x{h} tiles only, its training size (neighbouring tiles share {2 * fixed_overlap(h)} px)"
+        else f"{w}x{h} tiles only, its training size "
+        f"(neighbouring tiles share {2 * fixed_overlap(h)} px)"
     )
     note = ""
     if model.name in list_models() and _spec(model.name).dataset == "cifar10":
@@ -211,7 +218,8 @@ def describe(model) -> str:
             "not on motion blur"
         )
     return (
-        f"{model.name} ({model.count_params():,} parameters): runs on {size}, padded to a multiple of "
+        f"{model.name} ({model.count_params():,} parameters): runs on {size}, "
+        f"padded to a multiple of "
         f"{network_multiple(model)}{note}"
     )
 
@@ -327,7 +335,8 @@ def deblur_files(
         if target in claimed:
             fail(
                 path,
-                f"{path}: its output {target} is also that of {claimed[target]} (same name); rename one",
+                f"{path}: its output {target} is also that of {claimed[target]} "
+                "(same name); rename one",
             )
             continue
         claimed[target] = path
@@ -360,8 +369,10 @@ def deblur_files(
 
 
 def summary_line(summary: dict, out_dir) -> str:
+    """One line counting the files written, skipped and failed, with the time taken."""
     return (
-        f"{len(summary['written'])} written, {len(summary['skipped'])} skipped, {len(summary['failed'])} failed "
+        f"{len(summary['written'])} written, {len(summary['skipped'])} skipped, "
+        f"{len(summary['failed'])} failed "
         f"in {summary['seconds']:.1f} s (outputs in {display_path(out_dir)})"
     )
 
@@ -393,7 +404,10 @@ def _parser() -> argparse.ArgumentParser:
         "--weights",
         default=None,
         metavar="PATH",
-        help="a .weights.h5 file (a run's best.weights.h5 or a zoo file); default: zoo/NAME.weights.h5",
+        help=(
+            "a .weights.h5 file (a run's best.weights.h5 or a zoo file); "
+            "default: zoo/NAME.weights.h5"
+        ),
     )
     parser.add_argument(
         "--tile",
@@ -418,6 +432,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    """The command line (``python -m deblurlab.deblur``); returns the exit status."""
     parser = _parser()
     args = parser.parse_args(argv)
     if args.tile is not None and args.tile < 0:

@@ -59,12 +59,16 @@ class DiagramError(RuntimeError):
 
 @dataclass
 class Block:
+    """A group of consecutive layers drawn as one box; ``members`` names the blocks merged
+    into it."""
+
     name: str
     layers: list = field(default_factory=list)
     members: list = field(default_factory=list)  # names of the original blocks merged into this one
 
     @property
     def last(self):
+        """The block's last layer (whose output leaves the block)."""
         return self.layers[-1]
 
 
@@ -117,6 +121,7 @@ def _shape(layer) -> tuple:
 
 
 def format_shape(shape) -> str:
+    """A shape as ``32×32×3``, with ``?`` for an unknown dimension."""
     return "×".join("?" if d is None else str(d) for d in shape)
 
 
@@ -187,7 +192,9 @@ def describe_layers(layers) -> str:
 def _signature(block: Block) -> tuple:
     """What two blocks must share to be merged: their layers (merges aside) and output shape."""
     return (
-        tuple(_token(l) for l in block.layers if l.__class__.__name__ not in MERGE_LAYERS),
+        tuple(
+            _token(layer) for layer in block.layers if layer.__class__.__name__ not in MERGE_LAYERS
+        ),
         _shape(block.last),
     )
 
@@ -237,7 +244,8 @@ def group_layers(model, group_by: Callable | dict | None = None) -> tuple[list[B
 
 
 def _edges(blocks: list[Block], parents: dict) -> dict[tuple[int, int], list]:
-    """{(source block, target block): [(receiving layer, source layer), ...]} for source < target."""
+    """{(source block, target block): [(receiving layer, source layer), ...]} for source <
+    target."""
     where = {layer.name: i for i, block in enumerate(blocks) for layer in block.layers}
     by_name = {layer.name: layer for block in blocks for layer in block.layers}
     edges: dict[tuple[int, int], list] = {}
@@ -444,7 +452,8 @@ def _draw(model, blocks, parents, title, width):
         carried = {_shape(src) for _, src in links}
         if carried != {_shape(blocks[i].last)}:
             label += " " + ", ".join(format_shape(s) for s in sorted(carried, key=str))
-        # Labels sit in a column right of the arcs, beside the arc's source end, never on each other.
+        # Labels sit in a column right of the arcs, beside the arc's source end, never on each
+        # other.
         y_label = y0 - 0.1
         while any(abs(y_label - used) < 0.13 for used in used_label_ys):
             y_label -= 0.13

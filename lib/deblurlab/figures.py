@@ -113,6 +113,7 @@ def plot_blur_examples(images, sigma_values, blur_fn):
 
 
 def plot_sigma_distribution(sigmas, title: str = "Blur strength of the test images"):
+    """A histogram of the blur sigmas of the test images; returns the figure."""
     fig, ax = plt.subplots(figsize=(5, 3))
     ax.hist(sigmas, bins=SIGMA_BINS.size * 2 - 2, range=(0, 3), color="tab:blue", edgecolor="white")
     ax.set(xlabel="gaussian σ (pixels)", ylabel="images", title=title)

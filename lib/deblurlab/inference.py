@@ -39,10 +39,12 @@ def input_size(model) -> tuple[int | None, int | None]:
 
 
 def is_any_size(model) -> bool:
+    """Whether ``model`` accepts inputs of any height and width."""
     return input_size(model) == (None, None)
 
 
 def weight_shapes(model) -> list[list[int]]:
+    """The shape of each of ``model``'s weights, in order."""
     return [list(w.shape) for w in model.weights]
 
 

@@ -12,6 +12,7 @@ DISPLAY_NAME = "Python (deblurlab)"
 
 
 def kernel_spec() -> dict:
+    """The ``kernel.json`` contents of the ``deblurlab`` Jupyter kernel (this interpreter)."""
     return {
         "argv": [
             sys.executable,
@@ -29,7 +30,8 @@ def kernel_spec() -> dict:
 
 
 def ensure_kernel(prefix: str | None = None) -> Path:
-    """Install (or refresh) the ``deblurlab`` kernelspec inside this environment; return its folder."""
+    """Install (or refresh) the ``deblurlab`` kernelspec inside this environment; return its
+    folder."""
     folder = Path(prefix or sys.prefix) / "share" / "jupyter" / "kernels" / KERNEL_NAME
     folder.mkdir(parents=True, exist_ok=True)
     spec = kernel_spec()

@@ -45,12 +45,14 @@ def _check(a: np.ndarray, b: np.ndarray) -> None:
 
 
 def mse_per_image(pred, target) -> np.ndarray:
+    """The MSE of each image of ``pred`` against ``target``: shape (N,)."""
     pred, target = _batched(pred), _batched(target)
     _check(pred, target)
     return np.mean((pred - target) ** 2, axis=(1, 2, 3))
 
 
 def psnr_per_image(pred, target) -> np.ndarray:
+    """The PSNR in dB of each image (``PSNR_CAP_DB`` for an identical pair): shape (N,)."""
     mse = mse_per_image(pred, target)
     with np.errstate(divide="ignore"):
         psnr = 10.0 * np.log10(DATA_RANGE**2 / mse)
@@ -58,12 +60,14 @@ def psnr_per_image(pred, target) -> np.ndarray:
 
 
 def ssim_per_image(pred, target) -> np.ndarray:
+    """The SSIM of each image (skimage, ``SSIM_KWARGS``): shape (N,)."""
     pred, target = _batched(pred), _batched(target)
     _check(pred, target)
     return np.array([structural_similarity(p, t, **SSIM_KWARGS) for p, t in zip(pred, target)])
 
 
 def per_image_metrics(pred, target) -> dict[str, np.ndarray]:
+    """MSE, PSNR and SSIM of each image: ``{"mse": ..., "psnr": ..., "ssim": ...}``."""
     return {
         "mse": mse_per_image(pred, target),
         "psnr": psnr_per_image(pred, target),
@@ -72,6 +76,7 @@ def per_image_metrics(pred, target) -> dict[str, np.ndarray]:
 
 
 def summarize(per_image: dict[str, np.ndarray]) -> dict[str, float]:
+    """The mean over images of each metric of ``per_image``."""
     return {name: float(np.mean(values)) for name, values in per_image.items()}
 
 

@@ -76,7 +76,7 @@ def plot_patch_examples(
     for col, (blurred, sharp, ssim, _) in enumerate(ds):
         for row, image in enumerate((blurred, sharp)):
             ax = axes[row, col]
-            ax.imshow(np.clip(image.numpy(), 0, 1))
+            ax.imshow(np.clip(image, 0, 1))
             ax.set_xticks([])
             ax.set_yticks([])
         axes[0, col].set_title(
@@ -111,7 +111,8 @@ def plot_ssim_distribution(analysis: PatchAnalysis):
     ax_hist.legend(fontsize=8)
     sns.kdeplot(x=ssim, ax=ax_kde, color="tab:blue", bw_method="scott")
     kde = gaussian_kde(ssim)
-    # The estimate integrates the density from the threshold upwards, past 1 where the kernels spill.
+    # The estimate integrates the density from the threshold upwards, past 1 where the kernels
+    # spill.
     grid = np.linspace(
         P.SSIM_THRESHOLD, max(1.0, ssim.max()) + 4 * analysis.too_perfect["bandwidth"], 200
     )
@@ -147,6 +148,7 @@ def plot_kernels(n: int = 8, seed: int = 0):
 
 
 def plot_training_histories(results: dict[str, TrainResult]):
+    """The training curves of the motion runs ``results``; returns the figure."""
     from .figures import plot_training_curves
 
     return plot_training_curves(

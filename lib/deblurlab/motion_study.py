@@ -1,8 +1,8 @@
 """The motion-blur chapter (SRNDeblur_reds on REDS / GoPro / synthetic camera shake) in a few calls.
 
-    study = prepare_study(profile)                      # data found, split, fixed validation patches
-    model, result = train_model(study, MODEL)           # patches, resumable training, best weights
-    evaluation = evaluate(study, {MODEL: model})        # whole test frames, padded and cropped back
+    study = prepare_study(profile)                # data found, split, fixed validation patches
+    model, result = train_model(study, MODEL)     # patches, resumable training, best weights
+    evaluation = evaluate(study, {MODEL: model})  # whole test frames, padded and cropped back
     table = results_table(study, evaluation, {MODEL: result}, name="srndeblur_reds")
     save_results("srndeblur_reds", study, evaluation, results, models)
 
@@ -65,6 +65,9 @@ PUBLISHED_GOPRO = dict(
 
 @dataclass
 class MotionStudy:
+    """The motion data of one profile: the frame sets, the fixed validation patches, the
+    test frames used and the provenance of the run."""
+
     plan: MotionPlan
     data: MotionData
     val: tuple[np.ndarray, np.ndarray]
@@ -73,10 +76,12 @@ class MotionStudy:
 
     @property
     def profile(self) -> str:
+        """The profile name (``smoke``, ``default`` or ``full``)."""
         return self.plan.profile
 
     @property
     def eval_description(self) -> str:
+        """The test frames (or centre crops) scored, in words."""
         n = len(self.test_indices)
         frames = f"{n} test frame{'s' if n != 1 else ''} of {self.data.label}"
         if self.plan.eval_crop:
@@ -84,6 +89,7 @@ class MotionStudy:
         return f"{n} whole test frame{'s' if n != 1 else ''} of {self.data.label}"
 
     def describe(self) -> str:
+        """One line: the data and the profile."""
         return f"{self.data.source}; profile {self.profile}"
 
 
@@ -119,6 +125,7 @@ def prepare_study(
 
 
 def label(model_name: str, lr_decay: bool) -> str:
+    """The table label of ``model_name``, marked when trained with a decaying learning rate."""
     return model_name + (DECAY_SUFFIX if lr_decay else "")
 
 
@@ -213,14 +220,19 @@ def train_model(
     lr_decay: bool = False,
     seed: int = 0,
     init: str = "identity",
+    epochs: int | None = None,
+    callbacks: list | None = None,
 ) -> tuple[keras.Model, TrainResult]:
     """Train on patches of the training frames (or resume, or load a finished run).
 
     ``init="identity"`` starts the network as the identity (``identity_init``); ``"default"``
-    keeps Keras's initialisation, as the original report did.
+    keeps Keras's initialisation, as the original report did. ``epochs`` overrides the
+    profile's epoch limit; ``callbacks`` are added to training's own. Returns (model, result).
     """
     plan = study.plan
     config = plan.train_config(model_name, seed=seed)
+    if epochs is not None:
+        config.epochs = epochs
     if init not in ("identity", "default"):
         raise ValueError(f"init={init!r}: choose 'identity' or 'default'")
 
@@ -236,7 +248,7 @@ def train_model(
             plan.images_per_epoch,
         )
 
-    callbacks = []
+    callbacks = list(callbacks or [])
     if lr_decay:
         callbacks.append(
             keras.callbacks.LearningRateScheduler(
@@ -260,6 +272,7 @@ def train_model(
 
 
 def steps_per_epoch(study: MotionStudy) -> int:
+    """The training steps of one epoch at the study's profile."""
     images = study.plan.images_per_epoch or len(study.data.train)
     return images // (study.plan.batch_size // study.plan.patches_per_image)
 
@@ -424,6 +437,8 @@ def _number(value, digits: int) -> str:
 
 
 def references() -> list[dict]:
+    """The rows the motion table compares with: the original report's REDS result and the
+    SRN-DeblurNet paper's GoPro result."""
     report = dict(REPORT_REDS, epochs=150)
     spec_ref = get_spec(MODEL).reference
     report.update({k: spec_ref[k] for k in ("mse", "psnr", "ssim") if k in spec_ref})
@@ -431,6 +446,7 @@ def references() -> list[dict]:
 
 
 def evaluation_note(study: MotionStudy) -> str:
+    """The table note saying how the test frames were scored and what the other rows are."""
     how = (
         "each frame deblurred whole"
         if study.plan.eval_crop is None
@@ -444,6 +460,8 @@ def evaluation_note(study: MotionStudy) -> str:
 
 
 def gains_over_input(evaluation: Evaluation) -> dict[str, dict]:
+    """For each model, its gains over the blurred input (MSE reduction, PSNR and SSIM
+    gains, frames improved): name -> dict."""
     base = M.summarize(evaluation.scores[BLURRED_INPUT])
     out = {}
     for name, per_image in evaluation.scores.items():

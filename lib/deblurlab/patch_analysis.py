@@ -23,6 +23,9 @@ REPORT_TOO_PERFECT = 0.29  # the report's estimate of P(SSIM >= 0.9) for a rando
 
 @dataclass
 class PatchAnalysis:
+    """The patch sampler's analysis: SSIM of random and of kept patches, the fallback
+    fraction, the chance of a too-perfect patch, and the frames and provenance used."""
+
     data: MotionData
     plan: MotionPlan
     random_ssim: np.ndarray

@@ -16,6 +16,7 @@ SAMPLE_DIR = PACKAGE_DIR / "data" / "sample"
 
 
 def output_root() -> Path:
+    """Where outputs go: ``$DEBLURLAB_OUTPUT_DIR`` if set, else the checkout."""
     env = os.environ.get("DEBLURLAB_OUTPUT_DIR")
     return Path(env).resolve() if env else REPO_ROOT
 
@@ -26,10 +27,12 @@ def _ensure(path: Path) -> Path:
 
 
 def figures_dir() -> Path:
+    """The figures folder under ``output_root()``, created if missing."""
     return _ensure(output_root() / "figures")
 
 
 def tables_dir() -> Path:
+    """The report's tables folder under ``output_root()``, created if missing."""
     return _ensure(output_root() / "report" / "tables")
 
 
@@ -49,7 +52,8 @@ def shared_data_dir() -> Path:
 
 
 def file_digest(path, algorithm: str) -> str:
-    """The hex digest of a file (``algorithm``: a hashlib name such as "md5" or "sha256"), read in blocks."""
+    """The hex digest of a file (``algorithm``: a hashlib name such as "md5" or "sha256"), read in
+    blocks."""
     import hashlib
 
     digest = hashlib.new(algorithm)
@@ -61,7 +65,8 @@ def file_digest(path, algorithm: str) -> str:
 
 def display_path(path) -> str:
     """``path`` as a report shared with others should print it: relative to the checkout's parent
-    folder (``../shared/data/...``), to the checkout, or to the home folder (``~/...``), else as is."""
+    folder (``../shared/data/...``), to the checkout, or to the home folder (``~/...``), else as
+    is."""
     text = str(path)
     try:
         if not Path(text).expanduser().exists():

@@ -2,7 +2,8 @@
 
 - ``smoke``: seconds, for CI and nbval. The numbers mean nothing.
 - ``default``: CPU minutes (about 5 minutes of training a model on 2 cores).
-- ``full``: the report's hyperparameters (all the data, up to 70 epochs with early stopping), for a GPU.
+- ``full``: the report's hyperparameters (all the data, up to 70 epochs with early stopping), for
+  a GPU.
 
 Only sizes live here; architectures and optimiser settings are the same at every size.
 """
@@ -54,6 +55,8 @@ def resolve_profile(profile: str | None = None) -> str:
 
 @dataclass(frozen=True)
 class CifarPlan:
+    """The CIFAR-10 sizes of one profile: training, validation and test images (None: all)."""
+
     profile: str
     n_train: int | None
     n_val: int | None
@@ -61,6 +64,7 @@ class CifarPlan:
 
     @classmethod
     def for_profile(cls, profile: str) -> CifarPlan:
+        """The plan of ``profile``."""
         sizes = CIFAR_SIZES[resolve_profile(profile)]
         return cls(profile, sizes["n_train"], sizes["n_val"], sizes["n_test"])
 
@@ -73,10 +77,13 @@ class CifarPlan:
 
     def train_images(self, model_name: str) -> int | None:
         """The cap on ``model_name``'s training images at this profile (the first N of the training
-        split; the model's ``default_train_images`` at the default profile); None means all of them."""
+        split; the model's ``default_train_images`` at the default profile); None means all of
+        them."""
         return get_spec(model_name).default_train_images if self.profile == "default" else None
 
     def train_config(self, model_name: str, seed: int = 0) -> TrainConfig:
+        """The ``TrainConfig`` of ``model_name`` at this profile (epochs, batch size, learning
+        rate, patience), with ``seed``."""
         sizes = CIFAR_SIZES[self.profile]
         spec = get_spec(model_name)
         training = spec.training
@@ -150,6 +157,9 @@ MOTION_FINAL_LR = 1e-6  # where the optional exponential decay ends (SRN-DeblurN
 
 @dataclass(frozen=True)
 class MotionPlan:
+    """The motion chapter's sizes of one profile: patches, batches, epochs and the numbers
+    of validation and test frames."""
+
     profile: str
     patch_size: int
     batch_size: int
@@ -166,6 +176,7 @@ class MotionPlan:
 
     @classmethod
     def for_profile(cls, profile: str | None = None) -> MotionPlan:
+        """The plan of ``profile`` (default: the resolved current profile)."""
         profile = resolve_profile(profile)
         return cls(profile, **MOTION_SIZES[profile])
 

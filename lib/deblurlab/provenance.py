@@ -11,6 +11,8 @@ from .paths import REPO_ROOT
 
 
 def git_commit() -> str:
+    """The checkout's short commit hash (``+changes`` appended if tracked files changed), or
+    ``unknown``."""
     try:
         sha = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"],
@@ -31,6 +33,7 @@ def git_commit() -> str:
 
 
 def cpu_name() -> str:
+    """The CPU's model name, from /proc/cpuinfo or ``platform``."""
     try:
         with open("/proc/cpuinfo") as handle:
             for line in handle:
@@ -42,6 +45,7 @@ def cpu_name() -> str:
 
 
 def cpu_flags() -> set[str]:
+    """The CPU's feature flags from /proc/cpuinfo (empty where unreadable)."""
     try:
         with open("/proc/cpuinfo") as handle:
             for line in handle:
@@ -80,6 +84,7 @@ def backend() -> str:
 
 
 def machine() -> str:
+    """One line: the CPU, its features, the core count and any GPUs."""
     from .compute import gpu_devices
 
     names = [gpu["name"] for gpu in gpu_devices()]
@@ -88,10 +93,13 @@ def machine() -> str:
 
 
 def today() -> str:
+    """The current local date and time, ``YYYY-MM-DD HH:MM``."""
     return _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
 
 
 def provenance(data_source: str, profile: str) -> dict:
+    """What a result rests on: ``data_source``, ``profile``, compute, backend, date, commit and
+    machine."""
     from .compute import current
 
     return {

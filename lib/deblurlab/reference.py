@@ -1,32 +1,36 @@
 """Reference runs: train the study's models to convergence on the data at hand, without notebooks.
 
     python -m deblurlab.reference --models resunet1,resunet3 --hours 2
-    python -m deblurlab.reference                      # every CIFAR-10 model, in order of cost
+    python -m deblurlab.reference                      # every model, in order of cost
+    python -m deblurlab.reference --models srndeblur_reds --motion-dir PATH   # the motion model
 
-A reference run is the ``full`` profile's training (all the training images less 10% for
-validation, the report's learning rate and patience, early stopping, batch 32, at most 70 epochs)
-in the run folder that a notebook at ``profile="full"`` also uses (``runs/cifar-<model>-full``), so
-either can continue what the other began. It resumes from its checkpoints after an interruption,
-shows each model's progress with an ETA, and ``--hours`` stops it at the first epoch boundary
-past which the next epoch would not fit. When a model finishes (early stopping or its epoch
-limit), its best weights and record go to ``zoo/`` (see ``deblurlab.zoo``).
+A reference run is the ``full`` profile's training (for CIFAR-10: all the training images less 10%
+for validation, the report's learning rate and patience, early stopping, batch 32, at most 70
+epochs) in the run folder that a notebook at ``profile="full"`` also uses
+(``runs/cifar-<model>-full``), so either can continue what the other began. It resumes from its
+checkpoints after an interruption, shows each model's progress with an ETA, and ``--hours`` stops
+it at the first epoch boundary past which the next epoch would not fit. When a model finishes
+(early stopping or its epoch limit), its best weights and record go to ``zoo/`` (or
+``$DEBLURLAB_ZOO``; see ``deblurlab.zoo``). ``--profile smoke`` runs the same path in seconds
+(tests, the GPU script's CPU check).
 
-Test images are never trained or validated on: at every profile, the test split is the start of
-one fixed permutation and this profile's is the largest (``CifarPlan.min_test``).
+Test images are never trained or validated on: at every profile, the CIFAR-10 test split is the
+start of one fixed permutation and this profile's is the largest (``CifarPlan.min_test``); the
+motion study's test frames are a separate split of the frames.
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
 import tempfile
 import time
 from pathlib import Path
 
 import keras
 
-from . import zoo
-from .cifar_study import evaluate_models, prepare_study, run_name
-from .cifar_study import train_model as train_cifar_model
+from . import cifar_study, motion_study, zoo
+from .inference import full_resolution_model
 from .metrics import summarize
 from .models import build_model, get_spec, list_models
 from .provenance import git_commit, machine, today
@@ -42,8 +46,10 @@ ORDER = [
     "caessc_d22_f128_half",
     "caessc_d22_f128_half_no_sigmoid",
     "caessc_d30_f64",
+    "srndeblur_reds",
 ]
 CHECK_SLICE = 64  # test images whose scores every record keeps, re-measured by the tests
+STUDIES = {"cifar10": cifar_study, "motion": motion_study}
 
 
 class Deadline(keras.callbacks.Callback):
@@ -76,24 +82,62 @@ def stopping_reason(result, epochs: int, patience: int) -> str | None:
     return None
 
 
+def _data_block(study) -> dict:
+    """Which data trained and tested a record's model."""
+    if isinstance(study, motion_study.MotionStudy):
+        data = study.data
+        return {
+            "source": data.source,
+            "kind": data.kind,
+            "n_train": len(data.train),
+            "n_val": len(data.val),
+            "n_test": len(study.test_indices),
+        }
+    splits = study.splits
+    return {
+        "source": study.provenance["data"],
+        "kind": splits.kind,
+        "n_train": len(splits.train),
+        "n_val": len(splits.val),
+        "n_test": len(splits.test),
+    }
+
+
+def _ensure_check_images(study) -> None:
+    """The zoo's check slice: the CIFAR study's first test images, or the shipped slice's copy."""
+    target = zoo.zoo_dir() / zoo.CHECK_IMAGES
+    if target.exists():
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(study, cifar_study.CifarStudy):
+        zoo.write_check_images(study.splits.test[:CHECK_SLICE], study.test_sigmas[:CHECK_SLICE])
+    else:
+        shutil.copyfile(zoo.ZOO_DIR / zoo.CHECK_IMAGES, target)
+
+
 def export(name: str, model, result, study, config, setup, reason: str) -> dict:
-    """Write the best weights (float16 when it keeps the check slice within tolerance) and the record."""
-    sharp = study.splits.test[:CHECK_SLICE]
-    if not (zoo.zoo_dir() / zoo.CHECK_IMAGES).exists():
-        zoo.zoo_dir().mkdir(parents=True, exist_ok=True)
-        zoo.write_check_images(sharp, study.test_sigmas[:CHECK_SLICE])
+    """Write the best weights (float16 when that keeps the check slice within tolerance) and
+    the record of a finished run of either study. Returns the record."""
+    _ensure_check_images(study)
+    motion = isinstance(study, motion_study.MotionStudy)
+    input_shape = [None, None, 3] if motion else list(study.splits.train.shape[1:])
+    if motion:  # trained on fixed-size patches; the same weights at any size
+        model = full_resolution_model(model, name)
     check32 = zoo.score_check_slice(model)
     with tempfile.TemporaryDirectory() as tmp:
         trial = Path(tmp) / "half.weights.h5"
         zoo.write_weights(model, trial, "float16")
-        half = build_model(name, input_shape=study.splits.train.shape[1:])
+        half = build_model(name, input_shape=tuple(input_shape))
         zoo.assign_weights(half, zoo.read_weights(trial), trial)
         check16 = zoo.score_check_slice(half)
     dtype = "float16" if zoo.within_tolerance(check16, check32) else "float32"
     stored = half if dtype == "float16" else model
     zoo.write_weights(model, zoo.weights_path(name), dtype)
-    test_scores = summarize(evaluate_models(study, {name: stored})[name])
-    history = result.history.to_dict(orient="records")
+    if motion:
+        scores = motion_study.evaluate(study, {name: stored}, verbose=False)[name]
+    else:
+        scores = cifar_study.evaluate(study, {name: stored})[name]
+    data = _data_block(study)
     record = {
         "model": name,
         "description": get_spec(name).description,
@@ -101,31 +145,26 @@ def export(name: str, model, result, study, config, setup, reason: str) -> dict:
         "dtype": dtype,
         "bytes": zoo.weights_path(name).stat().st_size,
         "params": int(model.count_params()),
-        "input_shape": list(study.splits.train.shape[1:]),
+        "input_shape": input_shape,
         "weight_shapes": zoo.weight_shapes(model),
-        "data": {
-            "source": study.provenance["data"],
-            "kind": study.splits.kind,
-            "n_train": len(study.splits.train),
-            "n_val": len(study.splits.val),
-            "n_test": len(study.splits.test),
-        },
-        "profile": PROFILE,
-        "run": run_name(study, name),
+        "data": data,
+        "profile": study.profile,
+        "run": STUDIES[get_spec(name).dataset].run_name(study, name),
         "config": vars(config),
         "epochs": result.epochs_run,
         "best_epoch": result.best_epoch + 1,
         "stopped": reason,
         "train_seconds": result.train_seconds,
         "machine": machine(),
+        "backend": keras.backend.backend(),
         "compute": setup.record(),
         "arithmetic": setup.arithmetic(),
         "commit": git_commit(),
         "date": today(),
-        "history": history,
-        "test_scores": {**test_scores, "n": len(study.splits.test)},
+        "history": result.history.to_dict(orient="records"),
+        "test_scores": {**summarize(scores), "n": data["n_test"]},
         "check": {
-            "n": len(sharp),
+            "n": CHECK_SLICE,
             "float32": check32,
             "float16": check16,
             "stored": check16 if dtype == "float16" else check32,
@@ -142,7 +181,8 @@ def train_reference(name: str, study, deadline: float, max_epochs: int | None) -
     config = study.plan.train_config(name)
     epochs = max_epochs or config.epochs
     stop = Deadline(deadline)
-    model, result = train_cifar_model(study, name, epochs=epochs, callbacks=[stop])
+    train_model = STUDIES[get_spec(name).dataset].train_model
+    model, result = train_model(study, name, epochs=epochs, callbacks=[stop])
     reason = stopping_reason(result, epochs, config.patience)
     if reason is None:
         return (
@@ -152,8 +192,9 @@ def train_reference(name: str, study, deadline: float, max_epochs: int | None) -
     record = export(name, model, result, study, config, compute.current(name), reason)
     s = record["test_scores"]
     return (
-        f"finished: {reason}; {record['epochs']} epochs in {record['train_seconds'] / 60:.1f} min; test MSE "
-        f"{s['mse']:.5f}, PSNR {s['psnr']:.2f}, SSIM {s['ssim']:.4f}; zoo/{name}.weights.h5 ({record['dtype']})"
+        f"finished: {reason}; {record['epochs']} epochs in {record['train_seconds'] / 60:.1f} "
+        f"min; test MSE {s['mse']:.5f}, PSNR {s['psnr']:.2f}, SSIM {s['ssim']:.4f}; "
+        f"{zoo.weights_path(name).name} ({record['dtype']})"
     )
 
 
@@ -178,12 +219,9 @@ def main(argv=None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "--models", default="", help="comma-separated names (default: every CIFAR-10 model)"
-    )
-    parser.add_argument(
-        "--hours", type=float, default=None, help="time limit for the whole command"
-    )
+    parser.add_argument("--models", default="", help="comma-separated names (default: every model)")
+    parser.add_argument("--profile", default=PROFILE, help="profile of the runs (default: full)")
+    parser.add_argument("--hours", type=float, default=None, help="time limit for the command")
     parser.add_argument(
         "--max-epochs",
         default=None,
@@ -191,27 +229,21 @@ def main(argv=None) -> int:
         help="epoch limit below the profile's safety cap of 70, for every model or per model "
         "(resunet1=40,resunet3=12); kept in the record as the stopping rule",
     )
-    parser.add_argument(
-        "--data-dir", default=None, help="CIFAR-10 folder or archive (default: searched)"
-    )
+    parser.add_argument("--data-dir", default=None, help="CIFAR-10 folder or archive (searched)")
+    parser.add_argument("--motion-dir", default=None, help="REDS or GoPro folder (searched)")
     parser.add_argument(
         "--retrain", action="store_true", help="train a model again even if the zoo has it"
     )
     args = parser.parse_args(argv)
-    cifar = list_models(dataset="cifar10")
-    names = [n.strip() for n in args.models.split(",") if n.strip()] or sorted(
-        cifar, key=ORDER.index
-    )
+    known = [n for n in ORDER if get_spec(n).dataset in STUDIES and n in list_models()]
+    known += [n for n in list_models() if n not in known and get_spec(n).dataset in STUDIES]
+    names = [n.strip() for n in args.models.split(",") if n.strip()] or known
     for name in names:
-        if name not in cifar:
-            parser.error(
-                f"{name!r}: the reference command trains the CIFAR-10 models ({', '.join(cifar)}); "
-                "the motion model's reference run is not automated yet"
-            )
+        if name not in known:
+            parser.error(f"{name!r}: the reference command trains {', '.join(known)}")
     caps = parse_caps(args.max_epochs, names, parser)
     deadline = time.time() + 3600 * args.hours if args.hours else float("inf")
-    study = prepare_study(PROFILE, data_dir=args.data_dir)
-    print(f"Reference runs on {study.describe()}", flush=True)
+    studies = {}  # one prepared study per dataset, made when a model first needs it
     status = {}
     for i, name in enumerate(names, 1):
         if name in zoo.available() and not args.retrain:
@@ -219,8 +251,13 @@ def main(argv=None) -> int:
         elif time.time() >= deadline:
             status[name] = "not started: time limit reached"
         else:
+            dataset = get_spec(name).dataset
+            if dataset not in studies:
+                folder = args.motion_dir if dataset == "motion" else args.data_dir
+                studies[dataset] = STUDIES[dataset].prepare_study(args.profile, data_dir=folder)
+                print(f"Reference runs on {studies[dataset].describe()}", flush=True)
             print(f"[{i}/{len(names)}] {name}", flush=True)
-            status[name] = train_reference(name, study, deadline, caps.get(name))
+            status[name] = train_reference(name, studies[dataset], deadline, caps.get(name))
         print(f"{name}: {status[name]}", flush=True)
     print("\nReference runs:\n" + "\n".join(f"  {n}: {s}" for n, s in status.items()))
     return 0

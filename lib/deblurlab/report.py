@@ -44,7 +44,7 @@ TYPST_PREAMBLE = (
 
 
 class ReportError(RuntimeError):
-    pass
+    """A problem in the report's sources, e.g. a figure or table placed twice or never placed."""
 
 
 def report_paths() -> dict[str, Path]:

@@ -114,6 +114,7 @@ def write_json(path, payload) -> Path:
 
 
 def results_path(name: str) -> Path:
+    """The JSON file of chapter ``name``'s results."""
     return results_dir() / f"{name}.json"
 
 
@@ -129,6 +130,7 @@ def read_results(name: str) -> dict | None:
 
 
 def arrays_path(name: str) -> Path:
+    """The ``.npz`` file of chapter ``name``'s per-image scores."""
     return results_dir() / PER_IMAGE_DIR / f"{name}.npz"
 
 
@@ -197,10 +199,12 @@ class Evaluation(MutableMapping):
 
     @property
     def seconds_per_frame(self) -> float | None:
+        """``seconds_per_image`` under the motion chapter's name."""
         return self.seconds_per_image
 
     def score_arrays(self, prefix: str = "") -> dict[str, np.ndarray]:
-        """The scores as flat arrays keyed ``"<prefix><method>|<metric>"`` (for ``write_arrays``)."""
+        """The scores as flat arrays keyed ``"<prefix><method>|<metric>"`` (for
+        ``write_arrays``)."""
         return {
             f"{prefix}{method}|{metric}": np.asarray(values, np.float64)
             for method, per_image in self.scores.items()

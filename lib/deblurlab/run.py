@@ -37,16 +37,18 @@ NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 
 
 class NotebookFailed(RuntimeError):
-    pass
+    """A notebook raised while running."""
 
 
 def executed_dir() -> Path:
+    """The folder executed notebooks are written to, created if missing."""
     path = output_root() / "report" / "notebooks"
     path.mkdir(parents=True, exist_ok=True)
     return path
 
 
 def all_notebooks() -> list[Path]:
+    """The chapter notebooks (``notebooks/NN_*.ipynb``), in order."""
     return sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
 
 

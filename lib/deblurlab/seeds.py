@@ -1,15 +1,16 @@
 """Seed-to-seed spread, and float32 against mixed bfloat16, on one model at one profile.
 
-    python -m deblurlab.seeds                        # ResUNet1, default profile, seeds 0-2, both precisions
-    python -m deblurlab.seeds --precisions float32   # the seed spread alone
+    python -m deblurlab.seeds  # ResUNet1, default profile, seeds 0-2, both precisions
+    python -m deblurlab.seeds --precisions float32  # the seed spread alone
 
-Each (seed, precision) trains its own resumable run (``runs/cifar-<model>-<profile>[-seedN][-<precision>]``;
-seed 0 in float32 is chapter 1's own run, so it is reused) and is scored on the profile's test
-images. The record, ``lib/deblurlab/tuning/<machine key>.seeds.json`` (kept in git beside the
-machine's tuning record: it costs CPU minutes a run), gives every run's scores with their bootstrap
-intervals, the spread across seeds, and the bf16-minus-float32 difference of the seed means, with
-the verdict the speed chapter prints: mixed bfloat16 may become a default only where its quality
-stays within the float32 seed-to-seed spread.
+Each (seed, precision) trains its own resumable run
+(``runs/cifar-<model>-<profile>[-seedN][-<precision>]``; seed 0 in float32 is chapter 1's own
+run, so it is reused) and is scored on the profile's test images. The record,
+``lib/deblurlab/tuning/<machine key>.seeds.json`` (kept in git beside the machine's tuning record:
+it costs CPU minutes a run), gives every run's scores with their bootstrap intervals, the spread
+across seeds, and the bf16-minus-float32 difference of the seed means, with the verdict the speed
+chapter prints: mixed bfloat16 may become a default only where its quality stays within the
+float32 seed-to-seed spread.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ METRICS = ("mse", "psnr_mean_mse", "ssim")
 
 
 def record_path(key: str | None = None):
+    """The seed/precision record file of machine ``key`` (default: this machine's)."""
     return compute.TUNING_DIR / f"{key or compute.machine_key()}.seeds.json"
 
 
@@ -73,6 +75,8 @@ def run(
     precisions=("float32", "mixed_bfloat16"),
     data_dir=None,
 ) -> dict:
+    """Train and score ``model_name`` for every seed and precision at ``profile``; returns the
+    record (runs, spread per precision and the precision check)."""
     study = prepare_study(profile, data_dir)
     runs = []
     for precision in precisions:
@@ -117,6 +121,7 @@ def run(
 
 
 def main(argv=None) -> int:
+    """The command line (``python -m deblurlab.seeds``); returns the exit status."""
     parser = argparse.ArgumentParser(
         prog="python -m deblurlab.seeds",
         description=__doc__,
@@ -147,12 +152,14 @@ def main(argv=None) -> int:
     os.replace(tmp, path)
     for precision, s in record["spread"].items():
         print(
-            f"{precision}: MSE {s['mse']['mean']:.5f} (seed sd {s['mse']['std']:.5f}, range {s['mse']['range']:.5f}; "
+            f"{precision}: MSE {s['mse']['mean']:.5f} "
+            f"(seed sd {s['mse']['std']:.5f}, range {s['mse']['range']:.5f}; "
             f"bootstrap half-width {s['bootstrap_half_width']['mse']:.5f})"
         )
     for precision, check in record.get("precision_check", {}).items():
         print(
-            f"{precision} vs float32: quality {'kept' if check['quality_kept'] else 'NOT kept'} within the seed spread"
+            f"{precision} vs float32: quality "
+            f"{'kept' if check['quality_kept'] else 'NOT kept'} within the seed spread"
         )
     print(path)
     return 0

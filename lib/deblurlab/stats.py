@@ -1,9 +1,9 @@
 """How sure is a number? Bootstrap confidence intervals over test images, and verdicts from them.
 
-    low, high = mean_ci(scores["resunet3"]["mse"])               # 95% CI of a mean over images
-    d = paired_difference(scores["resunet3"]["mse"], scores["resunet1"]["mse"])   # mean, low, high
-    psnr_of_mean_mse(scores["resunet3"]["mse"])                   # a PSNR no identical image inflates
-    verdict(d["low"], d["high"], expected_sign=-1)                # "reproduced" | "contradicted" | "inconclusive"
+    low, high = mean_ci(scores["resunet3"]["mse"])  # 95% CI of a mean over images
+    d = paired_difference(scores["resunet3"]["mse"], scores["resunet1"]["mse"])  # mean, low, high
+    psnr_of_mean_mse(scores["resunet3"]["mse"])  # a PSNR no identical image inflates
+    verdict(d["low"], d["high"], expected_sign=-1)  # "reproduced" | "contradicted" | "inconclusive"
 
 Every interval is ``scipy.stats.bootstrap``'s bias-corrected and accelerated (BCa) interval, from
 ``N_RESAMPLES`` resamples drawn with a fixed seed, so the same scores give the same interval. Two
@@ -344,7 +344,8 @@ def format_ci(low: float, high: float, digits: int = 4, signed: bool = False) ->
 
 def summarize_ci(per_image: dict[str, np.ndarray]) -> dict:
     """Each metric's mean over images with its interval (``<metric>_ci``), plus the PSNR of the mean
-    MSE (``psnr_mean_mse``) and its interval, from per-image scores ``{"mse": ..., "psnr": ..., ...}``."""
+    MSE (``psnr_mean_mse``) and its interval, from per-image scores
+    ``{"mse": ..., "psnr": ..., ...}``."""
     out = {}
     for metric, values in per_image.items():
         out[metric] = float(np.mean(values))

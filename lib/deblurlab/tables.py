@@ -35,7 +35,8 @@ CI_NOTE = (
 
 
 def with_ci(value: float, ci, digits: int) -> str:
-    """``"0.00265 ± 0.00016"``: a mean and half the width of its interval (the mean alone without one)."""
+    """``"0.00265 ± 0.00016"``: a mean and half the width of its interval (the mean alone without
+    one)."""
     if ci is None or not all(np.isfinite(ci)):
         return f"{value:.{digits}f}"
     return f"{value:.{digits}f} ± {(ci[1] - ci[0]) / 2:.{digits}f}"
@@ -68,7 +69,8 @@ def to_markdown(df: pd.DataFrame, digits: int = 3) -> str:
     places = [DIGITS.get(str(col).split()[-1].lower(), digits) for col in df.columns]
     cells = [[_format(v, d) for v, d in zip(row, places)] for row in df.itertuples(index=False)]
     header = "| " + " | ".join(map(str, df.columns)) + " |"
-    # Pandoc sizes the columns of a wide table by the dashes of this rule: as many as the widest cell.
+    # Pandoc sizes the columns of a wide table by the dashes of this rule: as many as the widest
+    # cell.
     widths = [
         max([len(str(col)), *(len(row[i]) for row in cells)], default=3)
         for i, col in enumerate(df.columns)

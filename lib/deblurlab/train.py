@@ -30,13 +30,16 @@ from tqdm.keras import TqdmCallback
 from tqdm.std import tqdm as text_tqdm
 
 from .paths import runs_dir
-from .profiles import TrainConfig  # noqa: F401 - re-exported: it lived here before
+from .profiles import TrainConfig
 
 TENSORBOARD_SKIPPED = "skipped: the TensorBoard callback needs the TensorFlow backend"
 
 
 @dataclass
 class TrainResult:
+    """What one training run gives: its per-epoch history, epochs run, best epoch, time,
+    whether it stopped early or resumed, and its run folder."""
+
     history: pd.DataFrame
     epochs_run: int
     best_epoch: int
@@ -46,6 +49,7 @@ class TrainResult:
     run_dir: Path
 
     def summary(self) -> str:
+        """One line: epochs, time, how it ended and the best epoch."""
         how = "stopped early" if self.stopped_early else "ran to the epoch limit"
         resumed = f", resumed at epoch {self.resumed_at + 1}" if self.resumed_at else ""
         return (
@@ -55,6 +59,7 @@ class TrainResult:
 
 
 def set_seeds(seed: int) -> None:
+    """Seed Python, numpy and the backend's random generators with ``seed``."""
     keras.utils.set_random_seed(seed)
 
 
@@ -72,6 +77,8 @@ psnr_metric.__name__ = "psnr"
 
 
 def compile_for_deblurring(model: keras.Model, config: TrainConfig) -> None:
+    """Compile ``model`` with Adam at ``config.learning_rate``, an MSE loss per output and
+    PSNR on the last output."""
     n_out = len(model.outputs)
     metrics = [psnr_metric] if n_out == 1 else [[] for _ in range(n_out - 1)] + [[psnr_metric]]
     model.compile(
@@ -169,9 +176,12 @@ class ResumableCheckpoint(keras.callbacks.Callback):
         self._epoch_start = 0.0
 
     def on_epoch_begin(self, epoch, logs=None):
+        """Start the epoch's clock."""
         self._epoch_start = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
+        """Record the epoch; keep the best and last weights, the optimizer and the state on
+        disk; stop after ``patience`` epochs without a better validation loss."""
         logs = dict(logs or {})
         row = {
             "epoch": epoch + 1,
@@ -200,6 +210,7 @@ class ResumableCheckpoint(keras.callbacks.Callback):
 
 
 def run_directory(run_name: str) -> Path:
+    """The folder of the training run ``run_name`` under the runs folder."""
     return runs_dir() / run_name
 
 
@@ -236,7 +247,8 @@ def train(
         if state.get("fingerprint") != fingerprint:
             raise RuntimeError(
                 f"{run_dir} holds a run of a different model or configuration. Delete that folder "
-                "(or run `python -m deblurlab.run --fresh`) to train from scratch, or pick another run name."
+                "(or run `python -m deblurlab.run --fresh`) to train from scratch, "
+                "or pick another run name."
             )
         model.load_weights(run_dir / "last.weights.h5")
         _load_optimizer(model.optimizer, model, run_dir / "optimizer.npz")

@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from .stream import Array, Stream, as_arrays
+from .stream import Stream
 
 MAX_SIGMA = 3.0
 TRUNCATE = 3.0  # the kernel covers +-3 sigma
@@ -20,10 +20,11 @@ TEST_SEED = 20240601  # the held-out set is blurred once with this seed, for eve
 
 
 def kernel_radius(max_sigma: float = MAX_SIGMA) -> int:
+    """The half-width in pixels of the kernels for sigmas up to ``max_sigma`` (+-3 sigma)."""
     return int(math.ceil(TRUNCATE * max_sigma))
 
 
-def gaussian_kernels(sigmas, radius: int | None = None) -> Array:
+def gaussian_kernels(sigmas, radius: int | None = None) -> np.ndarray:
     """Normalised 1-D kernels of shape (B, 2r+1), zero beyond +-3 sigma; sigma = 0 is a delta."""
     radius = kernel_radius() if radius is None else radius
     sigmas = np.asarray(sigmas, np.float32).reshape(-1, 1)
@@ -32,7 +33,7 @@ def gaussian_kernels(sigmas, radius: int | None = None) -> Array:
     weights = np.exp(np.float32(-0.5) * np.square(x / safe))
     weights = np.where(np.abs(x) <= TRUNCATE * sigmas + np.float32(1e-6), weights, np.float32(0))
     weights = np.where(sigmas > 0, weights, (x == 0).astype(np.float32))
-    return as_arrays(weights / weights.sum(axis=1, keepdims=True, dtype=np.float32))
+    return weights / weights.sum(axis=1, keepdims=True, dtype=np.float32)
 
 
 def _filter_axis(images: np.ndarray, kernels: np.ndarray, axis: int) -> np.ndarray:
@@ -46,7 +47,7 @@ def _filter_axis(images: np.ndarray, kernels: np.ndarray, axis: int) -> np.ndarr
     return out
 
 
-def gaussian_blur(images, sigmas, max_sigma: float = MAX_SIGMA) -> Array:
+def gaussian_blur(images, sigmas, max_sigma: float = MAX_SIGMA) -> np.ndarray:
     """Blur a batch (B, H, W, C) in [0, 1], image b with standard deviation ``sigmas[b]``.
 
     Returns float32 (B, H, W, C). Raises ValueError for a sigma outside [0, max_sigma].
@@ -60,14 +61,17 @@ def gaussian_blur(images, sigmas, max_sigma: float = MAX_SIGMA) -> Array:
     radius = kernel_radius(max_sigma)
     kernels = np.asarray(gaussian_kernels(sigmas, radius))
     padded = np.pad(images, [(0, 0), (radius, radius), (radius, radius), (0, 0)], mode="reflect")
-    return as_arrays(_filter_axis(_filter_axis(padded, kernels, axis=2), kernels, axis=1))
+    return _filter_axis(_filter_axis(padded, kernels, axis=2), kernels, axis=1)
 
 
 def draw_sigmas(n: int, seed, max_sigma: float = MAX_SIGMA) -> np.ndarray:
+    """``n`` float32 sigmas drawn uniformly from [0, max_sigma) with ``seed``."""
     return np.random.default_rng(seed).uniform(0.0, max_sigma, size=n).astype(np.float32)
 
 
 def blur_in_batches(images: np.ndarray, sigmas: np.ndarray, batch_size: int = 512) -> np.ndarray:
+    """``gaussian_blur`` of ``images`` (image i with ``sigmas[i]``), ``batch_size`` images
+    at a time; returns float32 (N, H, W, C)."""
     out = [
         np.asarray(gaussian_blur(images[i : i + batch_size], sigmas[i : i + batch_size]))
         for i in range(0, len(images), batch_size)

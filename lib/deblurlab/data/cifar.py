@@ -51,6 +51,9 @@ class CifarDataError(RuntimeError):
 
 @dataclass
 class CifarData:
+    """CIFAR-10 as read: uint8 (N, 32, 32, 3) images with labels (no test batch for some
+    subsets), where from (``path``), and what kind of copy (``kind``)."""
+
     x_train: np.ndarray
     y_train: np.ndarray
     x_test: np.ndarray | None
@@ -62,10 +65,12 @@ class CifarData:
 
     @property
     def n_images(self) -> int:
+        """The number of images, training and test together."""
         return len(self.x_train) + (0 if self.x_test is None else len(self.x_test))
 
     @property
     def source(self) -> str:
+        """One line: which CIFAR-10 copy this is, how many images, and from where."""
         label = {
             "full": "CIFAR-10",
             "subset": "CIFAR-10 subset",
@@ -135,6 +140,7 @@ def read_pickle_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def md5sum(path: Path) -> str:
+    """The MD5 hex digest of the file at ``path``."""
     return file_digest(path, "md5")
 
 
@@ -161,6 +167,8 @@ def _assemble(
 
 
 def load_binary_folder(folder: Path, kind: str | None = None) -> CifarData:
+    """CIFAR-10 from a folder of the binary format (``data_batch_N.bin``, ``test_batch.bin``);
+    ``kind`` overrides the full/subset label."""
     folder = Path(folder)
     parts = {}
     for name in TRAIN_BATCHES + [TEST_BATCH]:
@@ -174,6 +182,7 @@ def load_binary_folder(folder: Path, kind: str | None = None) -> CifarData:
 
 
 def load_pickle_folder(folder: Path) -> CifarData:
+    """CIFAR-10 from a folder of the python format (``data_batch_N``, ``test_batch``)."""
     folder = Path(folder)
     parts = {
         name: read_pickle_batch(folder / name)
@@ -232,6 +241,8 @@ def load_path(path: Path, allow_unverified_archive: bool = False) -> CifarData:
 
 
 def keras_cache_dir() -> Path:
+    """The folder Keras downloads data sets to (``$KERAS_HOME/datasets``, default
+    ``~/.keras/datasets``)."""
     return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "datasets"
 
 
@@ -244,6 +255,7 @@ def _online(host: str = "www.cs.toronto.edu", timeout: float = 3.0) -> bool:
 
 
 def load_sample() -> CifarData:
+    """The small CIFAR-10 sample embedded in the package, for offline runs."""
     data = load_binary_folder(SAMPLE_DIR, kind="sample")
     data.path = "the package's embedded sample (lib/deblurlab/data/sample)"
     return data
@@ -317,6 +329,7 @@ class CifarSplits:
     kind: str
 
     def describe(self) -> str:
+        """One line: the data's source and the sizes of the train/val/test splits."""
         return (
             f"{self.source}; split {len(self.train):,} train / {len(self.val):,} val / "
             f"{len(self.test):,} test"

@@ -68,6 +68,8 @@ def image_size(path, verify: bool = False) -> tuple[int, int]:
 
 @dataclass(frozen=True)
 class FramePair:
+    """The files of one blurred/sharp frame pair, with its scene and frame names."""
+
     blurred: Path
     sharp: Path
     scene: str
@@ -75,6 +77,7 @@ class FramePair:
 
     @property
     def name(self) -> str:
+        """``scene/frame``, the pair's name in every set."""
         return f"{self.scene}/{self.frame}"
 
 
@@ -102,9 +105,11 @@ class FrameSet:
         return len(self.names)
 
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Frame ``index`` as float32 (blurred, sharp) arrays of shape (H, W, 3) in [0, 1]."""
         raise NotImplementedError
 
     def subset(self, indices) -> FrameSet:
+        """A frame set of the frames ``indices``, in that order."""
         raise NotImplementedError
 
     def sizes(self) -> list[tuple[int, int]]:
@@ -124,6 +129,7 @@ class FileFrames(FrameSet):
         self._lock = threading.Lock()
 
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Frame ``index`` as float32 (blurred, sharp) arrays of shape (H, W, 3) in [0, 1]."""
         index = int(index)
         if self.cache and index in self._cache:
             blurred, sharp = self._cache[index]
@@ -138,9 +144,11 @@ class FileFrames(FrameSet):
         return blurred.astype(np.float32) / 255.0, sharp.astype(np.float32) / 255.0
 
     def subset(self, indices) -> FileFrames:
+        """A frame set of the frames ``indices``, in that order (same caching)."""
         return FileFrames([self.pairs[i] for i in indices], self.cache)
 
     def sizes(self) -> list[tuple[int, int]]:
+        """(height, width) of every frame, read from the file headers."""
         return [image_size(p.sharp)[::-1] for p in self.pairs]
 
 
@@ -151,6 +159,7 @@ class ArrayFrames(FrameSet):
         self.names, self.blurred, self.sharp = list(names), list(blurred), list(sharp)
 
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Frame ``index`` as float32 (blurred, sharp) arrays of shape (H, W, 3) in [0, 1]."""
         index = int(index)
         return (
             np.asarray(self.blurred[index], np.float32),
@@ -158,6 +167,7 @@ class ArrayFrames(FrameSet):
         )
 
     def subset(self, indices) -> ArrayFrames:
+        """A frame set of the frames ``indices``, in that order."""
         return ArrayFrames(
             [self.names[i] for i in indices],
             [self.blurred[i] for i in indices],
@@ -165,4 +175,5 @@ class ArrayFrames(FrameSet):
         )
 
     def sizes(self) -> list[tuple[int, int]]:
+        """(height, width) of every frame."""
         return [tuple(s.shape[:2]) for s in self.sharp]

@@ -210,5 +210,7 @@ def make_synthetic_pairs(
 
 
 def available_photos(names=SKIMAGE_PHOTOS) -> dict[str, np.ndarray]:
+    """The photos of ``names`` that skimage can provide here, by name (missing ones left
+    out)."""
     photos = {name: skimage_photo(name) for name in names}
     return {name: image for name, image in photos.items() if image is not None}

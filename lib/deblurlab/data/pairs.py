@@ -6,8 +6,9 @@ Layouts read here:
 - REDS (Nah et al. 2019): ``<root>/train_sharp/<clip>/<frame>.png`` with ``train_blur/`` (or
   ``train_blur_jpeg/``, JPEG frames) beside it, and the same for ``val_*``. Clips ``000``-``239``
   of 100 frames ``00000000``-``00000099``, each 1280x720.
-- GoPro (Nah et al. 2017): ``<root>/GOPRO_Large/{train,test}/<scene>/{blur,blur_gamma,sharp}/NNNNNN.png``
-  (``root`` may also be the ``GOPRO_Large`` folder itself).
+- GoPro (Nah et al. 2017):
+  ``<root>/GOPRO_Large/{train,test}/<scene>/{blur,blur_gamma,sharp}/NNNNNN.png`` (``root`` may
+  also be the ``GOPRO_Large`` folder itself).
 
 A pair is matched by the frame's file name (without its extension) in the blurred and sharp
 folders of one clip, and both images must have the same size. A missing folder, a frame without
@@ -92,6 +93,8 @@ def check_pairs(pairs: list[FramePair], verify: bool = False, workers: int = 8) 
 
 
 def reds_blur_dir(root: Path, split: str) -> Path:
+    """The blurred-frame folder of a REDS ``split`` (``<split>_blur`` or
+    ``<split>_blur_jpeg``); raises ``MotionDataError`` if neither exists."""
     for name in (f"{split}_blur", f"{split}_blur_jpeg"):
         if (root / name).is_dir():
             return root / name
@@ -117,6 +120,7 @@ def find_reds(root, split: str = "train") -> list[FramePair]:
 
 
 def gopro_root(root) -> Path:
+    """The ``GOPRO_Large`` folder inside ``root`` if there is one, else ``root`` itself."""
     root = Path(root)
     return root / "GOPRO_Large" if (root / "GOPRO_Large").is_dir() else root
 
@@ -136,10 +140,12 @@ def find_gopro(root, split: str = "train", blur: str = "blur") -> list[FramePair
 
 
 def is_reds(root) -> bool:
+    """Whether ``root`` looks like a REDS folder (``train_sharp/`` or ``val_sharp/``)."""
     return (Path(root) / "train_sharp").is_dir() or (Path(root) / "val_sharp").is_dir()
 
 
 def is_gopro(root) -> bool:
+    """Whether ``root`` looks like a GoPro folder (``train/`` or ``test/`` under its root)."""
     base = gopro_root(root)
     return (base / "train").is_dir() or (base / "test").is_dir()
 
@@ -148,6 +154,7 @@ def is_gopro(root) -> bool:
 
 
 def scenes(pairs: list[FramePair]) -> list[str]:
+    """The sorted distinct scene names of ``pairs``."""
     return sorted({p.scene for p in pairs})
 
 
@@ -202,6 +209,9 @@ def temporal_split(
 
 @dataclass
 class MotionData:
+    """A motion-blur data set split into train/val/test frame sets, with its kind, a
+    short label, where it was found and the split protocol in words."""
+
     kind: str  # "reds", "gopro", "gopro-sample" or "synthetic"
     label: str  # short name for tables, e.g. "GoPro sample (scene GOPR0372_07_00)"
     path: str
@@ -221,6 +231,7 @@ class MotionData:
 
     @property
     def is_real(self) -> bool:
+        """Whether the frames are real captures (not the synthetic camera-shake set)."""
         return self.kind != "synthetic"
 
 
@@ -229,6 +240,8 @@ def _frame_range(pairs: list[FramePair]) -> str:
 
 
 def load_reds(root, verify: bool = False) -> MotionData:
+    """The REDS folder ``root`` split by the report's protocol (``verify`` checks every
+    pair's image sizes)."""
     root = Path(root)
     protocol = reds_protocol(find_reds(root, "train"))
     if (root / "val_sharp").is_dir():
@@ -270,7 +283,8 @@ def load_gopro(
         train = [p for p in train if p.scene != last]
         kind, label = "gopro", "GoPro"
         text = (
-            f"official split: {len(scenes(train))} training scenes, {len(scenes(test))} test scenes; "
+            f"official split: {len(scenes(train))} training scenes, "
+            f"{len(scenes(test))} test scenes; "
             f"training scene {last} held out for validation"
         )
     else:
@@ -280,7 +294,8 @@ def load_gopro(
         gap = (split or TEMPORAL_SPLIT)["gap"]
         kind, label = "gopro-sample", f"GoPro sample (scene {names})"
         text = (
-            f"temporal split of each scene: frames {_frame_range(train)} train, {gap} frames dropped, "
+            f"temporal split of each scene: frames {_frame_range(train)} train, "
+            f"{gap} frames dropped, "
             f"{_frame_range(val)} validation, {_frame_range(test)} test"
         )
     small = len(train) + len(val) + len(test) <= 2000
@@ -340,6 +355,7 @@ def shared_motion_dirs() -> list[Path]:
 
 
 def load_motion_path(path, verify: bool | None = None) -> MotionData:
+    """The REDS or GoPro data set at ``path``; raises ``MotionDataError`` if it is neither."""
     path = Path(path).expanduser()
     if is_reds(path):
         return load_reds(path, bool(verify))

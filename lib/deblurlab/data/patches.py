@@ -28,7 +28,7 @@ import time
 import numpy as np
 
 from .pairs import FrameSet
-from .stream import Array, Stream, as_arrays
+from .stream import Stream
 
 SSIM_THRESHOLD = 0.9
 PATCH_SIZE = 256
@@ -65,7 +65,7 @@ def _filter(images: np.ndarray, taps: np.ndarray) -> np.ndarray:
     return _filter_axis(_filter_axis(images, taps, 1), taps, 2)
 
 
-def ssim_batch(x, y) -> Array:
+def ssim_batch(x, y) -> np.ndarray:
     """SSIM of each pair of a batch: x, y of shape (N, H, W, C) in [0, 1] -> (N,) float32."""
     x, y = np.asarray(x, np.float32), np.asarray(y, np.float32)
     n = x.shape[0]
@@ -75,7 +75,7 @@ def ssim_batch(x, y) -> Array:
     ssim_map = ((2 * mx * my + _C1) * (2 * vxy + _C2)) / (
         (mx * mx + my * my + _C1) * (vx + vy + _C2)
     )
-    return as_arrays(ssim_map.reshape(n, -1).mean(axis=1, dtype=np.float32))
+    return ssim_map.reshape(n, -1).mean(axis=1, dtype=np.float32)
 
 
 def ssim_numpy(x, y) -> np.ndarray:
@@ -123,16 +123,17 @@ def sample_patches(
             break
     cand_b, cand_s, ssim = np.concatenate(cand_b), np.concatenate(cand_s), np.concatenate(ssim)
     if threshold is None:
-        return as_arrays((cand_b, cand_s, ssim, np.ones(n_patches, bool)))
+        return cand_b, cand_s, ssim, np.ones(n_patches, bool)
     passed = ssim < threshold
     # passing windows first, each group in draw order
     order = np.argsort(~passed, kind="stable")[:n_patches]
-    return as_arrays((cand_b[order], cand_s[order], ssim[order], passed[order]))
+    return cand_b[order], cand_s[order], ssim[order], passed[order]
 
 
 def _epoch_plan(n_frames: int, images: int, seed: int, epoch: int) -> tuple[np.ndarray, np.ndarray]:
     """Frame indices (each epoch a fresh permutation, repeated if it must be longer) and one
-    sampling seed per image: a pure function of (seed, epoch), so a resumed run sees the same data."""
+    sampling seed per image: a pure function of (seed, epoch), so a resumed run sees the same
+    data."""
     rng = np.random.default_rng([seed, epoch])
     order = np.concatenate([rng.permutation(n_frames) for _ in range(-(-images // n_frames))])[
         :images
@@ -359,7 +360,8 @@ def benchmark_sampler(
     }
     if verbose:
         print(
-            f"patch sampler: {result['patches_per_s']:.1f} patches/s ({result['batches_per_s']:.2f} "
+            f"patch sampler: {result['patches_per_s']:.1f} patches/s "
+            f"({result['batches_per_s']:.2f} "
             f"batches of {batch_size} per s, {patch_size}x{patch_size}) on {label}"
         )
     return result

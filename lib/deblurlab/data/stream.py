@@ -20,19 +20,11 @@ THREADS = 2
 AHEAD = 4  # batches computed ahead of the one asked for
 
 
-class Array(np.ndarray):
-    """A numpy array that also answers ``.numpy()``, as the TensorFlow tensors these functions
-    returned did; callers may drop the ``.numpy()`` (then this class can go)."""
-
-    def numpy(self) -> np.ndarray:
-        return np.asarray(self)
-
-
-def as_arrays(values):
-    """Each array of a tuple (or one array) as an ``Array``."""
+def _as_numpy(values):
+    """Each array of a (nested) tuple, or one array, as a plain numpy array."""
     if isinstance(values, tuple):
-        return tuple(as_arrays(v) for v in values)
-    return np.asarray(values).view(Array)
+        return tuple(_as_numpy(v) for v in values)
+    return np.asarray(values)
 
 
 class Stream(keras.utils.PyDataset):
@@ -62,13 +54,14 @@ class Stream(keras.utils.PyDataset):
 
     @property
     def num_batches(self) -> int:
+        """The number of batches (Keras's name for ``len``)."""
         return self.n_batches
 
     def __len__(self) -> int:
         return self.n_batches
 
     def _compute(self, index: int) -> tuple:
-        return as_arrays(tuple(self.make_batch(index)))
+        return _as_numpy(tuple(self.make_batch(index)))
 
     def __getitem__(self, index: int) -> tuple:
         index = int(index)

@@ -51,7 +51,14 @@ from .evidence import (
 )
 from .outputs import refresh, save_results, write_tables
 from .psnr import psnr_table
-from .scorecard import Scorecard, conclusion, scorecard, unconverged
+from .scorecard import (
+    Scorecard,
+    capped_runs_decide,
+    claimed_sides,
+    conclusion,
+    scorecard,
+    unconverged,
+)
 from .verdicts import format_run, phrase, run_claim, run_test
 
 __all__ = [
@@ -95,5 +102,7 @@ __all__ = [
     "save_results",
     "scorecard",
     "unconverged",
+    "capped_runs_decide",
+    "claimed_sides",
     "write_tables",
 ]

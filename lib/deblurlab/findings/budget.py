@@ -70,6 +70,8 @@ def budget_curves(study, models=None, flops: bool = True) -> dict[str, pd.DataFr
 def budget_table(
     curves: dict[str, pd.DataFrame], evidence: Evidence, name: str | None = "findings_budget"
 ) -> tuple[pd.DataFrame, dict]:
+    """Per model, the epochs, training seconds, training TFLOPs and validation PSNR of its
+    training ``curves``, written as table ``name`` if given. Returns (table, {sentence, rows})."""
     rows = [
         {
             "model": m,

@@ -62,12 +62,16 @@ class Test:
     subset: str | None = None
 
     def label(self) -> str:
+        """The test in words: the two methods compared, the metric and the subset."""
         where = " (darkest quarter)" if self.subset == "dark" else ""
         return f"{self.a} − {self.b}: {METRIC_NAMES[self.metric]}{where}"
 
 
 @dataclass(frozen=True)
 class Claim:
+    """One claim of the original report: its text, how it is tested (``tests``) and the
+    original numbers."""
+
     number: int
     text: str
     metric: str  # how the claim is tested, in words

@@ -40,6 +40,7 @@ class Evidence:
     patches: dict | None = None  # claim 7: ssim, frame, data_kind, data_label, data_is_real
 
     def describe(self) -> str:
+        """A few lines: the data, each chapter's status and the reference runs found."""
         lines = [f"{self.data}; {self.n_test} test images"]
         for name, info in self.chapters.items():
             lines.append(

@@ -15,14 +15,18 @@ from .verdicts import claim_sentence, run_claim, verdict_limit, verdict_reason
 
 @dataclass
 class Scorecard:
+    """The verdict on every claim (``rows``) and every test behind them (``tests``)."""
+
     rows: list[dict]
     tests: pd.DataFrame
 
     @property
     def sentences(self) -> list[str]:
+        """The sentence stating each claim's verdict, in claim order."""
         return [row["sentence"] for row in self.rows]
 
     def counts(self) -> dict[str, int]:
+        """How many claims received each verdict."""
         return {v: sum(row["verdict"] == v for row in self.rows) for v in S.VERDICTS}
 
 
@@ -39,24 +43,61 @@ def unconverged(claim: Claim, evidence: Evidence) -> list[str]:
     ]
 
 
+LOWER_IS_BETTER = {"mse"}
+
+
+def claimed_sides(claim: Claim) -> tuple[set[str], set[str]]:
+    """(methods the claim says are better, methods it says are worse), over its tests."""
+    better, worse = set(), set()
+    for t in claim.tests:
+        a_better = (t.expected_sign < 0) == (t.metric in LOWER_IS_BETTER)
+        better.add(t.a if a_better else t.b)
+        worse.add(t.b if a_better else t.a)
+    return better, worse
+
+
+def capped_runs_decide(claim: Claim, verdict: str, capped: list[str]) -> bool:
+    """Whether reference runs cut at an epoch cap can still decide ``claim``.
+
+    A capped run's best checkpoint only improves with more epochs. So a claimed winner that is
+    capped and already significantly better ("reproduced"), or a claimed loser that is capped and
+    already significantly better ("contradicted"), gives a verdict more training would not undo;
+    any other case compares unequal budgets."""
+    if not capped:
+        return True
+    better, worse = claimed_sides(claim)
+    if verdict == "reproduced":
+        return set(capped) <= better - worse
+    if verdict == "contradicted":
+        return set(capped) <= worse - better
+    return False
+
+
 def scorecard(evidence: Evidence, claims=CLAIMS) -> Scorecard:
     """Test every claim on this run and, where every method has one, on the reference runs; the
-    verdict that counts is the reference runs' when they exist and all reached early stopping (runs
-    cut at an epoch cap compare unequal budgets), else this run's."""
+    verdict that counts is the reference runs' when they exist and either all reached early
+    stopping or only capped runs on the side the verdict favours are capped
+    (``capped_runs_decide``), else this run's."""
     rows, tests = [], []
     for claim in claims:
         this = run_claim(claim, evidence)
         reference = run_claim(claim, evidence, prefix=REFERENCE)
         capped = unconverged(claim, evidence)
-        use_reference = reference is not None and not reference.get("missing") and not capped
-        final, source = (reference, "reference run") if use_reference else (this, "this run")
+        has_reference = reference is not None and not reference.get("missing")
+        decides = has_reference and capped_runs_decide(claim, reference["verdict"], capped)
+        final, source = (reference, "reference run") if decides else (this, "this run")
         verdict = final["verdict"] if final else "inconclusive"
         limit = verdict_limit(claim, final, source, evidence)
-        if reference is not None and not reference.get("missing") and capped:
+        names = ", ".join(pretty(m) for m in capped)
+        if has_reference and capped and not decides:
             limit += (
-                " The reference runs do not decide it: "
-                f"{', '.join(pretty(m) for m in capped)} stopped at an epoch cap "
+                f" The reference runs do not decide it: {names} stopped at an epoch cap "
                 "before early stopping, so they compare unequal budgets."
+            )
+        elif decides and capped:
+            limit += (
+                f" {names} stopped at an epoch cap before early stopping; more epochs could only "
+                "widen the difference the interval already shows."
             )
         rows.append(
             {
@@ -150,7 +191,8 @@ def conclusion(card: Scorecard, evidence: Evidence) -> list[str]:
         out.append(
             f"The verdict{'s' if len(used) > 1 else ''} of claim{'s' if len(used) > 1 else ''} "
             f"{listed(used)} come{'s' if len(used) == 1 else ''} from the shipped reference runs "
-            f"(the full profile's training, each run to early stopping){others}."
+            f"(the full profile's training; see each claim for runs stopped at an epoch cap)"
+            f"{others}."
         )
     if evidence.profile != "full" and any(
         r["source"] == "this run" and r["kind"] == "cifar" for r in rows

@@ -164,6 +164,8 @@ def _format_diff(test: dict, names: bool = True) -> str:
 
 
 def format_run(run: dict | None, none: str = "no reference run", names: bool = True) -> str:
+    """The deciding tests of a run and its verdict in one line (``none`` when there is no
+    run; ``names`` includes the methods' names)."""
     if run is None:
         return none
     if not run["tests"]:
@@ -275,6 +277,8 @@ def verdict_limit(claim: Claim, run: dict | None, source: str, evidence: Evidenc
 
 
 def claim_sentence(claim: Claim, final: dict | None, verdict: str, source: str, limit: str) -> str:
+    """The sentence stating ``claim``'s verdict from its ``final`` tests, naming where they
+    come from (``source``) or, when untested, why (``limit``)."""
     head = f"Claim {claim.number} ({claim.text}) is {verdict}"
     if final is None or all(t["missing"] for t in final["tests"]):
         return f"{head}: it could not be tested. {limit}"

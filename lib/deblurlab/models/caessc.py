@@ -65,6 +65,8 @@ def caessc_model(
     zero_init_last: bool = True,
     name: str = "caessc",
 ) -> keras.Model:
+    """A RED-Net-style encoder-decoder of ``depth`` layers (half convolutions, half
+    deconvolutions) with symmetric skips every ``skip_every`` layers and an input skip."""
     if depth < 2 or depth % 2:
         raise ValueError(
             f"depth={depth}: CAESSC needs an even depth >= 2 (as many convolutions as "
@@ -131,6 +133,7 @@ TRAINING = dict(learning_rate=1e-4, patience=7, batch_size=128)
     bench_target=110.0,
 )  # issue 6's target
 def caessc_d30_f64(input_shape=(32, 32, 3), **kwargs):
+    """The registered CAESSC with depth 30 and 64 filters (``kwargs`` override)."""
     return caessc_model(
         input_shape,
         **{**dict(depth=30, filters=64, downsample=False, name="caessc_d30_f64"), **kwargs},
@@ -148,6 +151,7 @@ def caessc_d30_f64(input_shape=(32, 32, 3), **kwargs):
     default_train_images=1792,
 )  # one capped epoch
 def caessc_d22_f128_half(input_shape=(32, 32, 3), **kwargs):
+    """The registered CAESSC with depth 22, 128 filters and a stride-2 first/last layer."""
     return caessc_model(
         input_shape,
         **{**dict(depth=22, filters=128, downsample=True, name="caessc_d22_f128_half"), **kwargs},
@@ -165,6 +169,7 @@ def caessc_d22_f128_half(input_shape=(32, 32, 3), **kwargs):
     default_train_images=1792,
 )  # one capped epoch
 def caessc_d22_f128_half_no_sigmoid(input_shape=(32, 32, 3), **kwargs):
+    """``caessc_d22_f128_half`` with a ReLU output instead of a sigmoid."""
     return caessc_model(
         input_shape,
         **{

@@ -31,6 +31,7 @@ class ConvLSTMCell(layers.Layer):
         self.gates = layers.Conv2D(4 * self.filters, kernel_size, padding="same", name="gates")
 
     def build(self, input_shape):
+        """Build the gate convolution for the input's channel count plus ``filters``."""
         x_shape = input_shape[0] if isinstance(input_shape[0], (list, tuple)) else input_shape
         if x_shape[-1] is None:
             raise ValueError(f"{self.name}: the channel count of the input must be known")
@@ -42,6 +43,7 @@ class ConvLSTMCell(layers.Layer):
         self.built = True
 
     def call(self, inputs):
+        """One step on ``[x]`` (zero state) or ``[x, h, c]``; returns ``[h, c]``."""
         if not isinstance(inputs, (list, tuple)) or len(inputs) not in (1, 3):
             raise ValueError(f"{self.name}: call it on [x] (zero state) or [x, h, c]")
         x = inputs[0]
@@ -56,11 +58,13 @@ class ConvLSTMCell(layers.Layer):
         return [h, c]
 
     def compute_output_shape(self, input_shape):
+        """The shapes of ``[h, c]``: the input's with ``filters`` channels."""
         x_shape = input_shape[0] if isinstance(input_shape[0], (list, tuple)) else input_shape
         shape = (*x_shape[:-1], self.filters)
         return [shape, shape]
 
     def get_config(self):
+        """The layer's config, with ``filters``, ``kernel_size`` and ``unit_forget_bias``."""
         return {
             **super().get_config(),
             "filters": self.filters,

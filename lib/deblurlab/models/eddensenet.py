@@ -37,6 +37,7 @@ DECODER_BLOCKS = (3, 6)
 
 
 def bn_relu(x, name: str):
+    """BatchNormalization then ReLU on ``x``, named ``<name>_bn`` and ``<name>_relu``."""
     x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
     return layers.Activation("relu", name=f"{name}_relu")(x)
 
@@ -131,4 +132,5 @@ def eddensenet_model(
     default_epochs=1,
 )
 def eddensenet(input_shape=(32, 32, 3), **kwargs):
+    """The registered encoder-decoder DenseNet (``kwargs`` override its defaults)."""
     return eddensenet_model(input_shape, **kwargs)

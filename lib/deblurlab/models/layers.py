@@ -21,10 +21,12 @@ class Logit(layers.Layer):
         self.eps = eps
 
     def call(self, x):
+        """The logit of ``x`` clipped to [eps, 1 - eps]."""
         x = keras.ops.clip(x, self.eps, 1.0 - self.eps)
         return keras.ops.log(x) - keras.ops.log1p(-x)
 
     def get_config(self):
+        """The layer's config, with ``eps``."""
         return {**super().get_config(), "eps": self.eps}
 
 

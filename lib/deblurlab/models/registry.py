@@ -18,6 +18,9 @@ DATASETS = ("cifar10", "motion")
 
 @dataclass(frozen=True)
 class ModelSpec:
+    """A registered model: its builder, family, data set, description, training settings,
+    the original report's scores and its default-profile sizes."""
+
     name: str
     builder: Callable[..., keras.Model]
     family: str
@@ -56,7 +59,8 @@ def register(
     bench_target: float | None = None,
     **defaults,
 ):
-    """Decorator: ``@register("resunet1", family="resunet", dataset="cifar10", default_epochs=4, ...)``.
+    """Decorator:
+    ``@register("resunet1", family="resunet", dataset="cifar10", default_epochs=4, ...)``.
 
     - ``default_epochs`` (required): the epochs of the ``default`` profile (``profiles.CifarPlan``),
       sized to about 5 CPU minutes of training. ``None`` is allowed only for a ``"motion"`` model,
@@ -129,6 +133,7 @@ def unregister(name: str) -> ModelSpec:
 
 
 def get_spec(name: str) -> ModelSpec:
+    """The ``ModelSpec`` registered as ``name``; KeyError listing the registered names if none."""
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -138,11 +143,14 @@ def get_spec(name: str) -> ModelSpec:
 
 
 def build_model(name: str, input_shape=(32, 32, 3), **overrides) -> keras.Model:
+    """Build the registered model ``name`` for ``input_shape``; ``overrides`` replace its
+    defaults."""
     spec = get_spec(name)
     return spec.builder(input_shape=tuple(input_shape), **{**spec.defaults, **overrides})
 
 
 def list_models(family: str | None = None, dataset: str | None = None) -> list[str]:
+    """The names of the registered models, optionally of one ``family`` and/or ``dataset``."""
     return [
         name
         for name, spec in _REGISTRY.items()

@@ -26,12 +26,14 @@ from .registry import register
 
 
 def res_block(x, filters: int, activation: str, name: str):
+    """Two conv-BN-activation layers on ``x``, concatenated with ``x``."""
     y = conv_bn_act(x, filters, activation=activation, name=f"{name}_a")
     y = conv_bn_act(y, filters, activation=activation, name=f"{name}_b")
     return layers.Concatenate(name=f"{name}_concat")([y, x])
 
 
 def res_stack(x, filters: int, blocks: int, activation: str, name: str):
+    """``blocks`` res_blocks in a row."""
     for i in range(blocks):
         x = res_block(x, filters, activation, f"{name}_res{i + 1}")
     return x
@@ -45,6 +47,8 @@ def resunet(
     input_skip: bool = True,
     name: str = "resunet",
 ) -> keras.Model:
+    """A U-Net with ``blocks_per_level`` res_blocks per level and ``filters`` per level; with
+    ``input_skip`` it starts as the identity (a sigmoid through the input's logit)."""
     inputs = keras.Input(input_shape, name="blurred")
     x = conv_bn_act(inputs, filters[0], activation=activation, name="stem")
     skips = []
@@ -89,6 +93,7 @@ TRAINING = dict(learning_rate=1e-3, patience=7, batch_size=128)
     default_epochs=4,
 )  # epochs sized to ~5 min of CPU training (as every default_epochs)
 def resunet1(input_shape=(32, 32, 3), **kwargs):
+    """The registered ResUNet with 1 ResBlock a level (``kwargs`` override)."""
     return resunet(input_shape, blocks_per_level=1, name="resunet1", **kwargs)
 
 
@@ -103,4 +108,5 @@ def resunet1(input_shape=(32, 32, 3), **kwargs):
     bench_target=400.0,
 )  # issue 6's target
 def resunet3(input_shape=(32, 32, 3), **kwargs):
+    """The registered ResUNet with 3 ResBlocks a level (``kwargs`` override)."""
     return resunet(input_shape, blocks_per_level=3, name="resunet3", **kwargs)

@@ -24,9 +24,9 @@ Variants:
   bottleneck's pixels are read as a sequence of ``c``-dimensional vectors (h·w steps), so the
   LSTM(32) has the same input size, hence the same weights, at both scales; its final state starts
   the fine scale's LSTM. A Dense layer maps the 32-unit output back to h·w·c values, reshaped and
-  *added* to the bottleneck features (a residual, so the 32-number summary does not replace them). Because h·w
-  differs between scales, this Dense is the one per-scale layer: ``coarse_lstm_dense`` and
-  ``fine_lstm_dense``.
+  *added* to the bottleneck features (a residual, so the 32-number summary does not replace
+  them). Because h·w differs between scales, this Dense is the one per-scale layer:
+  ``coarse_lstm_dense`` and ``fine_lstm_dense``.
 - ``srndeblur_reds`` (any size that is a multiple of ``SRN_REDS_STRIDE``): no BatchNorm, ReLU, a
   linear output, 5x5 kernels, two ResBlocks a level, a first layer made of two convolutions (3x3
   and 5x5, 8 filters each) concatenated to 16 channels, filters (16, 32, 64), and a ConvLSTM
@@ -49,10 +49,13 @@ SRN_REDS_STRIDE = 8
 
 
 def required_multiple(levels: int, scales: int) -> int:
+    """The factor the input height and width must be a multiple of, for ``levels``
+    encoder levels and ``scales`` scales."""
     return 2 ** (levels - 1) * 2 ** (scales - 1)
 
 
 def scale_names(scales: int) -> list[str]:
+    """The names of ``scales`` scales, coarsest first (``coarse`` ... ``fine``)."""
     if scales == 1:
         return ["fine"]
     if scales == 2:
@@ -180,6 +183,7 @@ CIFAR_TRAINING = dict(learning_rate=1e-3, patience=7, batch_size=150)
     default_epochs=1,
 )
 def srndeblur_cifar(input_shape=(32, 32, 3), **kwargs):
+    """The registered 2-scale SRN for CIFAR-10, without a bottleneck LSTM."""
     return _remember(
         srndeblur(
             input_shape, **{**CIFAR, "bottleneck": None, "name": "srndeblur_cifar", **kwargs}
@@ -198,6 +202,7 @@ def srndeblur_cifar(input_shape=(32, 32, 3), **kwargs):
     default_epochs=1,
 )
 def srndeblur_cifar_lstm(input_shape=(32, 32, 3), **kwargs):
+    """The registered 2-scale SRN for CIFAR-10 with an LSTM(32) bottleneck."""
     return _remember(
         srndeblur(
             input_shape, **{**CIFAR, "bottleneck": "lstm", "name": "srndeblur_cifar_lstm", **kwargs}
@@ -229,6 +234,7 @@ REDS = dict(
     default_epochs=None,
 )  # a motion model: its epochs come from profiles.MOTION_SIZES
 def srndeblur_reds(input_shape=(None, None, 3), **kwargs):
+    """The registered 2-scale SRN for motion blur, with a ConvLSTM bottleneck, any size."""
     return _remember(srndeblur(input_shape, **{**REDS, "name": "srndeblur_reds", **kwargs}), kwargs)
 
 

@@ -29,6 +29,7 @@ from .records import PRECISIONS
 
 
 def parse_args(argv=None) -> argparse.Namespace:
+    """The parsed command line of ``python -m deblurlab.perf``."""
     parser = argparse.ArgumentParser(
         prog="python -m deblurlab.perf",
         description=__doc__.split("\n\n")[0].split(":")[0] + ".",

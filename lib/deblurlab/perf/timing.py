@@ -86,7 +86,8 @@ def build_for_timing(
     import numpy as np
 
     from ..models import build_model
-    from ..train import TrainConfig, compile_for_deblurring, set_seeds
+    from ..profiles import TrainConfig
+    from ..train import compile_for_deblurring, set_seeds
 
     keras.mixed_precision.set_global_policy(precision)
     set_seeds(0)

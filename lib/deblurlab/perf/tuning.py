@@ -11,7 +11,6 @@ import time
 
 from . import machine
 from .child import run_model
-from .records import earlier_tuning  # noqa: F401 - the tuning pass's own reader
 
 
 def tuning_variants(device: str, base: dict) -> dict:
