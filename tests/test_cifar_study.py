@@ -3,6 +3,7 @@ import json
 import numpy as np
 import pytest
 
+from deblurlab import cifar_results as cr
 from deblurlab import cifar_study as cs
 
 
@@ -26,7 +27,7 @@ def test_summary_table_collects_trained_models_across_chapters(tmp_path, monkeyp
     }
     (tmp_path / "report" / "results").mkdir(parents=True)
     (tmp_path / "report" / "results" / "resunet.json").write_text(json.dumps(payload))
-    df = cs.summary_table()
+    df = cr.summary_table()
     assert list(df["model"]) == ["resunet1"] * 3
     assert list(df["run"]) == [
         "this run",
@@ -56,7 +57,7 @@ def test_results_table_gives_intervals_and_the_reference_run_between_ours_and_th
             test = np.zeros((200, 2, 2, 3))
 
     monkeypatch.setattr(
-        cs,
+        cr,
         "reference_records",
         lambda names: {
             n: {
@@ -71,11 +72,11 @@ def test_results_table_gives_intervals_and_the_reference_run_between_ours_and_th
             for n in names
         },
     )
-    df = cs.results_table(
+    df = cr.results_table(
         Study, {cs.BLURRED_INPUT: ours, "resunet1": ours}, {}, name="t", reference={"resunet1": ref}
     )
     assert list(df["run"]) == ["this run", "this run", "reference run", "original report"]
-    low, high = cs.stats.mean_ci(ours["mse"])
+    low, high = cr.stats.mean_ci(ours["mse"])
     assert df["MSE"][1] == f"{ours['mse'].mean():.5f} ± {(high - low) / 2:.5f}"
     assert df["epochs"][2] == 30
     csv = (tmp_path / "report" / "tables" / "t.csv").read_text()
@@ -87,7 +88,7 @@ def test_results_table_gives_intervals_and_the_reference_run_between_ours_and_th
 def test_summary_table_without_results_says_what_to_run(tmp_path, monkeypatch):
     monkeypatch.setenv("DEBLURLAB_OUTPUT_DIR", str(tmp_path))
     with pytest.raises(FileNotFoundError, match="run the chapter notebooks"):
-        cs.summary_table()
+        cr.summary_table()
 
 
 def test_hardest_examples_are_strongly_blurred():

@@ -8,7 +8,7 @@ import pytest
 from keras import layers
 from PIL import Image
 
-from deblurlab import deblur, inference, zoo
+from deblurlab import deblur, deblur_models, inference, zoo
 from deblurlab.models import build_model, list_models
 
 # Tiled and whole-frame outputs of a fully convolutional model may differ only by the tiles' border
@@ -50,7 +50,7 @@ def temp_zoo(zoo_folder, monkeypatch):
 def model(zoo_folder):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(zoo.ZOO_ENV, str(zoo_folder))
-        return deblur.load_model("resunet1")
+        return deblur_models.load_model("resunet1")
 
 
 def _smooth_image(shape, seed=0):
@@ -300,15 +300,16 @@ def test_missing_weights_name_the_zoo_file_and_the_command_that_trains_it(
 ):
     monkeypatch.setenv(zoo.ZOO_ENV, str(tmp_path / "empty-zoo"))
     with pytest.raises(
-        deblur.DeblurError,
+        deblur_models.DeblurError,
         match=r"resunet3\.weights\.h5 is missing.*"
         r"`python -m deblurlab\.reference --models resunet3`",
     ):
-        deblur.load_model("resunet3")
+        deblur_models.load_model("resunet3")
     with pytest.raises(
-        deblur.DeblurError, match=r"srndeblur_reds\.weights\.h5 is missing.*chapter 05.*--weights"
+        deblur_models.DeblurError,
+        match=r"srndeblur_reds\.weights\.h5 is missing.*chapter 05.*--weights",
     ):
-        deblur.load_model("srndeblur_reds")
+        deblur_models.load_model("srndeblur_reds")
     image = _save(_rgb((16, 16)), tmp_path / "frame.png")
     assert deblur.main([str(image), "--model", "resunet1", "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
@@ -316,8 +317,8 @@ def test_missing_weights_name_the_zoo_file_and_the_command_that_trains_it(
         "resunet1.weights.h5 is missing" in err
         and "python -m deblurlab.reference --models resunet1" in err
     )
-    with pytest.raises(deblur.DeblurError, match="unknown model 'nonesuch'"):
-        deblur.load_model("nonesuch")
+    with pytest.raises(deblur_models.DeblurError, match="unknown model 'nonesuch'"):
+        deblur_models.load_model("nonesuch")
 
 
 def test_weights_from_a_training_run_or_a_zoo_file(tmp_path):
@@ -329,23 +330,23 @@ def test_weights_from_a_training_run_or_a_zoo_file(tmp_path):
     trained.save_weights(tmp_path / "best.weights.h5")
     with h5py.File(tmp_path / "best.weights.h5", "r") as saved:
         assert "optimizer" in saved
-    loaded = deblur.load_model("resunet1", weights=tmp_path / "best.weights.h5")
+    loaded = deblur_models.load_model("resunet1", weights=tmp_path / "best.weights.h5")
     assert inference.input_size(loaded) == (None, None)
     assert all(np.array_equal(a, b) for a, b in zip(loaded.get_weights(), trained.get_weights()))
     zoo.write_weights(trained, tmp_path / "zoo-format.weights.h5", dtype="float32")
-    from_zoo_file = deblur.load_model("resunet1", weights=tmp_path / "zoo-format.weights.h5")
+    from_zoo_file = deblur_models.load_model("resunet1", weights=tmp_path / "zoo-format.weights.h5")
     assert all(
         np.array_equal(a, b) for a, b in zip(from_zoo_file.get_weights(), trained.get_weights())
     )
     with pytest.raises(
-        deblur.DeblurError, match=r"best\.weights\.h5 does not fit resunet3.*--model"
+        deblur_models.DeblurError, match=r"best\.weights\.h5 does not fit resunet3.*--model"
     ):
-        deblur.load_model("resunet3", weights=tmp_path / "best.weights.h5")
-    with pytest.raises(deblur.DeblurError, match="nope.weights.h5 does not exist"):
-        deblur.load_model("resunet1", weights=tmp_path / "nope.weights.h5")
+        deblur_models.load_model("resunet3", weights=tmp_path / "best.weights.h5")
+    with pytest.raises(deblur_models.DeblurError, match="nope.weights.h5 does not exist"):
+        deblur_models.load_model("resunet1", weights=tmp_path / "nope.weights.h5")
     (tmp_path / "text.weights.h5").write_text("no")
-    with pytest.raises(deblur.DeblurError, match="is not a weights file"):
-        deblur.load_model("resunet1", weights=tmp_path / "text.weights.h5")
+    with pytest.raises(deblur_models.DeblurError, match="is not a weights file"):
+        deblur_models.load_model("resunet1", weights=tmp_path / "text.weights.h5")
 
 
 def test_the_motion_model_runs_at_any_size_through_its_per_shape_graph():

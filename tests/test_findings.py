@@ -10,7 +10,7 @@ import pytest
 
 from deblurlab import findings as F
 from deblurlab import report
-from deblurlab.cifar_study import save_per_image
+from deblurlab.cifar_results import save_per_image
 from deblurlab.paths import figures_dir, results_dir, runs_dir, tables_dir
 from deblurlab.profiles import MotionPlan
 from deblurlab.results import BLURRED_INPUT
@@ -341,6 +341,7 @@ def test_collect_reads_saved_chapters_and_refuses_unpaired_ones():
 
 
 def test_motion_chapters_save_what_the_findings_read():
+    from deblurlab import motion_results as mr
     from deblurlab import motion_study as ms
     from deblurlab import patch_analysis as pa
 
@@ -359,7 +360,7 @@ def test_motion_chapters_save_what_the_findings_read():
     )
     plan = MotionPlan.for_profile("smoke")
     study = ms.MotionStudy(plan, data, (np.zeros((4, 1)), np.zeros((4, 1))), np.arange(12), PROV)
-    ms.save_results("srndeblur_reds", study, evaluation, {})
+    mr.save_results("srndeblur_reds", study, evaluation, {})
     analysis = pa.PatchAnalysis(
         data, plan, np.linspace(0.5, 1, 8), np.ones(3), 0.0, {"kde": 0.3}, 4, PROV
     )

@@ -153,7 +153,7 @@ def toy_models(tmp_path, monkeypatch):
 
 
 def test_a_new_model_file_is_picked_up_everywhere(toy_models, tmp_path, monkeypatch):
-    from deblurlab import cifar_study as cs
+    from deblurlab import cifar_results as cr
     from deblurlab.perf import bounds, cli
     from deblurlab.profiles import CifarPlan
 
@@ -203,7 +203,7 @@ def test_a_new_model_file_is_picked_up_everywhere(toy_models, tmp_path, monkeypa
     }
     (tmp_path / "report" / "results").mkdir(parents=True)
     (tmp_path / "report" / "results" / "toy.json").write_text(json.dumps(payload))
-    df = cs.summary_table(name=None)
+    df = cr.summary_table(name=None)
     assert set(df["model"]) == {"toy_cifar"}
     assert list(df["run"]) == [
         "this run",

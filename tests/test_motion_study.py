@@ -11,6 +11,7 @@ from keras import layers
 from test_motion_data import make_gopro
 
 from deblurlab import inference as I
+from deblurlab import motion_results as MR
 from deblurlab import motion_study as MS
 from deblurlab.models import build_model
 from deblurlab.motion_figures import detail_box
@@ -110,13 +111,13 @@ def test_tiny_end_to_end_run(tmp_path, monkeypatch):
     evaluation = MS.evaluate(study, {MS.MODEL: model}, verbose=False)
     assert evaluation.hardest[MS.MODEL].shape == (45, 61, 3)
     assert set(evaluation.scores) == {MS.BLURRED_INPUT, MS.MODEL}
-    table = MS.results_table(
+    table = MR.results_table(
         study, evaluation, {MS.MODEL: result}, {MS.MODEL: model}, name="motion_test"
     )
     assert list(table["comparable"][-2:]) == ["not comparable: different data"] * 2
     assert table["data"].str.contains("GoPro sample").iloc[0]
     assert (tmp_path / "out/report/tables/motion_test.md").exists()
-    payload = MS.save_results(
+    payload = MR.save_results(
         "motion_test", study, evaluation, {MS.MODEL: result}, {MS.MODEL: model}
     )
     saved = json.loads((tmp_path / "out/report/results/motion_test.json").read_text())
@@ -136,7 +137,7 @@ def test_reference_rows_flag_other_data():
     class Data:
         kind = "reds"
 
-    report, published = MS.references()
+    report, published = MR.references()
     assert report["psnr"] == 27.23 and published["psnr"] == 30.26
-    assert MS._comparable(report, Data()) != "not comparable: different data"
-    assert MS._comparable(published, Data()) == "not comparable: different data"
+    assert MR._comparable(report, Data()) != "not comparable: different data"
+    assert MR._comparable(published, Data()) == "not comparable: different data"

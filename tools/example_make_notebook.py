@@ -27,6 +27,7 @@ under a stable name, so the report picks them up without edits.
 import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
+from deblurlab import cifar_results as cr
 from deblurlab import cifar_study as cs
 from deblurlab.figures import plot_restorations, plot_training_curves, save_fig
 from deblurlab.models import build_model
@@ -120,7 +121,7 @@ for a few minutes on a CPU, so lower numbers are expected there.
         "code",
         """
 scores = cs.evaluate(study, models)
-table = cs.results_table(study, scores, results, models, name="resunet")
+table = cr.results_table(study, scores, results, models, name="resunet")
 display(Markdown(to_markdown(table)))
 """,
     ),
@@ -136,7 +137,7 @@ the margin over the blurred input in each.
     (
         "code",
         """
-gains = cs.gains_over_input(scores)
+gains = cr.gains_over_input(scores)
 display(Markdown(to_markdown(gains)))
 """,
     ),
@@ -165,7 +166,7 @@ for name in models:
     (
         "code",
         """
-payload = cs.save_results("resunet", study, scores, results, models)
+payload = cr.save_results("resunet", study, scores, results, models)
 print("saved results for", ", ".join(payload["models"]))
 """,
     ),

@@ -114,6 +114,7 @@ def check_golden(path: Path = GOLDEN, atol: float = ATOL) -> dict[str, float]:
 
 
 def main(argv=None) -> int:
+    """The command line: ``--make`` writes the golden file, else compares; returns 0 or 1."""
     parser = argparse.ArgumentParser(
         prog="python -m deblurlab.backend_check",
         description=__doc__,

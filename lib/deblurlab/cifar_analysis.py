@@ -90,7 +90,7 @@ def red30_paper_row(columns) -> dict:
     row["model"] = RED30_PAPER["model"] + " †"
     if "report PSNR" in row:
         row["report PSNR"] = RED30_PAPER["psnr"]
-    if "run" in row:  # a table with one row per run (cifar_study.results_table)
+    if "run" in row:  # a table with one row per run (cifar_results.results_table)
         row.update(
             {
                 "run": "original report",

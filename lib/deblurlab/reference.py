@@ -50,6 +50,8 @@ ORDER = [
 ]
 CHECK_SLICE = 64  # test images whose scores every record keeps, re-measured by the tests
 STUDIES = {"cifar10": cifar_study, "motion": motion_study}
+# The code that trains is the code this process started with, not what the checkout holds later.
+STARTED_AT_COMMIT: str | None = None
 
 
 class Deadline(keras.callbacks.Callback):
@@ -64,9 +66,11 @@ class Deadline(keras.callbacks.Callback):
         self._start = 0.0
 
     def on_epoch_begin(self, epoch, logs=None):
+        """Start the epoch's clock."""
         self._start = time.time()
 
     def on_epoch_end(self, epoch, logs=None):
+        """Stop training when the next epoch would end past the deadline."""
         self.longest = max(self.longest, time.time() - self._start)
         if time.time() + self.longest > self.deadline:
             self.hit = True
@@ -159,7 +163,7 @@ def export(name: str, model, result, study, config, setup, reason: str) -> dict:
         "backend": keras.backend.backend(),
         "compute": setup.record(),
         "arithmetic": setup.arithmetic(),
-        "commit": git_commit(),
+        "commit": STARTED_AT_COMMIT or git_commit(),
         "date": today(),
         "history": result.history.to_dict(orient="records"),
         "test_scores": {**summarize(scores), "n": data["n_test"]},
@@ -214,6 +218,9 @@ def parse_caps(text: str | None, names: list[str], parser) -> dict[str, int]:
 
 
 def main(argv=None) -> int:
+    """The command line (see the module docstring); returns the exit status."""
+    global STARTED_AT_COMMIT
+    STARTED_AT_COMMIT = git_commit()
     parser = argparse.ArgumentParser(
         prog="python -m deblurlab.reference",
         description=__doc__,

@@ -164,7 +164,7 @@ def write_tables(data_dir=None) -> None:
 
     Raises FileNotFoundError when no CIFAR-10 chapter's results are there."""
     from . import findings
-    from .cifar_study import summary_table
+    from .cifar_results import summary_table
     from .perf.tables import speed_tables
 
     summary_table()

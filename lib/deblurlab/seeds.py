@@ -22,7 +22,8 @@ import os
 import numpy as np
 
 from . import compute, stats
-from .cifar_study import evaluate_models, prepare_study, summarize_ci
+from .cifar_results import summarize_ci
+from .cifar_study import evaluate_models, prepare_study
 from .cifar_study import train_model as train_cifar_model
 from .provenance import git_commit, machine, today
 

@@ -30,22 +30,26 @@ TOLERANCE = {"mse": 2e-5, "psnr": 0.05, "ssim": 1e-3}
 
 
 class ZooError(RuntimeError):
-    pass
+    """A shipped model cannot be loaded; the message names the file and the fix."""
 
 
 def zoo_dir() -> Path:
+    """The zoo folder: ``$DEBLURLAB_ZOO`` or the checkout's ``zoo/``."""
     return Path(os.environ.get(ZOO_ENV) or ZOO_DIR)
 
 
 def weights_path(name: str) -> Path:
+    """Where model ``name``'s weights file is (or would be)."""
     return zoo_dir() / f"{name}.weights.h5"
 
 
 def record_path(name: str) -> Path:
+    """Where model ``name``'s record is (or would be)."""
     return zoo_dir() / f"{name}.json"
 
 
 def sha256(path: Path) -> str:
+    """The file's sha256, hex."""
     return file_digest(path, "sha256")
 
 
@@ -57,6 +61,7 @@ def available() -> list[str]:
 
 
 def read_record(name: str) -> dict:
+    """Model ``name``'s record; ``ZooError`` naming the command that makes it when missing."""
     path = record_path(name)
     if not path.exists():
         raise ZooError(
@@ -67,6 +72,7 @@ def read_record(name: str) -> dict:
 
 
 def weight_shapes(model) -> list[list[int]]:
+    """The shape of every weight of ``model``, in order."""
     return [list(w.shape) for w in model.weights]
 
 
@@ -91,6 +97,7 @@ def write_weights(model, path: Path, dtype: str = "float16") -> None:
 
 
 def read_weights(path: Path) -> list[np.ndarray]:
+    """The arrays of a weights file written by ``write_weights``, in the model's order."""
     import h5py
 
     with h5py.File(path, "r") as handle:
@@ -98,11 +105,13 @@ def read_weights(path: Path) -> list[np.ndarray]:
 
 
 def assign_weights(model, arrays: list[np.ndarray], source: Path) -> None:
+    """Give ``model`` the ``arrays`` read from ``source``; ``ZooError`` when they do not fit."""
     shapes = weight_shapes(model)
     if [list(a.shape) for a in arrays] != shapes:
         raise ZooError(
             f"{source} does not fit {model.name}: the architecture changed since these weights "
-            f"were made ({len(arrays)} weights saved, {len(shapes)} built, or their shapes differ). "
+            f"were made ({len(arrays)} weights saved, {len(shapes)} built, or their shapes "
+            "differ). "
             "Retrain it (`python -m deblurlab.reference --models NAME`), or check out the commit "
             "named in its record."
         )
@@ -111,6 +120,7 @@ def assign_weights(model, arrays: list[np.ndarray], source: Path) -> None:
 
 
 def write_record(name: str, record: dict) -> None:
+    """Write model ``name``'s record atomically."""
     text = json.dumps(record, indent=1, default=float)
     _atomic(record_path(name), lambda tmp: tmp.write_text(text))
 
@@ -126,9 +136,10 @@ def load(name: str, verify: bool = True):
     record = read_record(name)
     path = weights_path(name)
     if not path.exists():
+        shown = path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path
         raise ZooError(
             f"{path} is missing though its record exists: restore it from git "
-            f"(`git checkout -- {path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path}`) "
+            f"(`git checkout -- {shown}`) "
             f"or retrain (`python -m deblurlab.reference --models {name}`)."
         )
     if verify and sha256(path) != record["sha256"]:
@@ -157,6 +168,7 @@ def check_images() -> tuple[np.ndarray, np.ndarray]:
 
 
 def write_check_images(sharp: np.ndarray, sigmas: np.ndarray) -> None:
+    """Store the check slice (images as uint8, their blur sigmas) in the zoo."""
     as_bytes = np.round(np.asarray(sharp) * 255.0).astype(np.uint8)
     _atomic(
         zoo_dir() / CHECK_IMAGES,
@@ -178,6 +190,7 @@ def score_check_slice(model) -> dict[str, float]:
 
 
 def within_tolerance(a: dict, b: dict) -> bool:
+    """Whether two check-slice scores agree within ``TOLERANCE``."""
     return all(abs(a[k] - b[k]) <= TOLERANCE[k] for k in TOLERANCE)
 
 

@@ -1,0 +1,241 @@
+"""The motion-blur chapter's results: the table beside the report's and the paper's numbers, the
+gains over the blurred input, and the JSON and per-frame scores the report reads.
+
+    table = results_table(study, evaluation, {MODEL: result}, name="srndeblur_reds")
+    save_results("srndeblur_reds", study, evaluation, results, models)
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pandas as pd
+
+from . import metrics as M
+from . import stats
+from .data.pairs import MotionData
+from .models import get_spec
+from .motion_study import MODEL, MotionStudy, steps_per_epoch
+from .paths import tables_dir
+from .profiles import MOTION_FINAL_LR
+from .provenance import footnote
+from .results import BLURRED_INPUT, Evaluation, write_arrays, write_results
+from .tables import CI_NOTE, exact_columns, score_cells, write_table
+from .train import TrainResult
+
+# What the original report and the SRN-DeblurNet paper published (quoted by the report, Table 5).
+REPORT_REDS = dict(
+    model="SRNDeblur_reds (original report)",
+    data="REDS: first 24 training clips",
+    frames=500,
+    mse=0.002,
+    psnr=27.23,
+    ssim=0.8105,
+    kind="reds",
+)
+PUBLISHED_GOPRO = dict(
+    model="SRN-DeblurNet (Tao et al. 2018, published)",
+    data="GoPro test set",
+    frames=None,
+    mse=None,
+    psnr=30.26,
+    ssim=0.9342,
+    kind="gopro",
+)
+
+
+def _comparable(reference: dict, data: MotionData) -> str:
+    if reference["kind"] == data.kind:
+        return "same dataset (protocol may differ)"
+    return "not comparable: different data"
+
+
+def results_table(
+    study: MotionStudy,
+    evaluation: Evaluation,
+    results: dict[str, TrainResult],
+    models: dict[str, keras.Model] | None = None,
+    *,
+    name: str | None = None,
+) -> pd.DataFrame:
+    """Our rows (blurred input, each trained model) beside the report's REDS row and the published
+    GoPro row; every row names its dataset, and rows on other data are flagged."""
+    ours = f"{study.data.label}, test"
+    rows = []
+    for label_, per_image in evaluation.scores.items():
+        summary = stats.summarize_ci(per_image)
+        result = results.get(label_)
+        params = models[label_].count_params() if models and label_ in models else None
+        rows.append(
+            {
+                "model": label_ if label_ == BLURRED_INPUT else f"{label_} (ours)",
+                "data": ours,
+                "frames": len(evaluation.names),
+                "params": f"{params:,}" if params else "–",
+                "epochs": result.epochs_run if result else None,
+                "train s": round(result.train_seconds) if result else None,
+                **score_cells(summary),
+                "comparable": "this run",
+                "_exact": exact_columns(summary),
+            }
+        )
+    for ref in references():
+        rows.append(
+            {
+                "model": ref["model"],
+                "data": ref["data"],
+                "frames": ref["frames"],
+                "params": "–",
+                "epochs": ref.get("epochs"),
+                "train s": None,
+                "MSE": _number(ref["mse"], 5),
+                "PSNR": _number(ref["psnr"], 2),
+                "mean-MSE PSNR": "–",
+                "SSIM": _number(ref["ssim"], 4),
+                "comparable": _comparable(ref, study.data),
+                "_exact": {k: ref[k] for k in ("mse", "psnr", "ssim")},
+            }
+        )
+    df = pd.DataFrame([{k: v for k, v in r.items() if k != "_exact"} for r in rows])
+    df = df.astype({"frames": "Int64", "epochs": "Int64", "train s": "Int64"})
+    if name:
+        write_table(
+            name,
+            df,
+            " ".join(
+                [
+                    CI_NOTE,
+                    stats.METHOD.replace("test images", "test frames"),
+                    footnote(study.provenance),
+                    evaluation_note(study),
+                ]
+            ),
+        )
+        exact = pd.DataFrame(
+            [{"model": r["model"], "data": r["data"], **r["_exact"]} for r in rows]
+        )
+        exact.to_csv(tables_dir() / f"{name}.csv", index=False)
+    return df
+
+
+def _number(value, digits: int) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def references() -> list[dict]:
+    """The rows the motion table compares with: the original report's REDS result and the
+    SRN-DeblurNet paper's GoPro result."""
+    report = dict(REPORT_REDS, epochs=150)
+    spec_ref = get_spec(MODEL).reference
+    report.update({k: spec_ref[k] for k in ("mse", "psnr", "ssim") if k in spec_ref})
+    return [report, dict(PUBLISHED_GOPRO, epochs=2000)]
+
+
+def evaluation_note(study: MotionStudy) -> str:
+    """The table note saying how the test frames were scored and what the other rows are."""
+    how = (
+        "each frame deblurred whole"
+        if study.plan.eval_crop is None
+        else "each crop deblurred whole"
+    ) + ", reflect-padded to a multiple of the network's stride and cropped back"
+    return (
+        f"Ours: {study.eval_description}, {how}. The original report averaged 500 whole REDS test "
+        "frames; SRN-DeblurNet's numbers are from its paper on the GoPro test set. A row marked "
+        "'not comparable' was measured on other data."
+    )
+
+
+def gains_over_input(evaluation: Evaluation) -> dict[str, dict]:
+    """For each model, its gains over the blurred input (MSE reduction, PSNR and SSIM
+    gains, frames improved): name -> dict."""
+    base = M.summarize(evaluation.scores[BLURRED_INPUT])
+    out = {}
+    for name, per_image in evaluation.scores.items():
+        if name == BLURRED_INPUT:
+            continue
+        ours = M.summarize(per_image)
+        psnr_gain = per_image["psnr"] - evaluation.scores[BLURRED_INPUT]["psnr"]
+        out[name] = {
+            "MSE reduction %": 100 * (1 - ours["mse"] / base["mse"]),
+            "PSNR gain dB": ours["psnr"] - base["psnr"],
+            "SSIM gain": ours["ssim"] - base["ssim"],
+            "frames improved": int(np.sum(psnr_gain > 0)),
+            "frames": int(len(psnr_gain)),
+            "beats input": bool(ours["psnr"] > base["psnr"]),
+        }
+    return out
+
+
+def save_results(
+    chapter: str,
+    study: MotionStudy,
+    evaluation: Evaluation,
+    results: dict[str, TrainResult],
+    models: dict[str, keras.Model] | None = None,
+    *,
+    extra: dict | None = None,
+) -> dict:
+    """Write report/results/<chapter>.json, from which the report's text takes its numbers (with
+    ``extra`` merged in), and the per-frame scores. Returns the payload."""
+    plan = study.plan
+    gains = gains_over_input(evaluation)
+    payload = {
+        "chapter": chapter,
+        "provenance": study.provenance,
+        "data": study.data.source,
+        "data_label": study.data.label,
+        "data_kind": study.data.kind,
+        "data_is_real": study.data.is_real,
+        "protocol": study.data.protocol,
+        "n_train_frames": len(study.data.train),
+        "n_val_frames": len(study.data.val),
+        "n_test_frames": len(study.data.test),
+        "n_eval": len(evaluation.names),
+        "eval": study.eval_description,
+        "eval_note": evaluation_note(study),
+        "eval_seconds_per_frame": evaluation.seconds_per_frame,
+        "hardest_frame": evaluation.hardest_name,
+        "plan": {
+            "patch_size": plan.patch_size,
+            "batch_size": plan.batch_size,
+            "patches_per_image": plan.patches_per_image,
+            "steps_per_epoch": steps_per_epoch(study),
+            "epochs": plan.epochs,
+            "n_val_patches": int(len(study.val[0])),
+            "learning_rate": get_spec(MODEL).training.get("learning_rate", 1e-4),
+            "final_learning_rate_with_decay": MOTION_FINAL_LR,
+            "lr_decay_runs": list(plan.lr_decay),
+        },
+        "references": references(),
+        "models": {},
+    }
+    if evaluation.hardest_name:
+        at = evaluation.names.index(evaluation.hardest_name)
+        payload["hardest_frame_metrics"] = {
+            name: {m: float(v[at]) for m, v in per.items()}
+            for name, per in evaluation.scores.items()
+        }
+    for name, per_image in evaluation.scores.items():
+        entry = {"metrics": M.summarize(per_image)}
+        if name in results:
+            r = results[name]
+            entry.update(
+                epochs=r.epochs_run,
+                train_seconds=r.train_seconds,
+                best_epoch=r.best_epoch + 1,
+                seconds_per_epoch=r.train_seconds / max(1, r.epochs_run),
+                gains=gains.get(name),
+                final_loss=float(r.history["loss"].iloc[-1]) if len(r.history) else None,
+                final_val_loss=(
+                    float(r.history["val_loss"].iloc[-1]) if "val_loss" in r.history else None
+                ),
+            )
+        if models and name in models:
+            entry["params"] = int(models[name].count_params())
+        payload["models"][name] = entry
+    payload.update(extra or {})
+    write_results(chapter, payload)
+    write_arrays(
+        chapter, {**evaluation.score_arrays(), "names": np.array(evaluation.names, dtype=str)}
+    )
+    return payload
