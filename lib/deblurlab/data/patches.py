@@ -242,14 +242,17 @@ def fixed_patches(
     return np.stack(blurred[:n_patches]), np.stack(sharp[:n_patches])
 
 
+def _frame_seeds(n: int, seed: int) -> np.ndarray:
+    """One (2,) int64 sampler seed per frame, drawn from ``seed``."""
+    return np.random.default_rng(seed).integers(0, 2**31 - 1, size=(n, 2), dtype=np.int64)
+
+
 def random_patch_ssim(
     frames: FrameSet, patches_per_image: int, patch_size: int = PATCH_SIZE, seed: int = 2
 ) -> np.ndarray:
     """SSIM (blurred vs sharp) of ``patches_per_image`` unfiltered random patches of every frame:
     the distribution a threshold-free sampler would draw from."""
-    seeds = np.random.default_rng(seed).integers(
-        0, 2**31 - 1, size=(len(frames), 2), dtype=np.int64
-    )
+    seeds = _frame_seeds(len(frames), seed)
     ds = patch_dataset(
         frames,
         np.arange(len(frames)),
@@ -272,9 +275,7 @@ def sampler_statistics(
 ) -> dict:
     """One pass of the thresholded sampler over every frame: the SSIM of the patches it keeps and
     the fraction that had to fall back to a random patch."""
-    seeds = np.random.default_rng(seed).integers(
-        0, 2**31 - 1, size=(len(frames), 2), dtype=np.int64
-    )
+    seeds = _frame_seeds(len(frames), seed)
     ds = patch_dataset(
         frames,
         np.arange(len(frames)),
