@@ -359,3 +359,19 @@ def test_the_motion_model_runs_at_any_size_through_its_per_shape_graph():
     assert restored.shape == image.shape
     direct = np.asarray(reds(inference.pad_to_multiple(image, 8)[0][None], training=False)[-1][0])
     np.testing.assert_allclose(restored, np.clip(direct[:37, :53], 0, 1), atol=1e-5)
+
+
+def test_a_frame_on_disk_goes_through_the_files_path_and_one_in_memory_does_not(tmp_path):
+    from deblurlab.data.frames import ArrayFrames, FileFrames, FramePair
+
+    inputs = keras.Input((None, None, 3))
+    identity = keras.Model(inputs, layers.Identity()(inputs))
+    blurred = _save(_rgb((24, 32)), tmp_path / "000001.png")
+    frames = FileFrames([FramePair(blurred, blurred, "scene", "000001")])
+    restored, done = deblur.deblur_frame_as_user(identity, frames, 0)
+    assert done.startswith("000001.png:")
+    np.testing.assert_allclose(restored, frames.load(0)[0], atol=1 / 255)  # the 8-bit PNG read back
+    memory = ArrayFrames(["a"], [frames.load(0)[0] * 0.5], [frames.load(0)[1]])
+    restored, done = deblur.deblur_frame_as_user(identity, memory, 0)
+    assert "in-memory" in done
+    np.testing.assert_allclose(restored, memory.load(0)[0], atol=1e-6)

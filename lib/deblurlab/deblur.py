@@ -284,3 +284,18 @@ def main(argv=None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def deblur_frame_as_user(net, frames, index: int, tile=None) -> tuple[np.ndarray, str]:
+    """Restore frame ``index`` of a frame set the way a user runs the command: a frame on disk
+    goes through ``deblur_files`` (read, restore, write an 8-bit PNG, read it back); an in-memory
+    frame through ``deblur_image``. Returns (restored image, one line saying what was done)."""
+    import tempfile
+
+    pairs = getattr(frames, "pairs", None)
+    if pairs is None:
+        return deblur_image(net, frames.load(index)[0], tile=tile), "in-memory frame: deblur_image"
+    source = pairs[index].blurred
+    with tempfile.TemporaryDirectory() as out_dir:
+        summary = deblur_files(net, [source], out_dir, tile=tile, progress=False)
+        return read_image(summary["written"][0]), f"{source.name}: {summary_line(summary, out_dir)}"

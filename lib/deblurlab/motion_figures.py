@@ -155,3 +155,17 @@ def plot_training_histories(results: dict[str, TrainResult]):
         {name: r.history for name, r in results.items()},
         title="SRNDeblur_reds training (loss = MSE summed over both scales)",
     )
+
+
+def plot_blurred_and_restored(blurred, restored, sharp, model: str, title: str):
+    """The blurred frame beside its restoration, each titled with its PSNR against ``sharp``."""
+    from .metrics import psnr_per_image
+
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4), constrained_layout=True)
+    panels = [("blurred input", blurred), (f"deblurlab.deblur with {model}", restored)]
+    for ax, (label, image) in zip(axes, panels):
+        ax.imshow(image)
+        ax.set_title(f"{label} ({float(psnr_per_image(image, sharp)[0]):.2f} dB)")
+        ax.axis("off")
+    fig.suptitle(title)
+    return fig
