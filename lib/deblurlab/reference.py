@@ -178,8 +178,12 @@ def export(name: str, model, result, study, config, setup, reason: str) -> dict:
     return record
 
 
-def train_reference(name: str, study, deadline: float, max_epochs: int | None) -> str:
-    """Train (or resume) one model's reference run; export it when finished. Returns its status."""
+def train_reference(
+    name: str, study, deadline: float, max_epochs: int | None, export_unfinished: bool = False
+) -> str:
+    """Train (or resume) one model's reference run; export it when finished, or, with
+    ``export_unfinished``, also when the time limit cut it (its record then says "in progress").
+    Returns its status."""
     from . import compute
 
     config = study.plan.train_config(name)
@@ -188,10 +192,12 @@ def train_reference(name: str, study, deadline: float, max_epochs: int | None) -
     train_model = STUDIES[get_spec(name).dataset].train_model
     model, result = train_model(study, name, epochs=epochs, callbacks=[stop])
     reason = stopping_reason(result, epochs, config.patience)
-    if reason is None:
+    if reason is None and not export_unfinished:
         return (
             f"in progress ({result.epochs_run} of at most {epochs} epochs; resume by running again)"
         )
+    if reason is None:
+        reason = f"in progress: time limit after {result.epochs_run} of at most {epochs} epochs"
     config.epochs = epochs
     record = export(name, model, result, study, config, compute.current(name), reason)
     s = record["test_scores"]
@@ -233,13 +239,19 @@ def main(argv=None) -> int:
         "--max-epochs",
         default=None,
         metavar="N | NAME=N,...",
-        help="epoch limit below the profile's safety cap of 70, for every model or per model "
+        help="epoch limit in place of the profile's safety cap of 70, for every model or per model "
         "(resunet1=40,resunet3=12); kept in the record as the stopping rule",
     )
     parser.add_argument("--data-dir", default=None, help="CIFAR-10 folder or archive (searched)")
     parser.add_argument("--motion-dir", default=None, help="REDS or GoPro folder (searched)")
     parser.add_argument(
         "--retrain", action="store_true", help="train a model again even if the zoo has it"
+    )
+    parser.add_argument(
+        "--export-unfinished",
+        action="store_true",
+        help="when --hours cuts a run, still export its best weights, recorded as in progress "
+        "(for machines whose run folders do not survive, such as a lent GPU)",
     )
     args = parser.parse_args(argv)
     known = [n for n in ORDER if get_spec(n).dataset in STUDIES and n in list_models()]
@@ -264,7 +276,9 @@ def main(argv=None) -> int:
                 studies[dataset] = STUDIES[dataset].prepare_study(args.profile, data_dir=folder)
                 print(f"Reference runs on {studies[dataset].describe()}", flush=True)
             print(f"[{i}/{len(names)}] {name}", flush=True)
-            status[name] = train_reference(name, studies[dataset], deadline, caps.get(name))
+            status[name] = train_reference(
+                name, studies[dataset], deadline, caps.get(name), args.export_unfinished
+            )
         print(f"{name}: {status[name]}", flush=True)
     print("\nReference runs:\n" + "\n".join(f"  {n}: {s}" for n, s in status.items()))
     return 0

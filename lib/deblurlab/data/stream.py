@@ -9,6 +9,7 @@ threads (numpy releases the GIL) while the model trains, and hands them out in i
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -16,7 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import keras
 import numpy as np
 
-THREADS = 2
+THREADS = max(2, min(8, os.cpu_count() or 2))  # batch-making threads (a GPU host has more cores)
 AHEAD = 4  # batches computed ahead of the one asked for
 
 
