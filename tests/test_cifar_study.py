@@ -72,10 +72,32 @@ def test_results_table_gives_intervals_and_the_reference_run_between_ours_and_th
             for n in names
         },
     )
+    gpu_record = {
+        "epochs": 53,
+        "train_seconds": 48.0,
+        "stopped": "early stopping: no better validation loss in 7 epochs",
+        "data": {"n_train": 4069},
+        "arithmetic": "float32 on 1 GPU",
+        "backend": "jax",
+        "machine": "NVIDIA H200",
+        "date": "today",
+    }
+    monkeypatch.setattr(
+        cr,
+        "gpu_reference_runs",
+        lambda study, names: {"resunet1": (ref, gpu_record)} if "resunet1" in names else {},
+    )
     df = cr.results_table(
         Study, {cs.BLURRED_INPUT: ours, "resunet1": ours}, {}, name="t", reference={"resunet1": ref}
     )
-    assert list(df["run"]) == ["this run", "this run", "reference run", "original report"]
+    assert list(df["run"]) == [
+        "this run",
+        "this run",
+        "reference run",
+        "GPU reference run",
+        "original report",
+    ]
+    assert df["epochs"][3] == 53
     low, high = cr.stats.mean_ci(ours["mse"])
     assert df["MSE"][1] == f"{ours['mse'].mean():.5f} ± {(high - low) / 2:.5f}"
     assert df["epochs"][2] == 30
@@ -83,6 +105,7 @@ def test_results_table_gives_intervals_and_the_reference_run_between_ours_and_th
     assert "mse low" in csv and f"{low}"[:8] in csv
     note = (tmp_path / "report" / "tables" / "t.md").read_text()
     assert "bootstrap" in note and "[resunet1] reference run: 30 epochs" in note
+    assert "[resunet1] GPU reference run: 53 epochs (early stopping" in note and "jax" in note
 
 
 def test_summary_table_without_results_says_what_to_run(tmp_path, monkeypatch):

@@ -488,3 +488,27 @@ def test_refresh_rewrites_the_scorecard_from_merged_results(monkeypatch):
         payload["budget"] == {"sentence": "kept"}
         and (tables_dir() / "findings_scorecard.md").exists()
     )
+
+
+def test_finished_gpu_runs_decide_before_unfinished_ones_and_budgets_are_named():
+    gpu_scores = cifar_scores(seed=2, prefix=F.GPU_REFERENCE)
+    scores = {**cifar_scores(), **{k: v for k, v in gpu_scores.items() if k != BLURRED_INPUT}}
+    ev = evidence(scores)
+    for name in ("resunet1", "resunet3"):
+        ev.training[F.GPU_REFERENCE + name] = {"epochs": 50, "stopped": "early stopping: ..."}
+    r1 = row(F.scorecard(ev), 1)
+    assert r1["source"] == "GPU reference run" and r1["budget"] == ""
+    assert "in the GPU reference runs" in r1["sentence"] and "GPU reference runs" in r1["limit"]
+    assert any("GPU reference runs" in s for s in F.conclusion(F.scorecard(ev), ev))
+
+    # a GPU run cut by its time limit is not finished: this run decides, and says at what budget
+    ev.training[F.GPU_REFERENCE + "resunet3"] = {"epochs": 4, "stopped": "in progress: time"}
+    ev.training["resunet3"] = {"epochs": 2, "train_seconds": 9.0}
+    card = F.scorecard(ev)
+    r1 = row(card, 1)
+    assert r1["source"] == "this run" and r1["budget"] == "at a budget of 1/2 epochs"
+    assert f"is {r1['verdict']} at a budget of 1/2 epochs" in r1["sentence"]
+    text = " ".join(F.conclusion(card, ev))
+    assert "claim 1 at a budget of 1/2 epochs" in text and "not findings about the" in text
+    table = F.write_tables(card, ev)
+    assert table.loc[table["#"] == 1, "verdict"].item().endswith("at a budget of 1/2 epochs")

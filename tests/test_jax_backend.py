@@ -22,7 +22,7 @@ from test_model_harness import PINNED
 
 from deblurlab import compute, provenance
 from deblurlab.data import patches as P
-from deblurlab.data.pairs import ArrayFrames
+from deblurlab.data.frames import ArrayFrames
 from deblurlab.models import build_model, list_models
 from deblurlab.profiles import TrainConfig
 from deblurlab.train import compile_for_deblurring

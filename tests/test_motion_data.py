@@ -1,6 +1,7 @@
 """Motion-blur data: REDS/GoPro loaders on tiny trees, the report's protocol, the patch sampler and
 its SSIM, and the synthetic camera-shake kernels and FFT blur."""
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ from skimage.metrics import structural_similarity
 from deblurlab.data import motion as MO
 from deblurlab.data import pairs as PR
 from deblurlab.data import patches as P
+from deblurlab.data import sources as SRC
 
 W, H = 64, 48
 
@@ -90,12 +92,12 @@ def test_reds_jpeg_blur_folder_and_val_split(tmp_path):
     root = make_reds(tmp_path, clips=25, frames=("00000050",), val_clips=2)
     (root / "train_blur").rename(root / "train_blur_jpeg")
     assert len(PR.find_reds(root, "train")) == 25
-    data = PR.find_motion_data(root)
+    data = SRC.find_motion_data(root)
     assert len(data.val) == 2 and len(data.train) == 1
 
 
 def test_gopro_sample_temporal_split(gopro):
-    data = PR.find_motion_data(gopro)
+    data = SRC.find_motion_data(gopro)
     assert data.kind == "gopro-sample" and data.is_real
     # 20 frames: 3 train, 3 dropped, 4 validation, 10 test, in time order, never overlapping.
     assert data.train.names == [f"GOPR0001_00_00/{i:06d}" for i in (1, 2, 3)]
@@ -125,7 +127,7 @@ def test_missing_folder_and_unknown_layout(tmp_path):
     with pytest.raises(PR.MotionDataError, match="train_sharp"):
         PR.find_reds(tmp_path)
     with pytest.raises(PR.MotionDataError, match="neither a REDS folder"):
-        PR.find_motion_data(tmp_path)
+        SRC.find_motion_data(tmp_path)
 
 
 def test_corrupt_png_names_the_file(tmp_path):
@@ -150,8 +152,8 @@ def test_size_mismatch_is_an_error(tmp_path):
 
 
 def test_environment_variable_and_synthetic_keyword(reds, monkeypatch):
-    monkeypatch.setenv(PR.ENV_VAR, str(reds))
-    assert PR.find_motion_data().kind == "reds"
+    monkeypatch.setenv(SRC.ENV_VAR, str(reds))
+    assert SRC.find_motion_data().kind == "reds"
     monkeypatch.setattr(
         MO,
         "available_photos",
@@ -161,7 +163,7 @@ def test_environment_variable_and_synthetic_keyword(reds, monkeypatch):
             "coffee": np.ones((40, 40, 3), np.float32),
         },
     )
-    data = PR.find_motion_data("synthetic", synthetic_kernels=1)
+    data = SRC.find_motion_data("synthetic", synthetic_kernels=1)
     assert data.kind == "synthetic" and not data.is_real
     assert (data.train.names, data.val.names, data.test.names) == (
         ["astronaut/k0"],
@@ -221,7 +223,7 @@ def test_sampler_falls_back_to_random_patches():
 
 
 def test_patch_stream_batches_and_determinism(gopro):
-    data = PR.find_motion_data(gopro)
+    data = SRC.find_motion_data(gopro)
     ds, steps = P.patch_stream(
         data.test,
         batch_size=4,
@@ -288,3 +290,50 @@ def test_synthetic_pairs_are_reproducible():
     assert first.names == ["a/k0", "a/k1"]
     np.testing.assert_array_equal(first.blurred[1], again.blurred[1])
     assert not np.allclose(first.blurred[0], first.sharp[0])
+
+
+def test_a_few_reds_clips_hold_out_the_first_as_an_unseen_scene(tmp_path):
+    frames = tuple(f"{i:08d}" for i in range(10))
+    data = PR.load_reds(make_reds(tmp_path, clips=3, frames=frames))
+    assert data.kind == "reds-sample"
+    assert PR.scenes(data.test.pairs) == ["000"] and len(data.test) == 10  # the whole first clip
+    assert PR.scenes(data.train.pairs) == PR.scenes(data.val.pairs) == ["001", "002"]
+    seen = {p.scene for p in data.train.pairs + data.val.pairs}
+    assert "000" not in seen
+    # per clip: frames 0-5 train, 6-7 dropped, 8-9 validate
+    assert [p.frame for p in data.val.pairs if p.scene == "001"] == ["00000008", "00000009"]
+    assert list(data.groups()) == ["REDS clip 000, unseen scene"]
+
+
+def test_every_source_found_is_combined_and_keeps_its_split(tmp_path):
+    frames = tuple(f"{i:08d}" for i in range(10))
+    reds = make_reds(tmp_path / "reds", clips=3, frames=frames)
+    gopro = make_gopro(tmp_path / "gopro", frames=20)
+    data = SRC.find_motion_data([reds, gopro])
+    alone = [PR.load_reds(reds), PR.load_gopro(gopro)]
+    assert data.kind == "combined"
+    assert len(data.train) == sum(len(d.train) for d in alone)
+    assert len(data.val) == sum(len(d.val) for d in alone)
+    assert data.test.names == alone[0].test.names + alone[1].test.names
+    groups = data.groups()
+    assert list(groups) == ["REDS clip 000, unseen scene", "GoPro GOPR0001_00_00, later frames"]
+    assert groups["GoPro GOPR0001_00_00, later frames"] == list(range(10, 20))
+    blurred, sharp = data.test.load(12)
+    np.testing.assert_array_equal(blurred, alone[1].test.load(2)[0])
+    assert data.test.subset([0, 12]).names == [data.test.names[0], data.test.names[12]]
+    joined = SRC.find_motion_data(f"{reds}{os.pathsep}{gopro}")
+    assert joined.test.names == data.test.names
+
+
+def test_dihedral_turns_both_images_of_a_pair_alike():
+    rng = np.random.default_rng(0)
+    blurred = rng.random((16, 8, 8, 3)).astype(np.float32)
+    turned_b, turned_s = P.dihedral(blurred, blurred.copy(), seed=[1, 2])
+    np.testing.assert_array_equal(turned_b, turned_s)  # the same turn for both
+    again = P.dihedral(blurred, blurred, seed=[1, 2])[0]
+    np.testing.assert_array_equal(turned_b, again)  # a pure function of the seed
+    for k in range(16):  # each patch is one of the 8 flips/rotations of its original
+        variants = [np.rot90(blurred[k], r) for r in range(4)]
+        variants += [v[:, ::-1] for v in variants]
+        assert any(np.array_equal(turned_b[k], v) for v in variants)
+    assert not np.array_equal(turned_b, blurred)  # 16 draws: not all the identity

@@ -103,9 +103,10 @@ def test_tiny_end_to_end_run(tmp_path, monkeypatch):
     study = MS.prepare_study(data_dir=root, plan=plan)
     assert study.val[0].shape == study.val[1].shape == (2, 16, 16, 3)  # fixed validation patches
     assert len(study.test_indices) == 2  # 2 of the 10 test frames
-    assert MS.run_name(study, lr_decay=True).endswith(
-        "-lrdecay-smoke"
-    ) and "gopro-sample" in MS.run_name(study)
+    assert MS.run_name(study, lr_decay=True, recipe="report").endswith("-lrdecay-smoke")
+    assert MS.run_name(study).endswith("-modern-smoke") and "gopro-sample" in MS.run_name(study)
+    with pytest.raises(ValueError, match="constant-rate recipe"):
+        MS.train_model(study, lr_decay=True, init="default")
     model, result = MS.train_model(study, init="default")
     assert result.epochs_run == 1 and np.isfinite(result.history["loss"]).all()
     evaluation = MS.evaluate(study, {MS.MODEL: model}, verbose=False)
@@ -115,7 +116,8 @@ def test_tiny_end_to_end_run(tmp_path, monkeypatch):
         study, evaluation, {MS.MODEL: result}, {MS.MODEL: model}, name="motion_test"
     )
     assert list(table["comparable"][-2:]) == ["not comparable: different data"] * 2
-    assert table["data"].str.contains("GoPro sample").iloc[0]
+    assert table["data"].iloc[0] == "GoPro GOPR0001_00_00, later frames"
+    assert table["PSNR gain"].iloc[1].startswith(("+", "-"))
     assert (tmp_path / "out/report/tables/motion_test.md").exists()
     payload = MR.save_results(
         "motion_test", study, evaluation, {MS.MODEL: result}, {MS.MODEL: model}

@@ -143,3 +143,55 @@ def test_psnr_metric_is_tensorflows_psnr():
     b = np.clip(a + rng.normal(0, 0.05, a.shape), -0.2, 1.2).astype(np.float32)
     mse = np.mean((a - np.clip(b, 0, 1)) ** 2, axis=(1, 2, 3))
     assert float(psnr_metric(a, b)) == pytest.approx(np.mean(-10 * np.log10(mse)), rel=1e-5)
+
+
+def test_losses_and_the_cosine_schedule():
+    from deblurlab.models import build_model
+    from deblurlab.train import _fingerprint, charbonnier, learning_rate
+
+    config = TrainConfig(epochs=2, batch_size=4, learning_rate=2e-4, lr_schedule="cosine")
+    schedule = learning_rate(config, 100)
+    assert float(schedule(0)) == pytest.approx(2e-4)
+    assert float(schedule(50)) == pytest.approx(1e-4, rel=1e-3)
+    assert float(schedule(100)) == pytest.approx(0.0, abs=1e-9)
+    with pytest.raises(ValueError, match="total number of steps"):
+        learning_rate(config)
+    assert learning_rate(TrainConfig(epochs=1, batch_size=4, learning_rate=3e-4)) == 3e-4
+    zeros = np.zeros((2, 4, 4, 3), np.float32)
+    np.testing.assert_allclose(np.asarray(charbonnier(zeros, zeros)), 1e-3, rtol=1e-4)
+    np.testing.assert_allclose(np.asarray(charbonnier(zeros, zeros + 0.5)), 0.5, rtol=1e-4)
+    # a new field at its old default leaves a run's fingerprint as it was; another value does not
+    model = build_model("resunet1")
+    plain = TrainConfig(epochs=1, batch_size=4)
+    assert _fingerprint(model, plain) == _fingerprint(
+        model, TrainConfig(epochs=1, batch_size=4, loss="mse", lr_schedule="constant")
+    )
+    assert _fingerprint(model, plain) != _fingerprint(
+        model, TrainConfig(epochs=1, batch_size=4, loss="l1")
+    )
+
+
+@pytest.mark.jax
+def test_a_run_continues_from_saved_weights_where_its_checkpoints_are_gone(
+    data, tmp_path, monkeypatch
+):
+    from deblurlab.train import Continuation
+
+    monkeypatch.setenv("DEBLURLAB_OUTPUT_DIR", str(tmp_path))
+    sharp, val = data
+    first = run(sharp, val, "machine-a", 2)
+    donor = tiny_model()
+    donor.load_weights(first.run_dir / "best.weights.h5")
+    start = Continuation(
+        assign=lambda m: m.set_weights(donor.get_weights()),
+        history=first.history.to_dict(orient="records"),
+        note="from machine a",
+    )
+    config = TrainConfig(epochs=4, batch_size=8, patience=50, seed=0)
+    stream = lambda a, b: training_stream(sharp, config.batch_size, 0, a, b)  # noqa: E731
+    model = tiny_model()
+    later = train(model, stream, val, "machine-b", config, verbose=False, continue_from=start)
+    assert later.resumed_at == 2 and list(later.history["epoch"]) == [1, 2, 3, 4]
+    state = json.loads((later.run_dir / "state.json").read_text())
+    assert state["continued_from"] == {"epoch": 2, "note": "from machine a"}
+    assert later.history["val_loss"].min() <= first.history["val_loss"].min()

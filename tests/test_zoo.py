@@ -25,6 +25,21 @@ def test_every_shipped_model_loads_and_rescores_its_check_slice_as_recorded(name
     assert record["stopped"] and record["epochs"] >= 1 and record["test_scores"]["n"] > 0
 
 
+with zoo.located(zoo.gpu_dir()):
+    GPU_RUNS = zoo.available()
+
+
+@pytest.mark.parametrize("name", GPU_RUNS)
+def test_every_gpu_reference_run_loads_here_and_rescores_as_recorded(name):
+    """The GPU runs (JAX on an NVIDIA GPU) give the scores they recorded on this machine's
+    backend too."""
+    with zoo.located(zoo.gpu_dir()):
+        record = zoo.read_record(name)
+        scores = zoo.score_check_slice(zoo.load(name))
+    assert zoo.within_tolerance(scores, record["check"]["stored"]), (scores, record["check"])
+    assert "GPU" in record["machine"] and record["stopped"]
+
+
 def test_the_zoo_is_small_enough_to_ship():
     total = sum(p.stat().st_size for p in zoo.zoo_dir().glob("*") if p.is_file())
     assert total < 30e6, f"zoo/ holds {total / 1e6:.1f} MB"

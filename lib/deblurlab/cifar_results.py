@@ -13,17 +13,14 @@ import pandas as pd
 
 from . import metrics as M
 from . import stats, zoo
-from .cifar_study import CifarStudy
+from .cifar_study import CifarStudy, gpu_reference_runs
 from .models import get_spec
 from .paths import results_dir, tables_dir
 from .provenance import footnote
 from .results import (
     BLURRED_INPUT,
-    PER_IMAGE_DIR,
     Evaluation,
-    read_arrays,
     read_results,
-    split_scores,
     write_arrays,
     write_results,
 )
@@ -44,6 +41,18 @@ def reference_records(model_names) -> dict[str, dict]:
     return {name: zoo.read_record(name) for name in model_names if name in zoo.available()}
 
 
+def _finished(record: dict) -> bool:
+    return not str(record.get("stopped", "")).startswith("in progress")
+
+
+def _run_note(label: str, name: str, r: dict) -> str:
+    return (
+        f"[{name}] {label}: {r['epochs']} epochs ({r['stopped']}), {r['data']['n_train']:,} "
+        f"training images, {r['arithmetic']}, {r.get('backend', 'tensorflow')}, {r['machine']}, "
+        f"{r['date']}."
+    )
+
+
 def score_rows(
     model_name: str,
     ours: dict | None,
@@ -52,10 +61,11 @@ def score_rows(
     reference_train: dict | None,
     params: int | None,
     reference_status: str | None = None,
+    gpu: tuple[dict, dict] | None = None,
 ) -> list[dict]:
-    """A model's rows: this run, the reference run (or why there is none), the original report.
-    ``ours``/``reference`` are ``summarize_ci`` outputs; ``train``/``reference_train`` hold epochs
-    and seconds."""
+    """A model's rows: this run, the reference run (or why there is none), the GPU reference run
+    (``gpu``: its summary and record), the original report. ``ours``/``reference`` are
+    ``summarize_ci`` outputs; ``train``/``reference_train`` hold epochs and seconds."""
     rows = []
     if ours is not None:
         rows.append(
@@ -97,6 +107,19 @@ def score_rows(
                 "mean-MSE PSNR": "–",
                 "SSIM": "–",
                 "_exact": {},
+            }
+        )
+    if gpu is not None:
+        summary, record = gpu
+        rows.append(
+            {
+                "model": model_name,
+                "run": f"GPU reference run{'' if _finished(record) else ': in progress'}",
+                "params": "",
+                "epochs": record["epochs"],
+                "train s": round(record["train_seconds"]),
+                **score_cells(summary),
+                "_exact": exact_columns(summary),
             }
         )
     report = get_spec(model_name).reference
@@ -156,6 +179,7 @@ def results_table(
     appended."""
     reference = reference or {}
     records = reference_records(reference)
+    gpu_runs = gpu_reference_runs(study, list(evaluation))
     rows = []
     for model_name, per_image in evaluation.items():
         result = results.get(model_name)
@@ -181,17 +205,16 @@ def results_table(
             summarize_ci(ref) if ref else None,
             ref_train,
             params,
+            gpu=(summarize_ci(gpu_runs[model_name][0]), gpu_runs[model_name][1])
+            if model_name in gpu_runs
+            else None,
         )
     for make_row in extra_rows:
         rows.append({"_exact": {}, **make_row(list(rows[0]))})
     shown = pd.DataFrame([{k: v for k, v in r.items() if k != "_exact"} for r in rows])
     if name:
-        notes = [
-            f"[{n}] reference run: {r['epochs']} epochs ({r['stopped']}), "
-            f"{r['data']['n_train']:,} training "
-            f"images, {r['arithmetic']}, {r['machine']}, {r['date']}."
-            for n, r in records.items()
-        ]
+        notes = [_run_note("reference run", n, r) for n, r in records.items()]
+        notes += [_run_note("GPU reference run", n, r) for n, (_, r) in gpu_runs.items()]
         _write_rows(
             name,
             rows,
@@ -255,6 +278,7 @@ def save_results(
     }
     reference = reference or {}
     records = reference_records(reference)
+    gpu_runs = gpu_reference_runs(study, list(scores))
     for name, per_image in scores.items():
         entry = {"metrics": summarize_ci(per_image)}
         if name in reference:
@@ -271,6 +295,20 @@ def save_results(
             }
         elif name != BLURRED_INPUT:
             entry["reference_run"] = {"status": zoo.status([name])[name]}
+        if name in gpu_runs:
+            per, r = gpu_runs[name]
+            entry["gpu_reference_run"] = {
+                "metrics": summarize_ci(per),
+                "epochs": r["epochs"],
+                "best_epoch": r.get("best_epoch"),
+                "train_seconds": r["train_seconds"],
+                "stopped": r["stopped"],
+                "finished": _finished(r),
+                "machine": r["machine"],
+                "backend": r.get("backend"),
+                "arithmetic": r["arithmetic"],
+                "date": r["date"],
+            }
         if name in results:
             r = results[name]
             entry.update(
@@ -288,7 +326,11 @@ def save_results(
     write_results(chapter, payload)
     save_per_image(
         chapter,
-        {**scores, **{f"reference:{n}": v for n, v in reference.items()}},
+        {
+            **scores,
+            **{f"reference:{n}": v for n, v in reference.items()},
+            **{f"gpu-reference:{n}": v for n, (v, _) in gpu_runs.items()},
+        },
         study.test_sigmas,
     )
     return payload
@@ -303,17 +345,6 @@ def save_per_image(
         chapter,
         {"sigma": np.asarray(sigmas, np.float64), **Evaluation(dict(scores)).score_arrays()},
     )
-
-
-def load_per_image(chapter: str) -> tuple[dict[str, dict[str, np.ndarray]], np.ndarray]:
-    """(scores as ``evaluate`` returns them, sigmas) saved by ``save_results(chapter, ...)``."""
-    saved = read_arrays(chapter)
-    if saved is None:
-        raise FileNotFoundError(
-            f"{results_dir() / PER_IMAGE_DIR / chapter}.npz is missing: run the "
-            f"chapter notebook that saves {chapter!r}"
-        )
-    return split_scores(saved), saved["sigma"]
 
 
 def summary_table(

@@ -91,6 +91,7 @@ def train_model(
     callbacks: list | None = None,
     weights: str = "train",
     precision: str | None = None,
+    continue_from=None,
 ) -> tuple[keras.Model, TrainResult]:
     """Build ``model_name`` from the registry and train it (or resume, or load a finished run).
 
@@ -98,7 +99,8 @@ def train_model(
     comes from the reference run's record); a model without shipped weights trains, and says so.
     ``epochs`` overrides the profile's epoch limit (the reference run's cap); ``callbacks`` are
     added to training's own (e.g. a time limit); ``precision`` (a Keras dtype policy) overrides the
-    machine's choice, in a run of its own name."""
+    machine's choice, in a run of its own name; ``continue_from`` (a ``train.Continuation``)
+    continues a run whose checkpoints are gone."""
     if weights == "zoo":
         if model_name in zoo.available():
             return zoo_model(model_name)
@@ -137,6 +139,7 @@ def train_model(
             config,
             setup=setup,
             callbacks=callbacks,
+            continue_from=continue_from,
         )
     print(f"{model_name} ({setup.describe()}): {result.summary()}")
     return model, result
@@ -179,6 +182,26 @@ def reference_models(model_names: list[str]) -> dict[str, keras.Model]:
                 f"`python -m deblurlab.reference --models {name}`"
             )
     return {name: zoo.load(name) for name, state in status.items() if state == "finished"}
+
+
+_GPU_SCORES: dict[tuple[int, str], dict] = {}
+
+
+def gpu_reference_runs(study: CifarStudy, model_names) -> dict[str, tuple[dict, dict]]:
+    """The GPU reference runs (``zoo/gpu/``) among ``model_names``: name -> (per-image scores on
+    the study's test images, record). Scored once per study and model."""
+    out = {}
+    with zoo.located(zoo.gpu_dir()):
+        shipped = set(zoo.available())
+        for name in model_names:
+            if name not in shipped:
+                continue
+            key = (id(study), name)
+            if key not in _GPU_SCORES:
+                model = zoo.load(name)
+                _GPU_SCORES[key] = evaluate(study, {name: model}, blurred_input=False)[name]
+            out[name] = (_GPU_SCORES[key], zoo.read_record(name))
+    return out
 
 
 def evaluate(

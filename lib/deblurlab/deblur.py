@@ -44,7 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from . import zoo
-from .data.pairs import IMAGE_SUFFIXES
+from .data.frames import IMAGE_SUFFIXES
 from .deblur_models import DeblurError, describe, load_model, show_path
 from .inference import DEFAULT_OVERLAP, DEFAULT_TILE, MAX_PIXELS, any_size, check_tile, deblur_image
 from .paths import display_path

@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from .data import patches as P
-from .data.pairs import FrameSet
+from .data.frames import FrameSet
 from .patch_analysis import PatchAnalysis
 from .train import TrainResult
 

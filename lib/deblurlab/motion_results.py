@@ -13,11 +13,11 @@ import pandas as pd
 
 from . import metrics as M
 from . import stats
-from .data.pairs import MotionData
+from .data.frames import MotionData
 from .models import get_spec
 from .motion_study import MODEL, MotionStudy, steps_per_epoch
 from .paths import tables_dir
-from .profiles import MOTION_FINAL_LR
+from .profiles import MOTION_FINAL_LR, MOTION_RECIPES
 from .provenance import footnote
 from .results import BLURRED_INPUT, Evaluation, write_arrays, write_results
 from .tables import CI_NOTE, exact_columns, score_cells, write_table
@@ -60,25 +60,30 @@ def results_table(
 ) -> pd.DataFrame:
     """Our rows (blurred input, each trained model) beside the report's REDS row and the published
     GoPro row; every row names its dataset, and rows on other data are flagged."""
-    ours = f"{study.data.label}, test"
     rows = []
-    for label_, per_image in evaluation.scores.items():
-        summary = stats.summarize_ci(per_image)
-        result = results.get(label_)
-        params = models[label_].count_params() if models and label_ in models else None
-        rows.append(
-            {
-                "model": label_ if label_ == BLURRED_INPUT else f"{label_} (ours)",
-                "data": ours,
-                "frames": len(evaluation.names),
-                "params": f"{params:,}" if params else "–",
-                "epochs": result.epochs_run if result else None,
-                "train s": round(result.train_seconds) if result else None,
-                **score_cells(summary),
-                "comparable": "this run",
-                "_exact": exact_columns(summary),
-            }
-        )
+    for group, positions in test_groups(study, evaluation).items():
+        base = evaluation.scores[BLURRED_INPUT]["psnr"][positions]
+        for label_, per_image in evaluation.scores.items():
+            summary = stats.summarize_ci({m: v[positions] for m, v in per_image.items()})
+            result = results.get(label_)
+            params = models[label_].count_params() if models and label_ in models else None
+            gain = stats.paired_difference(per_image["psnr"][positions], base)
+            rows.append(
+                {
+                    "model": label_ if label_ == BLURRED_INPUT else f"{label_} (ours)",
+                    "data": group,
+                    "frames": len(positions),
+                    "params": f"{params:,}" if params else "–",
+                    "epochs": result.epochs_run if result else None,
+                    "train s": round(result.train_seconds) if result else None,
+                    **score_cells(summary),
+                    "PSNR gain": "–"
+                    if label_ == BLURRED_INPUT
+                    else f"{gain['mean']:+.2f} [{gain['low']:+.2f}, {gain['high']:+.2f}]",
+                    "comparable": "this run",
+                    "_exact": exact_columns(summary),
+                }
+            )
     for ref in references():
         rows.append(
             {
@@ -92,6 +97,7 @@ def results_table(
                 "PSNR": _number(ref["psnr"], 2),
                 "mean-MSE PSNR": "–",
                 "SSIM": _number(ref["ssim"], 4),
+                "PSNR gain": "–",
                 "comparable": _comparable(ref, study.data),
                 "_exact": {k: ref[k] for k in ("mse", "psnr", "ssim")},
             }
@@ -145,17 +151,34 @@ def evaluation_note(study: MotionStudy) -> str:
     )
 
 
-def gains_over_input(evaluation: Evaluation) -> dict[str, dict]:
+def test_groups(study: MotionStudy, evaluation: Evaluation) -> dict[str, np.ndarray]:
+    """The evaluation's frames by test group (positions), or one group of them all."""
+    groups = study.test_groups or {}
+    if sum(len(p) for p in groups.values()) != len(evaluation.names):
+        groups = {}
+    return {k: np.asarray(v) for k, v in groups.items()} or {
+        f"{study.data.label}, test": np.arange(len(evaluation.names))
+    }
+
+
+def gains_over_input(evaluation: Evaluation, positions=None) -> dict[str, dict]:
     """For each model, its gains over the blurred input (MSE reduction, PSNR and SSIM
-    gains, frames improved): name -> dict."""
-    base = M.summarize(evaluation.scores[BLURRED_INPUT])
+    gains with the PSNR gain's paired interval, frames improved) on the frames ``positions``
+    (default: all): name -> dict."""
+    every = np.arange(len(next(iter(evaluation.scores.values()))["psnr"]))
+    at = every if positions is None else np.asarray(positions)
+    base_scores = {m: v[at] for m, v in evaluation.scores[BLURRED_INPUT].items()}
+    base = M.summarize(base_scores)
     out = {}
     for name, per_image in evaluation.scores.items():
         if name == BLURRED_INPUT:
             continue
+        per_image = {m: v[at] for m, v in per_image.items()}
         ours = M.summarize(per_image)
-        psnr_gain = per_image["psnr"] - evaluation.scores[BLURRED_INPUT]["psnr"]
+        psnr_gain = per_image["psnr"] - base_scores["psnr"]
+        interval = stats.paired_difference(per_image["psnr"], base_scores["psnr"])
         out[name] = {
+            "PSNR gain interval": [interval["low"], interval["high"]],
             "MSE reduction %": 100 * (1 - ours["mse"] / base["mse"]),
             "PSNR gain dB": ours["psnr"] - base["psnr"],
             "SSIM gain": ours["ssim"] - base["ssim"],
@@ -179,6 +202,7 @@ def save_results(
     ``extra`` merged in), and the per-frame scores. Returns the payload."""
     plan = study.plan
     gains = gains_over_input(evaluation)
+    groups = test_groups(study, evaluation)
     payload = {
         "chapter": chapter,
         "provenance": study.provenance,
@@ -202,9 +226,17 @@ def save_results(
             "steps_per_epoch": steps_per_epoch(study),
             "epochs": plan.epochs,
             "n_val_patches": int(len(study.val[0])),
+            "runs": [list(run) for run in plan.runs],
+            "recipes": {r: MOTION_RECIPES[r] for r, _ in plan.runs},
             "learning_rate": get_spec(MODEL).training.get("learning_rate", 1e-4),
             "final_learning_rate_with_decay": MOTION_FINAL_LR,
-            "lr_decay_runs": list(plan.lr_decay),
+        },
+        "test_groups": {
+            name: {
+                "frames": [evaluation.names[i] for i in positions],
+                "gains": gains_over_input(evaluation, positions),
+            }
+            for name, positions in groups.items()
         },
         "references": references(),
         "models": {},

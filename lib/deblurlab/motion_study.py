@@ -6,10 +6,11 @@ data, training and evaluation; its tables and results JSON are ``deblurlab.motio
     evaluation = evaluate(study, {MODEL: model})  # whole test frames, padded and cropped back
 
 The same calls, with the same signatures, as ``cifar_study``. The data are whatever
-``deblurlab.data.pairs.find_motion_data`` finds (REDS, GoPro, the GoPro sample beside the checkout,
-or synthetic camera shake on skimage photographs), and every table, figure and JSON result names
-them. Inference is ``deblurlab.inference``, chapter 07's analysis ``deblurlab.patch_analysis``, the
-figures ``deblurlab.motion_figures``.
+``deblurlab.data.sources.find_motion_data`` finds (every REDS and GoPro folder beside the checkout,
+combined, or synthetic camera shake on skimage photographs), and every table, figure and JSON
+result names them; each source's test frames are scored as a group of their own. Inference is
+``deblurlab.inference``, chapter 07's analysis ``deblurlab.patch_analysis``, the figures
+``deblurlab.motion_figures``.
 """
 
 from __future__ import annotations
@@ -23,10 +24,11 @@ import numpy as np
 from . import compute
 from . import metrics as M
 from .data import patches as P
-from .data.pairs import FrameSet, MotionData, find_motion_data
+from .data.frames import FrameSet, MotionData
+from .data.sources import find_motion_data
 from .inference import centre_crop, deblur_frame, downscale, full_resolution_model
 from .models import build_model
-from .profiles import MOTION_FINAL_LR, MotionPlan
+from .profiles import MOTION_FINAL_LR, MOTION_RECIPE, MOTION_RECIPES, MotionPlan
 from .provenance import provenance
 from .results import BLURRED_INPUT, Evaluation
 from .train import TrainResult, set_seeds, train
@@ -50,6 +52,8 @@ class MotionStudy:
     val: tuple[np.ndarray, np.ndarray]
     test_indices: np.ndarray
     provenance: dict = field(default_factory=dict)
+    # Each test group's frames, as positions in ``test_indices`` (so in an evaluation's order).
+    test_groups: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def profile(self) -> str:
@@ -78,6 +82,20 @@ def pick_test_frames(test: FrameSet, n: int | None, seed: int = TEST_PICK_SEED) 
     return np.sort(np.random.default_rng(seed).choice(len(test), size=n, replace=False))
 
 
+def pick_grouped_test_frames(
+    data: MotionData, n: int | None, seed: int = TEST_PICK_SEED
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Up to ``n`` frames of every test group (``pick_test_frames`` within each): the frame
+    indices, and each group's positions among them."""
+    indices, groups = [], {}
+    for name, members in data.groups().items():
+        members = np.asarray(members, np.int64)
+        chosen = members[pick_test_frames(members, n, seed)]
+        groups[name] = np.arange(len(indices), len(indices) + len(chosen))
+        indices += chosen.tolist()
+    return np.asarray(indices, np.int64), groups
+
+
 def prepare_study(
     profile: str | None = None, data_dir=None, *, plan: MotionPlan | None = None
 ) -> MotionStudy:
@@ -94,21 +112,30 @@ def prepare_study(
         seed=VAL_SEED,
         patches_per_image=plan.patches_per_image,
     )
-    test_indices = pick_test_frames(data.test, plan.n_eval)
-    return MotionStudy(plan, data, val, test_indices, provenance(data.source, plan.profile))
+    test_indices, groups = pick_grouped_test_frames(data, plan.n_eval)
+    return MotionStudy(plan, data, val, test_indices, provenance(data.source, plan.profile), groups)
 
 
 # --- training ----------------------------------------------------------------------------------
 
 
-def label(model_name: str, lr_decay: bool) -> str:
-    """The table label of ``model_name``, marked when trained with a decaying learning rate."""
-    return model_name + (DECAY_SUFFIX if lr_decay else "")
+def label(model_name: str, lr_decay: bool = False, recipe: str = MOTION_RECIPE) -> str:
+    """The table label of ``model_name``, marked when trained with another recipe than the
+    chapter's own or with a decaying learning rate."""
+    other = "" if recipe == MOTION_RECIPE else f", {recipe} recipe"
+    return model_name + other + (DECAY_SUFFIX if lr_decay else "")
 
 
-def run_name(study: MotionStudy, model_name: str = MODEL, *, lr_decay: bool = False) -> str:
+def run_name(
+    study: MotionStudy,
+    model_name: str = MODEL,
+    *,
+    lr_decay: bool = False,
+    recipe: str = MOTION_RECIPE,
+) -> str:
     """The training run's folder name under runs/."""
-    return f"motion-{study.data.kind}-{model_name}{'-lrdecay' if lr_decay else ''}-{study.profile}"
+    suffix = ("-lrdecay" if lr_decay else "") + ("" if recipe == "report" else f"-{recipe}")
+    return f"motion-{study.data.kind}-{model_name}{suffix}-{study.profile}"
 
 
 def exponential_decay(initial: float, final: float, epochs: int):
@@ -195,10 +222,12 @@ def train_model(
     model_name: str = MODEL,
     *,
     lr_decay: bool = False,
+    recipe: str = MOTION_RECIPE,
     seed: int = 0,
     init: str = "identity",
     epochs: int | None = None,
     callbacks: list | None = None,
+    continue_from=None,
 ) -> tuple[keras.Model, TrainResult]:
     """Train on patches of the training frames (or resume, or load a finished run).
 
@@ -207,7 +236,7 @@ def train_model(
     profile's epoch limit; ``callbacks`` are added to training's own. Returns (model, result).
     """
     plan = study.plan
-    config = plan.train_config(model_name, seed=seed)
+    config = plan.train_config(model_name, seed=seed, recipe=recipe)
     if epochs is not None:
         config.epochs = epochs
     if init not in ("identity", "default"):
@@ -223,17 +252,23 @@ def train_model(
             plan.patch_size,
             plan.patches_per_image,
             plan.images_per_epoch,
+            augment=MOTION_RECIPES[recipe]["augment"],
         )
 
     callbacks = list(callbacks or [])
     if lr_decay:
+        if config.lr_schedule != "constant":
+            raise ValueError(f"lr_decay=True needs a constant-rate recipe, not {recipe!r}")
         callbacks.append(
             keras.callbacks.LearningRateScheduler(
                 exponential_decay(config.learning_rate, MOTION_FINAL_LR, config.epochs)
             )
         )
     name = run_name(
-        study, model_name if init == "identity" else model_name + "-defaultinit", lr_decay=lr_decay
+        study,
+        model_name if init == "identity" else model_name + "-defaultinit",
+        lr_decay=lr_decay,
+        recipe=recipe,
     )
     setup = compute.current(model_name)
     with setup.scope():  # precision and, on several GPUs, MirroredStrategy
@@ -242,9 +277,16 @@ def train_model(
         if init == "identity":
             identity_init(model)
         result = train(
-            model, make_stream, study.val, name, config, callbacks=callbacks, setup=setup
+            model,
+            make_stream,
+            study.val,
+            name,
+            config,
+            callbacks=callbacks,
+            setup=setup,
+            continue_from=continue_from,
         )
-    print(f"{label(model_name, lr_decay)} ({setup.describe()}): {result.summary()}")
+    print(f"{label(model_name, lr_decay, recipe)} ({setup.describe()}): {result.summary()}")
     return model, result
 
 

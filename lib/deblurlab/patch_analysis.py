@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 
 from .data import patches as P
-from .data.pairs import FrameSet, MotionData, find_motion_data
+from .data.frames import FrameSet, MotionData
+from .data.sources import find_motion_data
 from .profiles import MotionPlan
 from .provenance import provenance
 from .results import write_arrays, write_results, write_study_table

@@ -8,9 +8,11 @@ A reference run is the ``full`` profile's training (for CIFAR-10: all the traini
 for validation, the report's learning rate and patience, early stopping, batch 32, at most 70
 epochs) in the run folder that a notebook at ``profile="full"`` also uses
 (``runs/cifar-<model>-full``), so either can continue what the other began. It resumes from its
-checkpoints after an interruption, shows each model's progress with an ETA, and ``--hours`` stops
-it at the first epoch boundary past which the next epoch would not fit. When a model finishes
-(early stopping or its epoch limit), its best weights and record go to ``zoo/`` (or
+checkpoints after an interruption or, on a machine without them, from the shipped weights of a
+run recorded as in progress (a fresh optimiser, said in the record: ``--export-unfinished`` ships
+such weights when ``--hours`` cuts a run), shows each model's progress with an ETA, and
+``--hours`` stops it at the first epoch boundary past which the next epoch would not fit. When a
+model finishes (early stopping or its epoch limit), its best weights and record go to ``zoo/`` (or
 ``$DEBLURLAB_ZOO``; see ``deblurlab.zoo``). ``--profile smoke`` runs the same path in seconds
 (tests, the GPU script's CPU check).
 
@@ -22,6 +24,7 @@ motion study's test frames are a separate split of the frames.
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import tempfile
 import time
@@ -119,6 +122,15 @@ def _ensure_check_images(study) -> None:
         shutil.copyfile(zoo.ZOO_DIR / zoo.CHECK_IMAGES, target)
 
 
+def _continuations(run_dir: Path) -> dict:
+    """How the run was carried across machines or backends, from its state: ``continued_from``
+    (shipped weights, a fresh optimiser) and ``resumed_on`` (another backend), where either
+    happened."""
+    state_file = Path(run_dir) / "state.json"
+    state = json.loads(state_file.read_text()) if state_file.exists() else {}
+    return {k: state[k] for k in ("continued_from", "resumed_on") if k in state}
+
+
 def export(name: str, model, result, study, config, setup, reason: str) -> dict:
     """Write the best weights (float16 when that keeps the check slice within tolerance) and
     the record of a finished run of either study. Returns the record."""
@@ -166,6 +178,7 @@ def export(name: str, model, result, study, config, setup, reason: str) -> dict:
         "commit": STARTED_AT_COMMIT or git_commit(),
         "date": today(),
         "history": result.history.to_dict(orient="records"),
+        **_continuations(result.run_dir),
         "test_scores": {**summarize(scores), "n": data["n_test"]},
         "check": {
             "n": CHECK_SLICE,
@@ -190,7 +203,9 @@ def train_reference(
     epochs = max_epochs or config.epochs
     stop = Deadline(deadline)
     train_model = STUDIES[get_spec(name).dataset].train_model
-    model, result = train_model(study, name, epochs=epochs, callbacks=[stop])
+    model, result = train_model(
+        study, name, epochs=epochs, callbacks=[stop], continue_from=zoo.continuation(name)
+    )
     reason = stopping_reason(result, epochs, config.patience)
     if reason is None and not export_unfinished:
         return (
@@ -265,7 +280,7 @@ def main(argv=None) -> int:
     studies = {}  # one prepared study per dataset, made when a model first needs it
     status = {}
     for i, name in enumerate(names, 1):
-        if name in zoo.available() and not args.retrain:
+        if name in zoo.available() and not args.retrain and zoo.continuation(name) is None:
             status[name] = "in the zoo already (--retrain to train again)"
         elif time.time() >= deadline:
             status[name] = "not started: time limit reached"

@@ -36,6 +36,17 @@ TENSORBOARD_SKIPPED = "skipped: the TensorBoard callback needs the TensorFlow ba
 
 
 @dataclass
+class Continuation:
+    """Where a run whose checkpoints are gone continues from: weights to ``assign`` to the model,
+    the epochs already trained (``history``, rows as ``history.csv`` holds them) and a ``note``
+    kept in the run's state. The optimiser starts afresh (its moments were not saved)."""
+
+    assign: Callable[[keras.Model], None]
+    history: list[dict]
+    note: str
+
+
+@dataclass
 class TrainResult:
     """What one training run gives: its per-epoch history, epochs run, best epoch, time,
     whether it stopped early or resumed, and its run folder."""
@@ -76,14 +87,44 @@ def psnr_metric(y_true, y_pred):
 psnr_metric.__name__ = "psnr"
 
 
-def compile_for_deblurring(model: keras.Model, config: TrainConfig) -> None:
-    """Compile ``model`` with Adam at ``config.learning_rate``, an MSE loss per output and
-    PSNR on the last output."""
+CHARBONNIER_EPS = 1e-3
+
+
+def charbonnier(y_true, y_pred):
+    """Charbonnier loss, sqrt((y - x)^2 + eps^2) averaged: a smooth L1 (eps = 1e-3, as in
+    LapSRN, MPRNet and NAFNet's option files)."""
+    diff = ops.cast(y_true, "float32") - ops.cast(y_pred, "float32")
+    return ops.mean(ops.sqrt(ops.square(diff) + CHARBONNIER_EPS**2), axis=(-3, -2, -1))
+
+
+LOSSES = {"mse": "mse", "l1": "mae", "charbonnier": charbonnier}
+
+
+def learning_rate(config: TrainConfig, total_steps: int | None = None):
+    """``config.learning_rate``, or with ``lr_schedule="cosine"`` a cosine decay from it to 0
+    over ``total_steps`` optimiser steps (the optimiser's step count survives a resume)."""
+    if config.lr_schedule == "constant":
+        return config.learning_rate
+    if config.lr_schedule == "cosine":
+        if not total_steps:
+            raise ValueError("a cosine schedule needs the run's total number of steps")
+        return keras.optimizers.schedules.CosineDecay(config.learning_rate, int(total_steps))
+    raise ValueError(f"lr_schedule={config.lr_schedule!r}: choose 'constant' or 'cosine'")
+
+
+def compile_for_deblurring(
+    model: keras.Model, config: TrainConfig, total_steps: int | None = None
+) -> None:
+    """Compile ``model`` with Adam at ``config``'s learning rate (``learning_rate``), its loss on
+    every output (summed) and PSNR on the last output."""
+    if config.loss not in LOSSES:
+        raise ValueError(f"loss={config.loss!r}: choose one of {', '.join(LOSSES)}")
+    loss = LOSSES[config.loss]
     n_out = len(model.outputs)
     metrics = [psnr_metric] if n_out == 1 else [[] for _ in range(n_out - 1)] + [[psnr_metric]]
     model.compile(
-        optimizer=keras.optimizers.Adam(config.learning_rate),
-        loss=["mse"] * n_out if n_out > 1 else "mse",
+        optimizer=keras.optimizers.Adam(learning_rate(config, total_steps)),
+        loss=[loss] * n_out if n_out > 1 else loss,
         metrics=metrics,
         steps_per_execution=config.steps_per_execution,
     )
@@ -123,12 +164,18 @@ def multi_scale_targets(model: keras.Model) -> Callable:
     return mapper
 
 
+# Fields added to TrainConfig after runs had started: at these values they leave the fingerprint
+# as it was, so those runs still resume.
+LATER_FIELDS = {"loss": "mse", "lr_schedule": "constant"}
+
+
 def _fingerprint(model: keras.Model, config: TrainConfig) -> str:
     """What must match for a checkpoint to be resumed (the epoch limit and patience may change)."""
     fixed = {
         k: v
         for k, v in asdict(config).items()
         if k not in ("epochs", "patience", "steps_per_execution")
+        and not (k in LATER_FIELDS and v == LATER_FIELDS[k])
     }
     # Layer types and weight shapes, not names: Keras numbers auto-named layers per process.
     arch = [
@@ -209,6 +256,24 @@ class ResumableCheckpoint(keras.callbacks.Callback):
         _atomic_write_text(self.run_dir / "state.json", json.dumps(self.state, indent=1))
 
 
+def _continue(model: keras.Model, state: dict, start: Continuation, run_dir: Path) -> None:
+    """Fill a fresh run's ``state`` from ``start``: its weights (kept as the best so far, since
+    shipped weights are a run's best), its history, and the early-stopping counters."""
+    start.assign(model)
+    history = [dict(row) for row in start.history]
+    losses = [row.get("val_loss", row.get("loss", math.inf)) for row in history]
+    best = int(np.nanargmin(losses))
+    state.update(
+        epoch=len(history) - 1,
+        best=float(losses[best]),
+        best_epoch=best,
+        wait=len(history) - 1 - best,
+        history=history,
+        continued_from={"epoch": len(history), "note": start.note},
+    )
+    _atomic_save(run_dir / "best.weights.h5", model.save_weights)
+
+
 def run_directory(run_name: str) -> Path:
     """The folder of the training run ``run_name`` under the runs folder."""
     return runs_dir() / run_name
@@ -223,6 +288,7 @@ def train(
     verbose: bool = True,
     callbacks: list | None = None,
     setup=None,
+    continue_from: Continuation | None = None,
 ) -> TrainResult:
     """Train ``model`` (compiled here) and return its history with the best weights loaded.
 
@@ -230,12 +296,16 @@ def train(
     a ``data.stream.Stream`` (``training_stream``, ``patch_stream``) or any PyDataset with a
     ``map(fn)``; ``val`` is (blurred, sharp) arrays. ``setup`` (a ``compute.ComputeSetup``, under
     whose scope the model was built) sets XLA; its description is kept in the run's state, with
-    the Keras backend.
+    the Keras backend. ``continue_from`` (used only when the run folder holds no state) continues
+    a run from saved weights and history, e.g. shipped in-progress weights on a new machine.
     """
     run_dir = run_directory(run_name)
     run_dir.mkdir(parents=True, exist_ok=True)
     set_seeds(config.seed)
-    compile_for_deblurring(model, config)
+    total_steps = None
+    if config.lr_schedule != "constant":  # the schedule spans the whole run
+        total_steps = make_stream(0, 1)[1] * config.epochs
+    compile_for_deblurring(model, config, total_steps)
     if setup is not None:
         setup.apply(model)
     fingerprint = _fingerprint(model, config)
@@ -268,6 +338,9 @@ def train(
             "compute": setup.record() if setup is not None else None,
             "backend": backend,
         }
+        if continue_from is not None and continue_from.history:
+            _continue(model, state, continue_from, run_dir)
+            resumed_at = state["epoch"] + 1
 
     first_epoch = state["epoch"] + 1
     if not state["stopped_early"] and first_epoch < config.epochs:

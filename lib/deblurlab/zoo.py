@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -33,9 +35,29 @@ class ZooError(RuntimeError):
     """A shipped model cannot be loaded; the message names the file and the fix."""
 
 
+GPU_SUBDIR = "gpu"  # zoo/gpu/: the reference runs of tools/gpu_reference.sh on a lent GPU
+_LOCATED: list[Path] = []
+
+
 def zoo_dir() -> Path:
-    """The zoo folder: ``$DEBLURLAB_ZOO`` or the checkout's ``zoo/``."""
-    return Path(os.environ.get(ZOO_ENV) or ZOO_DIR)
+    """The zoo folder: the one ``located`` gives, else ``$DEBLURLAB_ZOO`` or the checkout's
+    ``zoo/``."""
+    return _LOCATED[-1] if _LOCATED else Path(os.environ.get(ZOO_ENV) or ZOO_DIR)
+
+
+def gpu_dir() -> Path:
+    """The zoo of the GPU reference runs, inside the zoo folder."""
+    return zoo_dir() / GPU_SUBDIR
+
+
+@contextmanager
+def located(folder) -> Iterator[Path]:
+    """Within the block, every zoo call reads and writes ``folder`` (e.g. ``gpu_dir()``)."""
+    _LOCATED.append(Path(folder))
+    try:
+        yield _LOCATED[-1]
+    finally:
+        _LOCATED.pop()
 
 
 def weights_path(name: str) -> Path:
@@ -117,6 +139,29 @@ def assign_weights(model, arrays: list[np.ndarray], source: Path) -> None:
         )
     for weight, value in zip(model.weights, arrays):
         weight.assign(value.astype(weight.dtype))
+
+
+def continuation(name: str):
+    """A ``train.Continuation`` from model ``name``'s shipped weights when its record says the
+    run is still in progress (cut by a time limit), else None: how a reference run continues on a
+    machine where its checkpoints are gone."""
+    from .train import Continuation
+
+    if name not in available():
+        return None
+    record = read_record(name)
+    if not str(record.get("stopped", "")).startswith("in progress"):
+        return None
+    path = weights_path(name)
+    return Continuation(
+        assign=lambda model: assign_weights(model, read_weights(path), path),
+        history=record.get("history", []),
+        note=(
+            f"continued from the shipped in-progress weights {path.name} ({record['epochs']} "
+            f"epochs, {record.get('date', '?')}, {record.get('machine', '?')}) with a fresh "
+            "optimiser"
+        ),
+    )
 
 
 def write_record(name: str, record: dict) -> None:

@@ -6,10 +6,12 @@ read. Finding REDS or GoPro folders and splitting them is ``deblurlab.data.pairs
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from ..paths import display_path
 
 ENV_VAR = "DEBLURLAB_MOTION_DATA"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -177,3 +179,68 @@ class ArrayFrames(FrameSet):
     def sizes(self) -> list[tuple[int, int]]:
         """(height, width) of every frame."""
         return [tuple(s.shape[:2]) for s in self.sharp]
+
+
+class ConcatFrames(FrameSet):
+    """Several frame sets read as one, in order (the motion sources combined)."""
+
+    def __init__(self, parts):
+        self.parts = [p for p in parts if len(p)]
+        self.names = [name for part in self.parts for name in part.names]
+        self._starts = np.cumsum([0] + [len(p) for p in self.parts])
+
+    def _locate(self, index: int) -> tuple[FrameSet, int]:
+        index = int(index)
+        if not 0 <= index < len(self.names):
+            raise IndexError(f"frame {index} of a set of {len(self.names)}")
+        k = int(np.searchsorted(self._starts, index, side="right") - 1)
+        return self.parts[k], index - int(self._starts[k])
+
+    def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Frame ``index`` as float32 (blurred, sharp) arrays of shape (H, W, 3) in [0, 1]."""
+        part, local = self._locate(index)
+        return part.load(local)
+
+    def subset(self, indices) -> FrameSet:
+        """A frame set of the frames ``indices``, in that order."""
+        located = [self._locate(i) for i in indices]
+        return ConcatFrames([part.subset([local]) for part, local in located])
+
+    def sizes(self) -> list[tuple[int, int]]:
+        """(height, width) of every frame."""
+        return [size for part in self.parts for size in part.sizes()]
+
+
+@dataclass
+class MotionData:
+    """A motion-blur data set split into train/val/test frame sets, with its kind, a
+    short label, where it was found and the split protocol in words."""
+
+    kind: str  # "reds", "gopro", "gopro-sample" or "synthetic"
+    label: str  # short name for tables, e.g. "GoPro sample (scene GOPR0372_07_00)"
+    path: str
+    train: FrameSet
+    val: FrameSet
+    test: FrameSet
+    protocol: str
+    notes: list[str] = field(default_factory=list)
+    # Named groups of test frames (indices into ``test``), reported apart: e.g. a scene that
+    # training saw and one that it never saw. Empty: one group, every test frame.
+    test_groups: dict[str, list[int]] = field(default_factory=dict)
+
+    def groups(self) -> dict[str, list[int]]:
+        """The test groups, or one group of every test frame named after the data."""
+        return self.test_groups or {f"{self.label}, test": list(range(len(self.test)))}
+
+    @property
+    def source(self) -> str:
+        """One sentence for provenance footnotes: which data, how split, from where."""
+        return (
+            f"{self.label}: {len(self.train):,} training / {len(self.val):,} validation / "
+            f"{len(self.test):,} test frame pairs from {display_path(self.path)} ({self.protocol})"
+        )
+
+    @property
+    def is_real(self) -> bool:
+        """Whether the frames are real captures (not the synthetic camera-shake set)."""
+        return self.kind != "synthetic"

@@ -1,5 +1,5 @@
 """Blurred/sharp frame pairs: REDS and GoPro loaders, the report's split protocol, and the offline
-fallback, behind one ``find_motion_data()`` call.
+fallback; ``deblurlab.data.sources.find_motion_data()`` finds and combines them.
 
 Layouts read here:
 
@@ -21,20 +21,15 @@ training uses half of the remaining frames, those matching ``000000[5-9][0-9]`` 
 from __future__ import annotations
 
 import fnmatch
-import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..paths import display_path, shared_data_dir
 from .frames import (
-    ENV_VAR,
     FIX_HINT,
     IMAGE_SUFFIXES,
-    ArrayFrames,
     FileFrames,
     FramePair,
-    FrameSet,
+    MotionData,
     MotionDataError,
     image_size,
 )
@@ -45,6 +40,9 @@ REDS_HALF_GLOB = "000000[5-9][0-9]"  # the report's half training set: frames 50
 # the VAL frames before them validate, and GAP frames before those are dropped so that no training
 # frame is a near neighbour of a held-out one.
 TEMPORAL_SPLIT = dict(test=10, val=4, gap=3)
+# A REDS folder with too few clips for the report's protocol (the 3-clip sample): its first clip is
+# the test scene, whole, and the other clips are split in time into training and validation.
+REDS_SAMPLE_SPLIT = dict(test=0, val=2, gap=2)
 
 
 # --- folders ---------------------------------------------------------------------------------
@@ -207,34 +205,6 @@ def temporal_split(
     return out
 
 
-@dataclass
-class MotionData:
-    """A motion-blur data set split into train/val/test frame sets, with its kind, a
-    short label, where it was found and the split protocol in words."""
-
-    kind: str  # "reds", "gopro", "gopro-sample" or "synthetic"
-    label: str  # short name for tables, e.g. "GoPro sample (scene GOPR0372_07_00)"
-    path: str
-    train: FrameSet
-    val: FrameSet
-    test: FrameSet
-    protocol: str
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def source(self) -> str:
-        """One sentence for provenance footnotes: which data, how split, from where."""
-        return (
-            f"{self.label}: {len(self.train):,} training / {len(self.val):,} validation / "
-            f"{len(self.test):,} test frame pairs from {display_path(self.path)} ({self.protocol})"
-        )
-
-    @property
-    def is_real(self) -> bool:
-        """Whether the frames are real captures (not the synthetic camera-shake set)."""
-        return self.kind != "synthetic"
-
-
 def _frame_range(pairs: list[FramePair]) -> str:
     return f"{pairs[0].frame}-{pairs[-1].frame}" if pairs else "none"
 
@@ -243,7 +213,10 @@ def load_reds(root, verify: bool = False) -> MotionData:
     """The REDS folder ``root`` split by the report's protocol (``verify`` checks every
     pair's image sizes)."""
     root = Path(root)
-    protocol = reds_protocol(find_reds(root, "train"))
+    found = find_reds(root, "train")
+    if len(scenes(found)) <= REDS_TEST_CLIPS and not (root / "val_sharp").is_dir():
+        return _load_reds_sample(root, found, verify)
+    protocol = reds_protocol(found)
     if (root / "val_sharp").is_dir():
         val, val_note = find_reds(root, "val"), "REDS val_* clips for validation"
     else:  # no official validation split: hold out the last training clip instead
@@ -269,6 +242,36 @@ def load_reds(root, verify: bool = False) -> MotionData:
     )
 
 
+def _load_reds_sample(root: Path, pairs: list[FramePair], verify: bool) -> MotionData:
+    """A few REDS clips: the first is the test scene, never trained or validated on; the others
+    split in time (``REDS_SAMPLE_SPLIT``)."""
+    clips = scenes(pairs)
+    if len(clips) < 2:
+        raise MotionDataError(
+            f"{root} holds one REDS clip; a test scene and a training scene need two or more."
+        )
+    test = [p for p in pairs if p.scene == clips[0]]
+    parts = temporal_split([p for p in pairs if p.scene != clips[0]], **REDS_SAMPLE_SPLIT)
+    for split in (parts["train"], parts["val"], test):
+        check_pairs(split, verify)
+    gap = REDS_SAMPLE_SPLIT["gap"]
+    text = (
+        f"clip {clips[0]} is the test scene (never trained or validated on); clips "
+        f"{', '.join(clips[1:])} split in time: the last {REDS_SAMPLE_SPLIT['val']} frames "
+        f"validate, the {gap} before them are dropped, the rest train"
+    )
+    return MotionData(
+        "reds-sample",
+        f"REDS sample (clips {', '.join(clips)})",
+        str(root),
+        FileFrames(parts["train"], cache=True),
+        FileFrames(parts["val"], cache=True),
+        FileFrames(test),
+        text,
+        test_groups={f"REDS clip {clips[0]}, unseen scene": list(range(len(test)))},
+    )
+
+
 def load_gopro(
     root, blur: str = "blur", verify: bool | None = None, split: dict | None = None
 ) -> MotionData:
@@ -282,6 +285,7 @@ def load_gopro(
         val = [p for p in train if p.scene == last]
         train = [p for p in train if p.scene != last]
         kind, label = "gopro", "GoPro"
+        groups = {}
         text = (
             f"official split: {len(scenes(train))} training scenes, "
             f"{len(scenes(test))} test scenes; "
@@ -293,6 +297,7 @@ def load_gopro(
         names = ", ".join(scenes(train))
         gap = (split or TEMPORAL_SPLIT)["gap"]
         kind, label = "gopro-sample", f"GoPro sample (scene {names})"
+        groups = {f"GoPro {names}, later frames": list(range(len(test)))}
         text = (
             f"temporal split of each scene: frames {_frame_range(train)} train, "
             f"{gap} frames dropped, "
@@ -309,74 +314,5 @@ def load_gopro(
         FileFrames(val, cache=small),
         FileFrames(test),
         text,
+        test_groups=groups,
     )
-
-
-def load_synthetic(kernels_per_photo: int = 8, seed: int | None = None) -> MotionData:
-    """The offline default: skimage's colour photographs blurred by synthetic camera shake."""
-    from . import motion
-
-    seed = motion.SYNTHETIC_SEED if seed is None else seed
-    photos = motion.available_photos()
-    if not photos:
-        raise MotionDataError(
-            "none of skimage.data's colour photographs is available offline. " + FIX_HINT
-        )
-    held_out = set(motion.SYNTHETIC_TEST_PHOTOS) | set(motion.SYNTHETIC_VAL_PHOTOS)
-    groups = {
-        "train": {k: v for k, v in photos.items() if k not in held_out},
-        "val": {k: v for k, v in photos.items() if k in motion.SYNTHETIC_VAL_PHOTOS},
-        "test": {k: v for k, v in photos.items() if k in motion.SYNTHETIC_TEST_PHOTOS},
-    }
-    sets = {}
-    for split, chosen in groups.items():
-        pairs = motion.make_synthetic_pairs(chosen, kernels_per_photo, seed)
-        sets[split] = ArrayFrames(pairs.names, pairs.blurred, pairs.sharp)
-    text = (
-        f"{kernels_per_photo} random camera-shake kernels a photo (seed {seed}); photos "
-        f"{', '.join(groups['train'])} train, {', '.join(groups['val'])} validate, "
-        f"{', '.join(groups['test'])} test"
-    )
-    return MotionData(
-        "synthetic",
-        "synthetic camera shake on skimage photographs",
-        "skimage.data (offline)",
-        sets["train"],
-        sets["val"],
-        sets["test"],
-        text,
-    )
-
-
-def shared_motion_dirs() -> list[Path]:
-    """Folders beside the checkout that are used automatically, in order."""
-    base = shared_data_dir()
-    return [base / "reds", base / "REDS", base / "gopro", base / "gopro-sample"]
-
-
-def load_motion_path(path, verify: bool | None = None) -> MotionData:
-    """The REDS or GoPro data set at ``path``; raises ``MotionDataError`` if it is neither."""
-    path = Path(path).expanduser()
-    if is_reds(path):
-        return load_reds(path, bool(verify))
-    if is_gopro(path):
-        return load_gopro(path, verify=verify)
-    raise MotionDataError(
-        f"{path} is neither a REDS folder (train_sharp/, train_blur/) nor a GoPro "
-        f"folder (GOPRO_Large/train/<scene>/...). {FIX_HINT}"
-    )
-
-
-def find_motion_data(data_dir=None, synthetic_kernels: int = 8) -> MotionData:
-    """``data_dir``, else ``$DEBLURLAB_MOTION_DATA`` (either, when given, must work); else REDS or
-    GoPro beside the checkout in ``../shared/data``; else the synthetic skimage set. The string
-    ``"synthetic"`` forces the synthetic set."""
-    explicit = data_dir or os.environ.get(ENV_VAR)
-    if explicit == "synthetic":
-        return load_synthetic(synthetic_kernels)
-    if explicit:
-        return load_motion_path(explicit)
-    for candidate in shared_motion_dirs():
-        if candidate.is_dir() and (is_reds(candidate) or is_gopro(candidate)):
-            return load_motion_path(candidate)
-    return load_synthetic(synthetic_kernels)

@@ -27,7 +27,7 @@ import time
 
 import numpy as np
 
-from .pairs import FrameSet
+from .frames import FrameSet
 from .stream import Stream
 
 SSIM_THRESHOLD = 0.9
@@ -142,10 +142,36 @@ def _epoch_plan(n_frames: int, images: int, seed: int, epoch: int) -> tuple[np.n
     return order.astype(np.int64), seeds
 
 
-def _cutter(frames: FrameSet, patch_size: int, n_patches: int, tries: int, threshold: float | None):
+def dihedral(blurred: np.ndarray, sharp: np.ndarray, seed) -> tuple[np.ndarray, np.ndarray]:
+    """Each (blurred, sharp) patch pair of a batch (N, S, S, C) turned by the same one of the 8
+    flips and 90-degree rotations, drawn per pair from ``seed``: the augmentation of BasicSR and
+    NAFNet's option files (``use_hflip``, ``use_rot``). Blur turns with the image, so the pair
+    stays a true pair."""
+    rng = np.random.default_rng([*np.asarray(seed, np.int64).tolist(), 8])
+    ops = rng.integers(0, 8, len(blurred))
+    out_b, out_s = np.empty_like(blurred), np.empty_like(sharp)
+    for k, op in enumerate(ops):
+        b, s = (np.rot90(x, int(op) % 4, axes=(0, 1)) for x in (blurred[k], sharp[k]))
+        if op >= 4:
+            b, s = b[:, ::-1], s[:, ::-1]
+        out_b[k], out_s[k] = b, s
+    return out_b, out_s
+
+
+def _cutter(
+    frames: FrameSet,
+    patch_size: int,
+    n_patches: int,
+    tries: int,
+    threshold: float | None,
+    augment: bool = False,
+):
     def cut(index, seed):
         blurred, sharp = frames.load(int(index))
-        return sample_patches(blurred, sharp, seed, patch_size, n_patches, tries, threshold)
+        out = sample_patches(blurred, sharp, seed, patch_size, n_patches, tries, threshold)
+        if augment:
+            return (*dihedral(out[0], out[1], seed), *out[2:])
+        return out
 
     return cut
 
@@ -181,6 +207,7 @@ def patch_stream(
     images_per_epoch: int | None = None,
     tries: int = TRIES,
     threshold: float | None = SSIM_THRESHOLD,
+    augment: bool = False,
 ) -> tuple[Stream, int]:
     """Batches of (blurred, sharp) patches for epochs [first_epoch, last_epoch) and the steps per
     epoch, in the shape ``train.train()`` expects from ``make_stream``: a ``keras.utils.PyDataset``
@@ -188,6 +215,7 @@ def patch_stream(
 
     A batch holds ``batch_size // patches_per_image`` images' patches (the report: 10 = 5 x 2).
     An epoch visits ``images_per_epoch`` frames (default: every training frame once).
+    ``augment`` turns each pair by a random flip or 90-degree rotation (``dihedral``).
     """
     if batch_size % patches_per_image:
         raise ValueError(
@@ -206,7 +234,7 @@ def patch_stream(
     ]
     indices = np.concatenate([p[0] for p in plans]) if plans else np.zeros(0, np.int64)
     seeds = np.concatenate([p[1] for p in plans]) if plans else np.zeros((0, 2), np.int64)
-    cut = _cutter(frames, patch_size, patches_per_image, tries, threshold)
+    cut = _cutter(frames, patch_size, patches_per_image, tries, threshold, augment)
 
     def make_batch(i):
         parts = [cut(indices[j], seeds[j])[:2] for j in range(i * per_batch, (i + 1) * per_batch)]
@@ -327,7 +355,7 @@ def benchmark_sampler(
     """Time the training stream alone (decoding, candidate SSIM, selection, batching) over
     ``batches`` batches after one warm-up batch; returns patches/s with the settings and data
     (``label`` names the frames; without ``frames`` the chapter's training frames are used)."""
-    from .pairs import find_motion_data
+    from .sources import find_motion_data
 
     if frames is None:
         data = find_motion_data()

@@ -26,6 +26,7 @@ from .claims import (
     CLAIMS,
     DARK_FRACTION,
     DIGITS,
+    GPU_REFERENCE,
     METRIC_NAMES,
     MODEL_CHAPTER,
     MOTION_CHAPTER,
@@ -53,6 +54,7 @@ from .outputs import refresh, save_results, write_tables
 from .psnr import psnr_table
 from .scorecard import (
     Scorecard,
+    budget_of,
     capped_runs_decide,
     claimed_sides,
     conclusion,
@@ -74,6 +76,7 @@ __all__ = [
     "OTHER_NETWORKS",
     "PATCH_CHAPTER",
     "PER_IMAGE_DIR",
+    "GPU_REFERENCE",
     "PRETTY",
     "REFERENCE",
     "UNITS",
@@ -102,6 +105,7 @@ __all__ = [
     "save_results",
     "scorecard",
     "unconverged",
+    "budget_of",
     "capped_runs_decide",
     "claimed_sides",
     "write_tables",

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from ..results import BLURRED_INPUT
 
 REFERENCE = "reference:"  # per-image keys of the shipped reference runs: "reference:<model>"
+GPU_REFERENCE = "gpu-reference:"  # those of the GPU reference runs (zoo/gpu/)
+RUN_PREFIXES = (REFERENCE, GPU_REFERENCE)
 CIFAR_CHAPTERS = {
     "resunet": ("resunet1", "resunet3"),
     "eddensenet": ("eddensenet",),

@@ -14,6 +14,7 @@ from .claims import (
     BLURRED_INPUT,
     CIFAR_CHAPTERS,
     DARK_FRACTION,
+    GPU_REFERENCE,
     MOTION_CHAPTER,
     NOTEBOOKS,
     PATCH_CHAPTER,
@@ -154,13 +155,17 @@ def collect(study, recompute: bool = False) -> Evidence:
                             "epochs": entry["epochs"],
                             "train_seconds": entry.get("train_seconds"),
                         }
-                    if "epochs" in (entry.get("reference_run") or {}):
-                        ref = entry["reference_run"]
-                        evidence.training[REFERENCE + name] = {
-                            "epochs": ref["epochs"],
-                            "train_seconds": ref.get("train_seconds"),
-                            "stopped": ref.get("stopped", ""),
-                        }
+                    for key, prefix in (
+                        ("reference_run", REFERENCE),
+                        ("gpu_reference_run", GPU_REFERENCE),
+                    ):
+                        if "epochs" in (entry.get(key) or {}):
+                            ref = entry[key]
+                            evidence.training[prefix + name] = {
+                                "epochs": ref["epochs"],
+                                "train_seconds": ref.get("train_seconds"),
+                                "stopped": ref.get("stopped", ""),
+                            }
                 info = {"status": "saved", "message": ""}
             else:
                 info = {"status": "refused", "message": f"not paired: {problem}"}
@@ -204,13 +209,26 @@ def _motion_evidence() -> dict | None:
     if BLURRED_INPUT not in scores or not models:
         return None
     model = "srndeblur_reds" if "srndeblur_reds" in scores else models[0]
-    return {
+    found = {
         "scores": {BLURRED_INPUT: scores[BLURRED_INPUT], "srndeblur_reds": scores[model]},
         "label": model,
         "n": int(len(scores[BLURRED_INPUT]["mse"])),
         "eval": saved.get("eval", ""),
         **_data_fields(saved),
     }
+    # Combined sources: the claim is about REDS, so its REDS test group decides where there is one.
+    groups = saved.get("test_groups") or {}
+    reds = next((g for g in groups if g.startswith("REDS")), None)
+    if reds and "names" in arrays:
+        names = [str(n) for n in arrays["names"]]
+        keep = np.array([names.index(f) for f in groups[reds]["frames"] if f in names], int)
+        found["scores"] = {
+            k: {m: np.asarray(v)[keep] for m, v in per.items()}
+            for k, per in found["scores"].items()
+        }
+        found.update(n=len(keep), eval=f"{len(keep)} whole frames of {reds}", data_kind="reds")
+        found["data_label"] = reds
+    return found
 
 
 def _patch_evidence() -> dict | None:

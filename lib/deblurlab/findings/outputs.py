@@ -9,7 +9,7 @@ from .. import stats as S
 from ..provenance import footnote
 from ..results import jsonable, write_results
 from ..tables import write_table
-from .claims import REFERENCE
+from .claims import GPU_REFERENCE, REFERENCE
 from .evidence import Evidence, collect, load_saved
 from .psnr import psnr_table
 from .scorecard import Scorecard, conclusion, scorecard
@@ -30,7 +30,10 @@ def write_tables(card: Scorecard, evidence: Evidence) -> pd.DataFrame:
                 "ours, this run": format_run(r["this_run"], "results missing", names=False),
                 "ours, reference run": format_run(r["reference"], names=False),
                 "verdict": r["verdict"]
-                + (" (reference)" if r["source"] == "reference run" else ""),
+                + {"reference run": " (reference)", "GPU reference run": " (GPU reference)"}.get(
+                    r["source"], ""
+                )
+                + (f", {r['budget']}" if r.get("budget") else ""),
             }
             for r in card.rows
         ]
@@ -76,6 +79,9 @@ def save_results(
         "budget": budget or {},
         "reference_runs": sorted(
             k[len(REFERENCE) :] for k in evidence.scores if k.startswith(REFERENCE)
+        ),
+        "gpu_reference_runs": sorted(
+            k[len(GPU_REFERENCE) :] for k in evidence.scores if k.startswith(GPU_REFERENCE)
         ),
     }
     payload = jsonable(payload)

@@ -10,7 +10,7 @@ from .. import stats as S
 from ..metrics import PSNR_CAP_DB
 from ..provenance import footnote
 from ..tables import write_table
-from .claims import BLURRED_INPUT, REFERENCE, pretty
+from .claims import BLURRED_INPUT, RUN_PREFIXES, pretty
 from .evidence import Evidence
 from .verdicts import phrase
 
@@ -39,7 +39,7 @@ def psnr_table(evidence: Evidence, name: str | None = "findings_psnr") -> tuple[
     changed = S.changed_images(input_mse)
     rows, values = [], {}
     for method, per_image in scores.items():
-        if method.startswith(REFERENCE) or "mse" not in per_image:
+        if method.startswith(RUN_PREFIXES) or "mse" not in per_image:
             continue
         low, high = S.psnr_of_mean_mse_ci(per_image["mse"])
         values[method] = {

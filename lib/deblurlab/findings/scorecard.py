@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from .. import stats as S
-from .claims import BLURRED_INPUT, CLAIMS, DIGITS, REFERENCE, Claim, pretty
+from .claims import BLURRED_INPUT, CLAIMS, DIGITS, GPU_REFERENCE, REFERENCE, Claim, pretty
 from .evidence import Evidence
 from .verdicts import claim_sentence, run_claim, verdict_limit, verdict_reason
 
@@ -30,17 +30,28 @@ class Scorecard:
         return {v: sum(row["verdict"] == v for row in self.rows) for v in S.VERDICTS}
 
 
-def unconverged(claim: Claim, evidence: Evidence) -> list[str]:
-    """The models of ``claim`` whose reference run ended at an epoch cap, not by early stopping."""
+def unconverged(claim: Claim, evidence: Evidence, prefix: str = REFERENCE) -> list[str]:
+    """The models of ``claim`` whose reference run (``prefix``: the CPU's or the GPU's) ended
+    before early stopping: at an epoch cap, or cut by its time limit (in progress)."""
     models = sorted({m for t in claim.tests for m in (t.a, t.b) if m != BLURRED_INPUT})
     return [
         m
         for m in models
-        if REFERENCE + m in evidence.training
-        and not str(evidence.training[REFERENCE + m].get("stopped", "")).startswith(
-            "early stopping"
-        )
+        if prefix + m in evidence.training
+        and not str(evidence.training[prefix + m].get("stopped", "")).startswith("early stopping")
     ]
+
+
+def budget_of(claim: Claim, evidence: Evidence, source: str) -> str:
+    """For a CIFAR-10 verdict that rests on this run's networks at a CPU profile (not trained to
+    convergence), the budget it was reached at, e.g. "at a budget of 1 epoch"; else ""."""
+    if claim.kind != "cifar" or source != "this run" or evidence.profile == "full":
+        return ""
+    models = sorted({m for t in claim.tests for m in (t.a, t.b) if m != BLURRED_INPUT})
+    epochs = sorted({evidence.training.get(m, {}).get("epochs") for m in models} - {None})
+    if not epochs:
+        return ""
+    return f"at a budget of {'/'.join(map(str, epochs))} epoch{'s' if epochs != [1] else ''}"
 
 
 LOWER_IS_BETTER = {"mse"}
@@ -74,19 +85,31 @@ def capped_runs_decide(claim: Claim, verdict: str, capped: list[str]) -> bool:
 
 
 def scorecard(evidence: Evidence, claims=CLAIMS) -> Scorecard:
-    """Test every claim on this run and, where every method has one, on the reference runs; the
-    verdict that counts is the reference runs' when they exist and either all reached early
-    stopping or only capped runs on the side the verdict favours are capped
-    (``capped_runs_decide``), else this run's."""
+    """Test every claim on this run and, where every method has one, on the reference runs (CPU
+    and GPU). The verdict that counts comes from finished networks first: the CPU reference runs
+    when all reached early stopping, else the GPU reference runs when all of those did, else the
+    CPU reference runs when only capped runs on the side the verdict favours are capped
+    (``capped_runs_decide``), else this run's, which then names its training budget."""
     rows, tests = [], []
     for claim in claims:
         this = run_claim(claim, evidence)
         reference = run_claim(claim, evidence, prefix=REFERENCE)
+        gpu = run_claim(claim, evidence, prefix=GPU_REFERENCE)
         capped = unconverged(claim, evidence)
         has_reference = reference is not None and not reference.get("missing")
+        has_gpu = gpu is not None and not gpu.get("missing")
         decides = has_reference and capped_runs_decide(claim, reference["verdict"], capped)
-        final, source = (reference, "reference run") if decides else (this, "this run")
+        if has_reference and not capped:
+            final, source = reference, "reference run"
+        elif has_gpu and not unconverged(claim, evidence, GPU_REFERENCE):
+            final, source = gpu, "GPU reference run"
+        elif decides:
+            final, source = reference, "reference run"
+        else:
+            final, source = this, "this run"
+        decides = source == "reference run"
         verdict = final["verdict"] if final else "inconclusive"
+        budget = budget_of(claim, evidence, source) if final and not final.get("missing") else ""
         limit = verdict_limit(claim, final, source, evidence)
         names = ", ".join(pretty(m) for m in capped)
         if has_reference and capped and not decides:
@@ -108,14 +131,20 @@ def scorecard(evidence: Evidence, claims=CLAIMS) -> Scorecard:
                 "kind": claim.kind,
                 "this_run": this,
                 "reference": reference,
+                "gpu_reference": gpu,
                 "verdict": verdict,
+                "budget": budget,
                 "source": source,
                 "reason": verdict_reason(final, claim),
                 "limit": limit,
-                "sentence": claim_sentence(claim, final, verdict, source, limit),
+                "sentence": claim_sentence(claim, final, verdict, source, limit, budget),
             }
         )
-        for run_label, run in (("this run", this), ("reference run", reference)):
+        for run_label, run in (
+            ("this run", this),
+            ("reference run", reference),
+            ("GPU reference run", gpu),
+        ):
             for t in (run or {}).get("tests", []):
                 tests.append(
                     {
@@ -161,6 +190,17 @@ def conclusion(card: Scorecard, evidence: Evidence) -> list[str]:
         if numbers
     ]
     out = [f"Of the original report's {len(rows)} findings tested here, " + "; ".join(parts) + "."]
+    budgeted = [r for r in rows if r.get("budget") and r["verdict"] != "inconclusive"]
+    if budgeted:
+        numbers = [r["number"] for r in budgeted]
+        out.append(
+            f"The verdict{'s' if len(numbers) > 1 else ''} on claim"
+            f"{'s' if len(numbers) > 1 else ''} {listed(numbers)} "
+            f"hold{'s' if len(numbers) == 1 else ''} only at this run's training budget ("
+            + "; ".join(f"claim {r['number']} {r['budget']}" for r in budgeted)
+            + "): networks cut short, not finished ones, so they are not findings about the "
+            "architectures."
+        )
     reasons = {
         key: [r["number"] for r in rows if r["verdict"] == "inconclusive" and r["reason"] == key]
         for key in ("interval", "data", "missing")
@@ -185,6 +225,15 @@ def conclusion(card: Scorecard, evidence: Evidence) -> list[str]:
             )
     if why:
         out.append("; ".join(why) + ".")
+    gpu_used = [r["number"] for r in rows if r["source"] == "GPU reference run"]
+    if gpu_used:
+        out.append(
+            f"Claim{'s' if len(gpu_used) > 1 else ''} {listed(gpu_used)} "
+            f"{'are' if len(gpu_used) > 1 else 'is'} decided by the GPU reference runs (the same "
+            "full-profile training to early stopping, on a lent GPU: zoo/gpu/), since not all "
+            "of the CPU reference runs behind "
+            f"{'them' if len(gpu_used) > 1 else 'it'} reached early stopping."
+        )
     if any(r["source"] == "reference run" for r in rows):
         used = [r["number"] for r in rows if r["source"] == "reference run"]
         others = "; the others from this run" if len(used) < len(rows) else ""

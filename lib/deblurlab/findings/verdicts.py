@@ -12,6 +12,7 @@ from .claims import (
     BLURRED_INPUT,
     CIFAR_CHAPTERS,
     DIGITS,
+    GPU_REFERENCE,
     METRIC_NAMES,
     MODEL_CHAPTER,
     MOTION_CHAPTER,
@@ -246,11 +247,13 @@ def verdict_limit(claim: Claim, run: dict | None, source: str, evidence: Evidenc
     if run is None or run.get("missing"):
         return "Data: " + ("; ".join(problems) if problems else "scores are missing") + "."
     models = sorted({m for t in claim.tests for m in (t.a, t.b) if m != BLURRED_INPUT})
-    if source == "reference run":
-        spent = [evidence.training.get(REFERENCE + m, {}) for m in models]
+    if source in ("reference run", "GPU reference run"):
+        prefix = REFERENCE if source == "reference run" else GPU_REFERENCE
+        spent = [evidence.training.get(prefix + m, {}) for m in models]
         epochs = sorted({s.get("epochs") for s in spent if s.get("epochs") is not None})
+        runs = "the reference runs" if source == "reference run" else "the GPU reference runs"
         budget = (
-            "Budget: the reference runs trained at the full profile (all the training images, "
+            f"Budget: {runs} trained at the full profile (all the training images, "
             "early stopping"
             + (f", {'/'.join(map(str, epochs))} epochs" if epochs else "")
             + "), close to the "
@@ -276,13 +279,19 @@ def verdict_limit(claim: Claim, run: dict | None, source: str, evidence: Evidenc
     return budget + "."
 
 
-def claim_sentence(claim: Claim, final: dict | None, verdict: str, source: str, limit: str) -> str:
+def claim_sentence(
+    claim: Claim, final: dict | None, verdict: str, source: str, limit: str, budget: str = ""
+) -> str:
     """The sentence stating ``claim``'s verdict from its ``final`` tests, naming where they
-    come from (``source``) or, when untested, why (``limit``)."""
-    head = f"Claim {claim.number} ({claim.text}) is {verdict}"
+    come from (``source``) and the training budget it holds at (``budget``), or, when untested,
+    why (``limit``)."""
+    head = f"Claim {claim.number} ({claim.text}) is {verdict}" + (f" {budget}" if budget else "")
     if final is None or all(t["missing"] for t in final["tests"]):
         return f"{head}: it could not be tested. {limit}"
-    where = " in the reference runs" if source == "reference run" else ""
+    where = {
+        "reference run": " in the reference runs",
+        "GPU reference run": " in the GPU reference runs",
+    }.get(source, "")
     phrases = "; ".join(phrase(t) for t in _deciding(final))
     if final.get("data_match") is False:
         return f"{head}, because our data are not the original's: on them, {phrases}."
