@@ -34,7 +34,7 @@ LAYERS = {
         "kernel",
     ],
     2: ["data", "models"],
-    3: ["train", "inference", "profiles", "zoo", "backend_check"],
+    3: ["train", "losses", "inference", "profiles", "zoo", "backend_check"],
     4: [
         "cifar_study",
         "cifar_results",

@@ -146,8 +146,9 @@ def test_psnr_metric_is_tensorflows_psnr():
 
 
 def test_losses_and_the_cosine_schedule():
+    from deblurlab.losses import charbonnier, learning_rate
     from deblurlab.models import build_model
-    from deblurlab.train import _fingerprint, charbonnier, learning_rate
+    from deblurlab.train import _fingerprint
 
     config = TrainConfig(epochs=2, batch_size=4, learning_rate=2e-4, lr_schedule="cosine")
     schedule = learning_rate(config, 100)
