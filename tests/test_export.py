@@ -127,7 +127,9 @@ def test_the_check_catches_a_wrong_graph(exported, tmp_path):
 
     out, _ = exported
     model = onnx.load(str(out / "resunet1.onnx"))
-    weights = max(model.graph.initializer, key=lambda t: np.prod(t.dims))  # a conv kernel
+    weights = max(
+        model.graph.initializer, key=lambda t: np.prod(t.dims)
+    )  # the largest: a transposed convolution's kernel
     array = numpy_helper.to_array(weights)
     weights.CopyFrom(numpy_helper.from_array((array * 1.05).astype(array.dtype), weights.name))
     onnx.save(model, str(tmp_path / "resunet1.onnx"))

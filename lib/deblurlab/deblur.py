@@ -282,7 +282,16 @@ def _load(args):
 
         model = onnx_engine.load(args.model, args.onnx)
         return model, f"{onnx_engine.describe(model)}; {onnx_engine.weights_line(model)}"
-    model = load_model(args.model, args.weights)
+    try:
+        model = load_model(args.model, args.weights)
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("keras", "tensorflow", "jax"):
+            raise
+        raise DeblurError(
+            f"the keras engine needs Keras and a backend, and {exc.name} is not installed here: "
+            "install requirements.txt, or run an exported model with --engine onnx "
+            f"(`python -m deblurlab.export {args.model}` where Keras is installed)"
+        ) from None
     source = args.weights if args.weights else show_path(zoo.weights_path(args.model))
     return model, f"{describe(model)}; weights: {source}"
 
