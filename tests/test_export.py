@@ -202,8 +202,10 @@ def test_missing_files_a_changed_file_and_a_missing_runtime_name_the_fix(
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
     with pytest.raises(onnx_engine.OnnxEngineError, match="pip install onnxruntime"):
         onnx_engine.load(path=out / "resunet1.onnx")
+    capsys.readouterr()
     with pytest.raises(SystemExit):
-        deblur.main([str(frame), "--model", "resunet1", "--engine", "onnx", "--weights", "x.h5"])
+        deblur.main([*argv[:2], "resunet1", *argv[3:], "--weights", "x.h5"])
+    assert "--weights belongs to the keras engine" in capsys.readouterr().err
 
 
 def test_the_export_command_reports_an_unknown_model_and_needs_a_name(tmp_path, capsys):
