@@ -4,7 +4,8 @@ Layers, bottom to top (a module may import its own layer and the layers below it
 
 1. foundations: paths, metrics, compute, provenance, the tables helpers, stats, results
 2. data and models
-3. train and inference (and what needs only them: profiles, the zoo, the backend check)
+3. train and inference (and what needs only them: profiles, the zoo, the backend check, the ONNX
+   engine and converter)
 4. the studies, the chapters' analyses, baselines, comparison, perf, findings
 5. figures and diagrams
 6. the runner (the notebooks sit here too, outside the package)
@@ -34,7 +35,16 @@ LAYERS = {
         "kernel",
     ],
     2: ["data", "models"],
-    3: ["train", "losses", "inference", "profiles", "zoo", "backend_check"],
+    3: [
+        "train",
+        "losses",
+        "inference",
+        "profiles",
+        "zoo",
+        "backend_check",
+        "onnx_engine",
+        "onnx_convert",
+    ],
     4: [
         "cifar_study",
         "cifar_results",
@@ -50,6 +60,7 @@ LAYERS = {
         "reference",
         "deblur",
         "deblur_models",
+        "export",
         "seeds",
     ],
     5: ["figures", "diagrams", "diagram_blocks", "motion_figures"],

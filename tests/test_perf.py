@@ -306,3 +306,30 @@ def test_records_and_tables_import_neither_keras_nor_tensorflow():
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_engines_run_puts_keras_and_onnxruntime_side_by_side(tmp_path, monkeypatch, capsys):
+    """``--engines`` on a small frame (the real run uses 1280x720): one record with each engine's
+    times, the ratio to TensorFlow's and the difference of its restored frame; no timing limits."""
+    from deblurlab import export
+    from deblurlab.perf import engines
+
+    monkeypatch.setattr(engines, "FRAME_SIZE", (48, 64))
+    out = tmp_path / "engines.json"
+    argv = ["--engines", "tensorflow,onnx", "--models", "resunet1", "--repeats", "2"]
+    cli.main([*argv, "--threads", "1", "--out", str(out)])
+    record = json.loads(out.read_text())
+    assert record["kind"] == "engines" and record["frame"]["shape"] == [48, 64, 3]
+    (row,) = record["models"]
+    assert row["name"] == "resunet1" and "error" not in row, row
+    assert row["onnx_check_max_abs_diff"] <= export.TOLERANCE
+    for engine in ("tensorflow", "onnx"):
+        result = row["engines"][engine]
+        assert len(result["seconds"]) == 2 and _positive(result["median_s"]), result
+        assert _positive(result["speedup_vs_tensorflow"])
+        assert result["max_abs_diff_vs_tensorflow"] <= export.TOLERANCE
+    assert row["engines"]["tensorflow"]["speedup_vs_tensorflow"] == 1.0
+    assert row["engines"]["onnx"]["imported"] == []  # onnxruntime alone: no Keras, no TensorFlow
+    assert "onnxruntime" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="choose among"):
+        cli.main(["--engines", "torch"])

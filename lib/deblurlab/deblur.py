@@ -3,6 +3,7 @@
     python -m deblurlab.deblur photo.jpg frames/ --model resunet1 --out restored/
     python -m deblurlab.deblur blurred.png --model srndeblur_reds --out restored/ \\
         --weights runs/motion-gopro-sample-srndeblur_reds-default/best.weights.h5
+    python -m deblurlab.deblur photo.jpg --model resunet1 --out restored/ --engine onnx
 
 INPUT is any number of image files (PNG or JPEG, any size; grayscale, RGBA and palette images are
 converted to RGB, the alpha channel dropped) and folders (their .png/.jpg/.jpeg files, sorted).
@@ -20,6 +21,10 @@ size instead). The inference itself (reflection padding to the network's size mu
 whole frames up to ``MAX_PIXELS``, larger ones in tiles (``--tile``) that overlap and are
 cross-faded so that no seam shows) is ``deblurlab.inference``, the models and their weights
 ``deblurlab.deblur_models``; this module adds the files and the command line.
+
+``--engine onnx`` runs the model that ``python -m deblurlab.export NAME`` wrote (``onnx/NAME.onnx``,
+or ``--onnx PATH``) through onnxruntime, with the same padding and tiles, and imports neither
+TensorFlow nor Keras (``deblurlab.onnx_engine``).
 
 Library use (the notebooks)::
 
@@ -206,8 +211,6 @@ def summary_line(summary: dict, out_dir) -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from .models import list_models
-
     parser = argparse.ArgumentParser(
         prog="python -m deblurlab.deblur",
         description=__doc__,
@@ -218,9 +221,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--model",
-        required=True,
+        default=None,
         metavar="NAME",
-        help=f"a registered model: {', '.join(list_models())}",
+        help=f"a registered model (shipped: {', '.join(zoo.available()) or 'none'}; "
+        "srndeblur_reds with --weights); may be left out with --onnx",
     )
     parser.add_argument(
         "--out", required=True, metavar="DIR", help="output folder (created): DIR/<stem>.png"
@@ -253,7 +257,43 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--overwrite", action="store_true", help="replace existing outputs (default: skip them)"
     )
+    parser.add_argument(
+        "--engine",
+        choices=("keras", "onnx"),
+        default="keras",
+        help="keras (default): the Keras model and weights; onnx: the model exported by "
+        "`python -m deblurlab.export NAME`, run by onnxruntime without TensorFlow or Keras",
+    )
+    parser.add_argument(
+        "--onnx",
+        default=None,
+        metavar="PATH",
+        help="with --engine onnx: the exported .onnx file (default: NAME.onnx in "
+        "$DEBLURLAB_ONNX_DIR, else in onnx/ of the checkout, where the export writes it)",
+    )
     return parser
+
+
+def _load(args):
+    """(model, the line that says what runs) for the chosen engine; raises DeblurError or
+    onnx_engine.OnnxEngineError."""
+    if args.engine == "onnx":
+        from . import onnx_engine
+
+        model = onnx_engine.load(args.model, args.onnx)
+        return model, f"{onnx_engine.describe(model)}; {onnx_engine.weights_line(model)}"
+    try:
+        model = load_model(args.model, args.weights)
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("keras", "tensorflow", "jax"):
+            raise
+        raise DeblurError(
+            f"the keras engine needs Keras and a backend, and {exc.name} is not installed here: "
+            "install requirements.txt, or run an exported model with --engine onnx "
+            f"(`python -m deblurlab.export {args.model}` where Keras is installed)"
+        ) from None
+    source = args.weights if args.weights else show_path(zoo.weights_path(args.model))
+    return model, f"{describe(model)}; weights: {source}"
 
 
 def main(argv=None) -> int:
@@ -264,13 +304,23 @@ def main(argv=None) -> int:
         parser.error(f"--tile {args.tile}: use 0 (whole frames) or a positive multiple of 8")
     if args.overlap < 0:
         parser.error(f"--overlap {args.overlap}: use 0 or more pixels")
+    if args.engine == "onnx" and args.weights:
+        parser.error(
+            "--weights belongs to the keras engine; export those weights first "
+            f"(`python -m deblurlab.export {args.model or 'NAME'} --weights {args.weights}`)"
+        )
+    if args.onnx and args.engine != "onnx":
+        parser.error("--onnx needs --engine onnx")
+    if not args.model and not args.onnx:
+        parser.error("--model NAME is required (or --engine onnx --onnx PATH)")
+    from .onnx_engine import OnnxEngineError
+
     try:
-        model = load_model(args.model, args.weights)
-    except DeblurError as exc:
+        model, line = _load(args)
+    except (DeblurError, OnnxEngineError) as exc:
         print(f"python -m deblurlab.deblur: error: {exc}", file=sys.stderr)
         return 2
-    source = args.weights if args.weights else show_path(zoo.weights_path(args.model))
-    print(f"{describe(model)}; weights: {source}", flush=True)
+    print(line, flush=True)
     try:
         check_tile(model, args.tile, args.overlap)
     except ValueError as exc:

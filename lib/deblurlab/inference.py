@@ -7,16 +7,21 @@
 Backend-neutral: the network runs through the Keras model call (``run_model``, eager) or
 ``predict_on_batch`` (``predict_batch``, the backend's compiled predict function, which frees
 each activation once it is used: far less peak memory on large frames than an eager call).
+
+Importing this module imports neither Keras nor TensorFlow: the padding and tiles also serve any
+object that looks like a model from outside (``inputs[0].shape``, ``name``, ``required_multiple``,
+``predict_on_batch`` returning numpy), such as an ONNX Runtime session (``onnx_engine``).
 """
 
 from __future__ import annotations
 
 import weakref
+from typing import TYPE_CHECKING
 
-import keras
 import numpy as np
 
-from .models import build_model, list_models
+if TYPE_CHECKING:
+    import keras
 
 MAX_PIXELS = 1024 * 1024  # a (padded) frame up to this many pixels runs whole; larger ones in tiles
 DEFAULT_TILE = 512
@@ -50,6 +55,8 @@ def weight_shapes(model) -> list[list[int]]:
 
 def full_resolution_model(trained: keras.Model, model_name: str) -> keras.Model:
     """``model_name`` built for any input size, holding the weights of ``trained``."""
+    from .models import build_model
+
     model = build_model(model_name, input_shape=(None, None, 3))
     model.set_weights(trained.get_weights())
     return model
@@ -63,9 +70,14 @@ def any_size(model, name: str | None = None):
     """``model`` rebuilt for input shape (None, None, C) with its weights, when its architecture
     allows it (a registered model whose weights do not depend on the image size); otherwise
     ``model`` itself, which then runs on tiles of its own input size. ``name``: the registered
-    name when it differs from ``model.name``. Cached per model."""
-    if is_any_size(model) or model in _FIXED:
+    name when it differs from ``model.name``. Cached per model. A model without Keras weights
+    (an ONNX session: ``onnx_engine``) is returned as it is."""
+    if is_any_size(model) or not callable(getattr(model, "get_weights", None)):
         return model
+    if model in _FIXED:
+        return model
+    from .models import build_model, list_models
+
     if model in _ANY_SIZE:
         return _ANY_SIZE[model]
     name = name or model.name
@@ -90,12 +102,22 @@ def any_size(model, name: str | None = None):
 
 def _finest(out) -> np.ndarray:
     out = out[-1] if isinstance(out, (list, tuple)) else out
+    if isinstance(out, np.ndarray):
+        return out.astype(np.float32, copy=False)
+    import keras
+
     return np.asarray(keras.ops.convert_to_numpy(out), dtype=np.float32)
 
 
 def run_model(model: keras.Model, image: np.ndarray) -> np.ndarray:
     """The finest output of ``model`` for one (H, W, C) image, by an eager Keras call."""
-    return _finest(model(image[None].astype(np.float32), training=False))[0]
+    return run_batch(model, image[None])[0]
+
+
+def run_batch(model: keras.Model, batch: np.ndarray) -> np.ndarray:
+    """The finest output of ``model`` for an (N, H, W, C) batch, by an eager Keras call (no
+    tracing: quick for small batches)."""
+    return _finest(model(np.asarray(batch, np.float32), training=False))
 
 
 _TRACED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> last (H, W, C) run

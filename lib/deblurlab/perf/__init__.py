@@ -13,6 +13,8 @@ Modules, bottom to top:
 - ``records`` and ``tables``: reading records and writing the report's tables (neither imports
   Keras nor TensorFlow);
 - ``plans``: each model's input size and batch, and the run's time allowances;
+- ``engines``: the ``--engines`` pass, whole-frame seconds through Keras (TensorFlow, JAX) and
+  onnxruntime side by side;
 - ``child``: one model's run in a fresh process; ``cli``: the command line.
 
 Importing this package imports nothing heavy.

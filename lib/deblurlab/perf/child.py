@@ -11,11 +11,12 @@ import tempfile
 from pathlib import Path
 
 
-def run_model(name: str, settings: dict, timeout_s: float) -> dict:
-    """``timing.bench_model`` (or ``tuning.tune_model`` for ``settings["mode"] == "tune"``) in a
-    child ``python -m deblurlab.perf --worker``; a failure comes back as ``{"name", "error"}``.
+def run_model(name: str, settings: dict, timeout_s: float, env: dict | None = None) -> dict:
+    """``timing.bench_model`` (or ``tuning.tune_model`` for ``settings["mode"] == "tune"``, the
+    ``engines`` workers for "export" and "frame") in a child ``python -m deblurlab.perf
+    --worker``; a failure comes back as ``{"name", "error"}``.
 
-    The child inherits the environment, ``KERAS_BACKEND`` included.
+    The child inherits the environment, ``KERAS_BACKEND`` included, updated by ``env``.
     """
     with tempfile.TemporaryDirectory(prefix="deblurlab-bench-") as tmp:
         out = Path(tmp) / "result.json"
@@ -28,7 +29,11 @@ def run_model(name: str, settings: dict, timeout_s: float) -> dict:
             "--out",
             str(out),
         ]
-        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
+        env = {
+            **os.environ,
+            "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
+            **(env or {}),
+        }
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, env=env)
         except subprocess.TimeoutExpired:
@@ -45,7 +50,12 @@ def run_model(name: str, settings: dict, timeout_s: float) -> dict:
 def worker(settings: dict) -> dict:
     """What a child runs: the benchmark or the tuning pass of ``settings["name"]``."""
     settings = dict(settings)
-    if settings.pop("mode", "bench") == "tune":
+    mode = settings.pop("mode", "bench")
+    if mode in ("export", "frame"):
+        from . import engines
+
+        return (engines.export_worker if mode == "export" else engines.frame_worker)(settings)
+    if mode == "tune":
         from .tuning import tune_model as fn
     else:
         from .timing import bench_model as fn

@@ -89,6 +89,20 @@ def parse_args(argv=None) -> argparse.Namespace:
         "XLA and a 4x batch against the reference, per model (-> tuning/<machine key>.json)",
     )
     add("--skip-pipelines", action="store_true", help="do not time the data pipelines")
+    add(
+        "--engines",
+        default=None,
+        metavar="LIST",
+        help="instead of the benchmark: whole-frame seconds on a 1280x720 frame through these "
+        "engines (tensorflow,jax,onnx: Keras on each backend, onnxruntime), side by side, for "
+        "--models (default: srndeblur_reds,resunet1); --repeats, --threads, --out apply",
+    )
+    add(
+        "--threads",
+        type=int,
+        default=None,
+        help="with --engines: pin each engine's process to this many CPUs (default: all)",
+    )
     add("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.steps_per_execution < 1:
@@ -257,6 +271,10 @@ def main(argv=None) -> dict:
         result = worker(json.loads(args.worker))
         Path(args.out).write_text(json.dumps(result))
         return result
+    if args.engines:
+        from .engines import main as engines_main
+
+        return engines_main(args)
 
     t_run = time.perf_counter()
     opts = _options(args)
