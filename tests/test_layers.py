@@ -58,6 +58,7 @@ LAYERS = {
         "perf",
         "findings",
         "reference",
+        "motion_recipes",
         "deblur",
         "deblur_models",
         "export",

@@ -104,7 +104,9 @@ def test_tiny_end_to_end_run(tmp_path, monkeypatch):
     assert study.val[0].shape == study.val[1].shape == (2, 16, 16, 3)  # fixed validation patches
     assert len(study.test_indices) == 2  # 2 of the 10 test frames
     assert MS.run_name(study, lr_decay=True, recipe="report").endswith("-lrdecay-smoke")
-    assert MS.run_name(study).endswith("-modern-smoke") and "gopro-sample" in MS.run_name(study)
+    assert MS.run_name(study).endswith("-mse-cosine-flips-smoke") and "gopro-sample" in MS.run_name(
+        study
+    )
     with pytest.raises(ValueError, match="constant-rate recipe"):
         MS.train_model(study, lr_decay=True, init="default")
     model, result = MS.train_model(study, init="default")
