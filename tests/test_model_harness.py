@@ -21,6 +21,7 @@ PINNED = {
     "caessc_d22_f128_half": (2_966_787, True),
     "caessc_d22_f128_half_no_sigmoid": (2_966_787, True),
     "eddensenet": (619_203, True),  # input_skip=True
+    "nafnet_small": (1_969_587, True),  # zero betas, gammas and head, global residual
     "resunet1": (246_771, True),  # input_skip=True
     "resunet3": (885_427, True),
     "srndeblur_cifar": (965_923, True),  # input_skip=True: every scale starts as the identity

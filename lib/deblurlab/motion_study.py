@@ -173,8 +173,11 @@ def identity_init(model: keras.Model, channels: int = 3) -> keras.Model:
     Every weight still trains, and after the first step the silent paths receive gradients. From
     Keras's default initialisation the network spends its first hundreds of steps learning to
     reproduce its input, far beyond a CPU budget; the check at the end fails loudly if the layer
-    names of ``models/srndeblur.py`` change.
+    names of ``models/srndeblur.py`` change. A model built as the identity already (it says so
+    with ``model.identity_at_init``: NAFNet) is returned as it is.
     """
+    if getattr(model, "identity_at_init", False):
+        return model
 
     def layer(name):
         try:

@@ -5,8 +5,9 @@ wrapped to record its input and output shapes, so nested models and layers calle
 (shared weights, one ConvLSTM cell per time step) are counted once per call, at the sizes they
 really ran at. It counts 2 FLOPs per multiply-add of the convolution-like layers (Conv1D/2D/3D,
 transposed, depthwise, separable), Dense, ConvLSTM and LSTM/GRU/SimpleRNN; biases, normalisation,
-activations, adds, concatenations and resampling count 0. A layer called inside a counted layer
-(a recurrent layer's cell) is not counted again. Works on every Keras backend.
+per-channel scales (NAFNet's ``ChannelScale``), activations, adds, concatenations and resampling
+count 0. A layer called inside a counted layer (a recurrent layer's cell) is not counted again.
+Works on every Keras backend.
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ MEMORY_KINDS = (
     "Average",
     "LayerNormalization",
     "GroupNormalization",
+    "ChannelScale",
 )
-_NORMALISATION = ("BatchNormalization", "LayerNormalization", "GroupNormalization")
+# Layers whose weights act elementwise (scales and shifts per channel): 0 FLOPs, as a bias.
+_NORMALISATION = ("BatchNormalization", "LayerNormalization", "GroupNormalization", "ChannelScale")
 
 
 def _prod(values) -> int:
@@ -251,7 +254,8 @@ def flops_per_image(model, input_shape=None) -> int:
 
 
 def uncounted_layers(model) -> list[str]:
-    """Classes of the layers that own weights the count leaves out (normalisation layers aside).
+    """Classes of the layers that own weights the count leaves out (normalisation layers and
+    per-channel scales aside).
 
     A layer whose weights all sit in counted sublayers (a ConvLSTM cell built from Conv2D gates)
     is counted through them. Returns: class names, each once.
