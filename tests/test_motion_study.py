@@ -11,6 +11,7 @@ from keras import layers
 from test_motion_data import make_gopro
 
 from deblurlab import inference as I
+from deblurlab import models
 from deblurlab import motion_results as MR
 from deblurlab import motion_study as MS
 from deblurlab.models import build_model
@@ -89,7 +90,7 @@ def test_tiny_end_to_end_run(tmp_path, monkeypatch):
     monkeypatch.setenv("DEBLURLAB_OUTPUT_DIR", str(tmp_path / "out"))
     tiny = lambda name, input_shape, **kw: tiny_two_scale(input_shape)  # noqa: E731
     monkeypatch.setattr(MS, "build_model", tiny)
-    monkeypatch.setattr(I, "build_model", tiny)  # full_resolution_model's rebuild
+    monkeypatch.setattr(models, "build_model", tiny)  # full_resolution_model's rebuild
     root = make_gopro(tmp_path / "data", frames=20, size=(61, 45))  # neither side a multiple of 8
     plan = dataclasses.replace(
         MotionPlan.for_profile("smoke"),

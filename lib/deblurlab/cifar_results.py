@@ -63,9 +63,8 @@ def score_rows(
     reference_status: str | None = None,
     gpu: tuple[dict, dict] | None = None,
 ) -> list[dict]:
-    """A model's rows: this run, the reference run (or why there is none), the GPU reference run
-    (``gpu``: its summary and record), the original report. ``ours``/``reference`` are
-    ``summarize_ci`` outputs; ``train``/``reference_train`` hold epochs and seconds."""
+    """A model's rows: this run, the reference run (or why not), the GPU reference run (``gpu``:
+    summary, record), the report. ``train``/``reference_train``: epochs and seconds."""
     rows = []
     if ours is not None:
         rows.append(
@@ -85,7 +84,8 @@ def score_rows(
         rows.append(
             {
                 "model": model_name,
-                "run": "reference run",
+                "run": "reference run"
+                + (": in progress" if reference_train.get("in_progress") else ""),
                 "params": "",
                 "epochs": reference_train["epochs"],
                 "train s": reference_train["seconds"],
@@ -194,6 +194,7 @@ def results_table(
             {
                 "epochs": records[model_name]["epochs"],
                 "seconds": round(records[model_name]["train_seconds"]),
+                "in_progress": not _finished(records[model_name]),
             }
             if model_name in records
             else None
@@ -263,9 +264,8 @@ def save_results(
     reference: dict[str, dict[str, np.ndarray]] | None = None,
     extra: dict | None = None,
 ) -> dict:
-    """Write report/results/<chapter>.json, from which the report's text takes its numbers (with
-    ``extra`` merged in), and the per-image scores (``reference``: the zoo models' on the same
-    images, saved as ``"reference:<model>"``). Returns the payload."""
+    """Write report/results/<chapter>.json (the report's numbers, ``extra`` merged in) and the
+    per-image scores, the zoo models' (``reference``) as ``"reference:<model>"``. Returns it."""
     scores = evaluation
     gains = gains_over_input(scores).set_index("model").to_dict(orient="index")
     payload = {

@@ -216,8 +216,9 @@ def train_reference(
     config.epochs = epochs
     record = export(name, model, result, study, config, compute.current(name), reason)
     s = record["test_scores"]
+    done = "exported, still in progress" if reason.startswith("in progress") else "finished"
     return (
-        f"finished: {reason}; {record['epochs']} epochs in {record['train_seconds'] / 60:.1f} "
+        f"{done}: {reason}; {record['epochs']} epochs in {record['train_seconds'] / 60:.1f} "
         f"min; test MSE {s['mse']:.5f}, PSNR {s['psnr']:.2f}, SSIM {s['ssim']:.4f}; "
         f"{zoo.weights_path(name).name} ({record['dtype']})"
     )
