@@ -121,6 +121,9 @@ def test_tiny_end_to_end_run(tmp_path, monkeypatch):
     assert list(table["comparable"][-2:]) == ["not comparable: different data"] * 2
     assert table["data"].iloc[0] == "GoPro GOPR0001_00_00, later frames"
     assert table["PSNR gain"].iloc[1].startswith(("+", "-"))
+    lines = MR.gain_lines(study, evaluation)
+    assert lines[0] == "GoPro GOPR0001_00_00, later frames"
+    assert lines[1].startswith(f"  {MS.MODEL} ") and "the blurred input: PSNR" in lines[1]
     assert (tmp_path / "out/report/tables/motion_test.md").exists()
     payload = MR.save_results(
         "motion_test", study, evaluation, {MS.MODEL: result}, {MS.MODEL: model}

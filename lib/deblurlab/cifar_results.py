@@ -42,7 +42,7 @@ def reference_records(model_names) -> dict[str, dict]:
 
 
 def _finished(record: dict) -> bool:
-    return not str(record.get("stopped", "")).startswith("in progress")
+    return not zoo.in_progress(record)
 
 
 def _run_note(label: str, name: str, r: dict) -> str:

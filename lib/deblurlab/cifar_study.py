@@ -184,23 +184,19 @@ def reference_models(model_names: list[str]) -> dict[str, keras.Model]:
     return {name: zoo.load(name) for name, state in status.items() if state == "finished"}
 
 
-_GPU_SCORES: dict[tuple[int, str], dict] = {}
-
-
 def gpu_reference_runs(study: CifarStudy, model_names) -> dict[str, tuple[dict, dict]]:
     """The GPU reference runs (``zoo/gpu/``) among ``model_names``: name -> (per-image scores on
-    the study's test images, record). Scored once per study and model."""
-    out = {}
+    the study's test images, record). Scored once per study and model (kept on the study)."""
+    out, scored = {}, study.__dict__.setdefault("_gpu_scores", {})
     with zoo.located(zoo.gpu_dir()):
         shipped = set(zoo.available())
         for name in model_names:
             if name not in shipped:
                 continue
-            key = (id(study), name)
-            if key not in _GPU_SCORES:
+            if name not in scored:
                 model = zoo.load(name)
-                _GPU_SCORES[key] = evaluate(study, {name: model}, blurred_input=False)[name]
-            out[name] = (_GPU_SCORES[key], zoo.read_record(name))
+                scored[name] = evaluate(study, {name: model}, blurred_input=False)[name]
+            out[name] = (scored[name], zoo.read_record(name))
     return out
 
 

@@ -62,12 +62,12 @@ def results_table(
     GoPro row; every row names its dataset, and rows on other data are flagged."""
     rows = []
     for group, positions in test_groups(study, evaluation).items():
-        base = evaluation.scores[BLURRED_INPUT]["psnr"][positions]
+        gains = gains_over_input(evaluation, positions)
         for label_, per_image in evaluation.scores.items():
             summary = stats.summarize_ci({m: v[positions] for m, v in per_image.items()})
             result = results.get(label_)
             params = models[label_].count_params() if models and label_ in models else None
-            gain = stats.paired_difference(per_image["psnr"][positions], base)
+            gain = gains.get(label_)
             rows.append(
                 {
                     "model": label_ if label_ == BLURRED_INPUT else f"{label_} (ours)",
@@ -77,9 +77,7 @@ def results_table(
                     "epochs": result.epochs_run if result else None,
                     "train s": round(result.train_seconds) if result else None,
                     **score_cells(summary),
-                    "PSNR gain": "–"
-                    if label_ == BLURRED_INPUT
-                    else f"{gain['mean']:+.2f} [{gain['low']:+.2f}, {gain['high']:+.2f}]",
+                    "PSNR gain": "–" if gain is None else _gain_cell(gain),
                     "comparable": "this run",
                     "_exact": exact_columns(summary),
                 }
@@ -149,6 +147,34 @@ def evaluation_note(study: MotionStudy) -> str:
         "frames; SRN-DeblurNet's numbers are from its paper on the GoPro test set. A row marked "
         "'not comparable' was measured on other data."
     )
+
+
+def _gain_cell(gain: dict) -> str:
+    low, high = gain["PSNR gain interval"]
+    return f"{gain['PSNR gain dB']:+.2f} [{low:+.2f}, {high:+.2f}]"
+
+
+def gain_lines(study: MotionStudy, evaluation: Evaluation) -> list[str]:
+    """Per test group, one line a model: does it improve on the blurred input (its paired PSNR
+    interval above zero), fall below it, or not tell apart; with the SSIM gain and frames."""
+    lines = []
+    for group, positions in test_groups(study, evaluation).items():
+        lines.append(group)
+        for name, g in gains_over_input(evaluation, positions).items():
+            low, high = g["PSNR gain interval"]
+            verdict = (
+                "improves on"
+                if low > 0
+                else "does NOT improve on"
+                if high < 0
+                else "cannot be told apart from"
+            )
+            lines.append(
+                f"  {name} {verdict} the blurred input: PSNR {g['PSNR gain dB']:+.3f} dB "
+                f"[{low:+.3f}, {high:+.3f}], SSIM {g['SSIM gain']:+.4f}; "
+                f"better PSNR on {g['frames improved']} of {g['frames']} frames."
+            )
+    return lines
 
 
 def test_groups(study: MotionStudy, evaluation: Evaluation) -> dict[str, np.ndarray]:

@@ -141,6 +141,11 @@ def assign_weights(model, arrays: list[np.ndarray], source: Path) -> None:
         weight.assign(value.astype(weight.dtype))
 
 
+def in_progress(record: dict) -> bool:
+    """Whether a record is of a run cut by its time limit (``reference --export-unfinished``)."""
+    return str(record.get("stopped", "")).startswith("in progress")
+
+
 def continuation(name: str):
     """A ``train.Continuation`` from model ``name``'s shipped weights when its record says the
     run is still in progress (cut by a time limit), else None: how a reference run continues on a
@@ -150,7 +155,7 @@ def continuation(name: str):
     if name not in available():
         return None
     record = read_record(name)
-    if not str(record.get("stopped", "")).startswith("in progress"):
+    if not in_progress(record):
         return None
     path = weights_path(name)
     return Continuation(
