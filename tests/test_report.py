@@ -79,6 +79,28 @@ def test_figures_and_tables_are_numbered_in_order_and_referenced_forward(templat
     assert "Data: test." in text and "| a | 0.00100 |" in text
 
 
+def test_the_report_states_the_conventions_once_and_footnotes_link_to_them(template):
+    from deblurlab import stats
+    from deblurlab.metrics import CONVENTION
+    from deblurlab.provenance import footnote
+
+    prov = {"data": "ten images", "profile": "smoke", "date": "today", "commit": "abc"}
+    prov["machine"] = "a test machine"
+    frame = pd.DataFrame({"model": ["a"], "MSE": [0.001]})
+    write_table("one", frame, f"{footnote(prov)} {stats.METHOD} Only in table one.")
+    write_table("two", frame, stats.METHOD.replace("test images", "test frames"))
+    template(
+        "## Conventions\n{{ conventions.metrics }} {{ conventions.intervals }}\n\n"
+        '{{ table("one", "One.") }}\n\n{{ table("two", "Two.") }}'
+    )
+    text = report.render("")
+    assert text.count(CONVENTION) == 1 and text.count(stats.METHOD) == 1
+    assert "test frames" not in text
+    assert "Data: ten images. Profile: smoke." in text and "Only in table one." in text
+    assert "on a test machine." in text
+    assert text.count("[Conventions](#conventions)") == 2
+
+
 # The child process: block tensorflow and keras, run `python -m deblurlab.report --clean` as the
 # module itself, then build the HTML and PDF from the prepared template, and list what it loaded.
 BLOCKED_BUILD = """

@@ -31,6 +31,7 @@ import jinja2
 from .paths import REPO_ROOT, figures_dir, output_root, results_dir, tables_dir
 from .provenance import today
 from .results import read_results
+from .tables import conventions, specific_notes
 
 TEMPLATE = REPO_ROOT / "report" / "report.md"
 SECTIONS = REPO_ROOT / "report" / "sections"
@@ -107,7 +108,8 @@ class _Numbering:
             )
         body, _, notes = path.read_text().strip().partition("\n\n")
         number = self._place("table", name)
-        return f"{body}\n\n: {number}: {caption}\n\n::: {{.table-note}}\n{notes.strip()}\n:::\n"
+        notes = f"{specific_notes(notes)} Metrics and intervals: [Conventions](#conventions)."
+        return f"{body}\n\n: {number}: {caption}\n\n::: {{.table-note}}\n{notes}\n:::\n"
 
 
 def _versus(value: float, ci, digits: int) -> str:
@@ -170,6 +172,7 @@ def render(image_root: str, extra: dict | None = None) -> str:
             "table": numbering.table,
             "ref": numbering.ref,
             "reference_sentence": reference_sentence,
+            "conventions": conventions(),
             **(extra or {}),
         }
         try:

@@ -8,6 +8,7 @@ import re
 import numpy as np
 import pandas as pd
 
+from . import stats
 from .metrics import CONVENTION
 from .paths import tables_dir
 
@@ -90,6 +91,25 @@ def to_markdown(df: pd.DataFrame, digits: int = 3) -> str:
     )
     rows = ["| " + " | ".join(row) + " |" for row in cells]
     return "\n".join([header, rule, *rows])
+
+
+def conventions() -> dict[str, str]:
+    """The conventions every table shares (metrics, cells, intervals, verdicts): each table's
+    footnote states them for a reader of that table alone; the report states them once."""
+    return {
+        "metrics": CONVENTION,
+        "cells": CI_NOTE,
+        "intervals": stats.METHOD,
+        "verdicts": stats.VERDICT_RULE,
+    }
+
+
+def specific_notes(notes: str) -> str:
+    """A footnote less the shared conventions: what is specific to its table."""
+    shared = [*conventions().values(), stats.METHOD.replace("test images", "test frames")]
+    for text in sorted(shared, key=len, reverse=True):
+        notes = notes.replace(text, "")
+    return re.sub(r"\s{2,}", " ", notes).strip()
 
 
 def write_table(
