@@ -8,11 +8,14 @@ STAMP := $(VENV)/.deblurlab-installed
 
 .PHONY: setup report test lab bench check-platforms clean-runs
 
+UV_SPEC ?= uv>=0.13,<0.14
+
+# The lock installs with uv (pip install -r requirements.txt gives the same environment, slower).
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.txt
-	$(PY) -m pip install --quiet --no-deps -e .
+	$(PY) -m pip install --quiet "$(UV_SPEC)"
+	$(VENV)/bin/uv pip install --quiet --python $(PY) -r requirements.txt
+	$(VENV)/bin/uv pip install --quiet --python $(PY) --no-deps -e .
 	$(PY) -m deblurlab.kernel
 	touch $@
 
