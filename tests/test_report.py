@@ -100,6 +100,9 @@ def test_the_report_states_the_conventions_once_and_footnotes_link_to_them(templ
     assert "on a test machine." in text
     assert text.count("[Conventions](#conventions)") == 2
 
+    template('{{ table("one", "One.") }}')  # no conventions section: no link to a missing label
+    assert "#conventions" not in report.render("")
+
 
 # The child process: block tensorflow and keras, run `python -m deblurlab.report --clean` as the
 # module itself, then build the HTML and PDF from the prepared template, and list what it loaded.

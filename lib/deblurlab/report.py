@@ -69,11 +69,15 @@ class _Numbering:
     """Numbers figures and tables in order of appearance. The report renders twice: the first pass
     learns the order, the second cites numbers, so text may refer forward as well as back."""
 
-    def __init__(self, image_root: str, numbers: dict[str, str] | None = None):
+    def __init__(
+        self, image_root: str, numbers: dict[str, str] | None = None, linked: bool = False
+    ):
         self.image_root = image_root
         self.known = numbers  # None during the first pass
         self.numbers: dict[str, str] = {}
         self.counts = {"figure": 0, "table": 0}
+        self.conventions = _Conventions(conventions())
+        self.linked = linked  # the first pass found the conventions section: footnotes link it
 
     def _place(self, kind: str, name: str) -> str:
         if name in self.numbers:
@@ -108,8 +112,21 @@ class _Numbering:
             )
         body, _, notes = path.read_text().strip().partition("\n\n")
         number = self._place("table", name)
-        notes = f"{specific_notes(notes)} Metrics and intervals: [Conventions](#conventions)."
+        notes = specific_notes(notes)
+        if self.linked:
+            notes += " Metrics and intervals: [Conventions](#conventions)."
         return f"{body}\n\n: {number}: {caption}\n\n::: {{.table-note}}\n{notes}\n:::\n"
+
+
+class _Conventions(dict):
+    """The shared conventions, noting whether the template states them (a report without that
+    section must not link to it: typst refuses a link to a missing label)."""
+
+    stated = False
+
+    def __getitem__(self, key):
+        self.stated = True
+        return super().__getitem__(key)
 
 
 def _versus(value: float, ci, digits: int) -> str:
@@ -161,9 +178,9 @@ def render(image_root: str, extra: dict | None = None) -> str:
     env.tests["search"] = lambda value, pattern: pattern in str(value)
     sections = [f"sections/{path.name}" for path in sorted(SECTIONS.glob("*.md"))]
     results = load_results()
-    numbers = None
+    numbers, linked = None, False
     for _ in range(2):
-        numbering = _Numbering(image_root, numbers)
+        numbering = _Numbering(image_root, numbers, linked)
         context = {
             "results": results,
             "sections": sections,
@@ -172,7 +189,7 @@ def render(image_root: str, extra: dict | None = None) -> str:
             "table": numbering.table,
             "ref": numbering.ref,
             "reference_sentence": reference_sentence,
-            "conventions": conventions(),
+            "conventions": numbering.conventions,
             **(extra or {}),
         }
         try:
@@ -182,7 +199,7 @@ def render(image_root: str, extra: dict | None = None) -> str:
                 f"the report needs a result that no notebook wrote ({error}). "
                 "Run every notebook: python -m deblurlab.run"
             ) from error
-        numbers = numbering.numbers
+        numbers, linked = numbering.numbers, numbering.conventions.stated
     return text
 
 
