@@ -333,3 +333,30 @@ def test_the_engines_run_puts_keras_and_onnxruntime_side_by_side(tmp_path, monke
     assert "onnxruntime" in capsys.readouterr().out
     with pytest.raises(SystemExit, match="choose among"):
         cli.main(["--engines", "torch"])
+
+
+def test_the_frame_run_pairs_each_inference_path_with_the_path_before(tmp_path, capsys):
+    """``--frame --quick`` (a 96x64 frame; the real run uses 1280x720): one record with each path's
+    times, its ratios to the reference's runs next to them, and its difference from them."""
+    from deblurlab.perf import frame
+
+    out = tmp_path / "frame.json"
+    argv = ["--frame", "--quick", "--variants", "before,default,eager", "--repeats", "2"]
+    cli.main([*argv, "--out", str(out)])
+    record = json.loads(out.read_text())
+    assert record["kind"] == "frame inference" and record["frame"]["shape"] == [64, 96, 3]
+    assert set(record["variants"]) == {"before", "default", "eager"}
+    assert record["workers"]["main"]["variants"] == ["before", "default", "eager"]
+    for label, row in record["variants"].items():
+        runs = 4 if label == "before" else 2  # the reference runs next to each of the others
+        assert len(row["ratio_to_before"]) == runs and _positive(row["median_s"]), row
+        assert row["within_tolerance"] and row["max_abs_diff_vs_before"] <= frame.TOLERANCE
+    default = record["variants"]["default"]
+    assert len(default["alternating_seconds"]) == len(default["alternating_before_seconds"]) == 2
+    assert record["choice"]["default"] == "default"
+    assert record["choice"]["fastest_within_tolerance"] in record["variants"]
+    assert len(record["fp32_matmul_peak_flops_per_s"]) == 2 and record["forward_flops"] > 0
+    assert "new/before" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="unknown variant"):
+        frame.eligible_variants("tensorflow", ["warp-drive"])
+    assert "xla" not in frame.eligible_variants("jax")  # JAX always compiles with XLA

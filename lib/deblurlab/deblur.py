@@ -1,9 +1,10 @@
-"""Deblur your own images with a shipped or trained model.
+"""Deblur your own images: ``python -m deblurlab.deblur``, by default with the motion model.
 
-    python -m deblurlab.deblur photo.jpg frames/ --model resunet1 --out restored/
-    python -m deblurlab.deblur blurred.png --model srndeblur_reds --out restored/ \\
-        --weights runs/motion-gopro-sample-srndeblur_reds-default/best.weights.h5
-    python -m deblurlab.deblur photo.jpg --model resunet1 --out restored/ --engine onnx
+    python -m deblurlab.deblur photo.jpg frames/ --out restored/         # srndeblur_reds (zoo)
+    python -m deblurlab.deblur blurred.png --out restored/ \\
+        --weights runs/motion-combined-srndeblur_reds-mse-cosine-flips-default/best.weights.h5
+    python -m deblurlab.deblur photo.jpg --model resunet1 --out restored/  # a CIFAR-10 model
+    python -m deblurlab.deblur photo.jpg --out restored/ --engine onnx    # onnx/srndeblur_reds.onnx
 
 INPUT is any number of image files (PNG or JPEG, any size; grayscale, RGBA and palette images are
 converted to RGB, the alpha channel dropped) and folders (their .png/.jpg/.jpeg files, sorted).
@@ -12,30 +13,31 @@ that already exists is reported and skipped unless ``--overwrite``; a file that 
 an image is reported with the reason and skipped while the others go on, and the exit code is 1
 when any file failed (2 when the model cannot be loaded).
 
+Without ``--model`` the model is ``srndeblur_reds`` (``deblur_models.DEFAULT_MODEL``), the
+motion-blur model trained on REDS and GoPro frames. The shipped CIFAR-10 models stay available by
+name (``--model resunet1``), with a note that they learnt a gaussian blur on 32x32 thumbnails.
 The weights come from the zoo (``zoo.load``: ``zoo/<model>.weights.h5``, sha256 checked) unless
-``--weights`` names a ``.weights.h5`` file: a training run's ``runs/<run>/best.weights.h5`` (Keras
-``save_weights``) or a zoo-format file. The network is rebuilt for any input size where its
-weights do not depend on the image size (every registered model except ``srndeblur_cifar_lstm``,
-whose Dense layers around the LSTM map to h*w*c values: it runs on tiles of its 32x32 training
-size instead). The inference itself (reflection padding to the network's size multiple,
-whole frames up to ``MAX_PIXELS``, larger ones in tiles (``--tile``) that overlap and are
-cross-faded so that no seam shows) is ``deblurlab.inference``, the models and their weights
-``deblurlab.deblur_models``; this module adds the files and the command line.
+``--weights`` names a ``.weights.h5`` file (Keras ``save_weights`` or zoo format). Without either,
+the error names the missing file and the fix: ``python -m deblurlab.reference --models
+srndeblur_reds``, or ``--weights`` with a chapter 05 run's ``runs/<run>/best.weights.h5``.
+The network is rebuilt for any input size where its weights do not depend on the image size (every
+registered model except ``srndeblur_cifar_lstm``, which runs on tiles of its 32x32 training
+size). The inference itself (reflection padding to the network's size multiple, whole frames up to
+``MAX_PIXELS`` through one traced graph per frame size, larger ones in tiles (``--tile``) that
+overlap and are cross-faded so that no seam shows) is ``deblurlab.inference``, the models and their
+weights ``deblurlab.deblur_models``; this module adds the files and the command line.
 
 ``--engine onnx`` runs the model that ``python -m deblurlab.export NAME`` wrote (``onnx/NAME.onnx``,
-or ``--onnx PATH``) through onnxruntime, with the same padding and tiles, and imports neither
-TensorFlow nor Keras (``deblurlab.onnx_engine``).
+or ``--onnx PATH``; without either, ``srndeblur_reds``'s) through onnxruntime, with the same padding
+and tiles, and imports neither TensorFlow nor Keras (``deblurlab.onnx_engine``).
 
 Library use (the notebooks)::
 
     from deblurlab import deblur, deblur_models
-    model = deblur_models.load_model("resunet1")  # or weights="runs/.../best.weights.h5"
+    model = deblur_models.load_model("srndeblur_reds")  # or weights="runs/.../best.weights.h5"
     # float32 (H, W, 3) in [0, 1]:
     restored = deblur.deblur_image(model, deblur.read_image("photo.jpg"))
     summary = deblur.deblur_files(model, ["photo.jpg", "frames/"], "restored/")
-
-The shipped CIFAR-10 models were trained on 32x32 thumbnails blurred by a gaussian: they are not
-motion-blur models. ``srndeblur_reds`` is; train it in chapter 05 and pass its run's weights.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ import numpy as np
 
 from . import zoo
 from .data.frames import IMAGE_SUFFIXES
-from .deblur_models import DeblurError, describe, load_model, show_path
+from .deblur_models import DEFAULT_MODEL, DeblurError, describe, load_model, show_path, zoo_note
 from .inference import DEFAULT_OVERLAP, DEFAULT_TILE, MAX_PIXELS, any_size, check_tile, deblur_image
 from .paths import display_path
 
@@ -223,8 +225,9 @@ def _parser() -> argparse.ArgumentParser:
         "--model",
         default=None,
         metavar="NAME",
-        help=f"a registered model (shipped: {', '.join(zoo.available()) or 'none'}; "
-        "srndeblur_reds with --weights); may be left out with --onnx",
+        help=f"a registered model (default: {DEFAULT_MODEL}, the motion-blur model; shipped here: "
+        f"{', '.join(zoo.available()) or 'none'}; the CIFAR-10 ones learnt a gaussian blur on "
+        "32x32 thumbnails); with --onnx PATH, the file's own by default",
     )
     parser.add_argument(
         "--out", required=True, metavar="DIR", help="output folder (created): DIR/<stem>.png"
@@ -234,7 +237,7 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         metavar="PATH",
         help=(
-            "a .weights.h5 file (a run's best.weights.h5 or a zoo file); "
+            "a .weights.h5 file (a run's runs/<run>/best.weights.h5 or a zoo file); "
             "default: zoo/NAME.weights.h5"
         ),
     )
@@ -292,8 +295,10 @@ def _load(args):
             "install requirements.txt, or run an exported model with --engine onnx "
             f"(`python -m deblurlab.export {args.model}` where Keras is installed)"
         ) from None
-    source = args.weights if args.weights else show_path(zoo.weights_path(args.model))
-    return model, f"{describe(model)}; weights: {source}"
+    if args.weights:
+        return model, f"{describe(model)}; weights: {args.weights}"
+    source = show_path(zoo.weights_path(args.model))
+    return model, f"{describe(model)}; weights: {source}{zoo_note(args.model)}"
 
 
 def main(argv=None) -> int:
@@ -304,6 +309,9 @@ def main(argv=None) -> int:
         parser.error(f"--tile {args.tile}: use 0 (whole frames) or a positive multiple of 8")
     if args.overlap < 0:
         parser.error(f"--overlap {args.overlap}: use 0 or more pixels")
+    defaulted = not args.model and not args.onnx
+    if defaulted:
+        args.model = DEFAULT_MODEL
     if args.engine == "onnx" and args.weights:
         parser.error(
             "--weights belongs to the keras engine; export those weights first "
@@ -311,14 +319,20 @@ def main(argv=None) -> int:
         )
     if args.onnx and args.engine != "onnx":
         parser.error("--onnx needs --engine onnx")
-    if not args.model and not args.onnx:
-        parser.error("--model NAME is required (or --engine onnx --onnx PATH)")
     from .onnx_engine import OnnxEngineError
 
     try:
         model, line = _load(args)
     except (DeblurError, OnnxEngineError) as exc:
-        print(f"python -m deblurlab.deblur: error: {exc}", file=sys.stderr)
+        hint = ""
+        if defaulted:
+            shipped = ", ".join(zoo.available()) or "none"
+            hint = (
+                f" ({DEFAULT_MODEL} is the default model, for motion blur; --model NAME runs "
+                f"another, e.g. a shipped CIFAR-10 one ({shipped}), which learnt a gaussian blur "
+                "on 32x32 thumbnails.)"
+            )
+        print(f"python -m deblurlab.deblur: error: {exc}{hint}", file=sys.stderr)
         return 2
     print(line, flush=True)
     try:

@@ -10,6 +10,8 @@ from . import zoo
 from .inference import any_size, fixed_overlap, input_size, network_multiple
 from .paths import REPO_ROOT, output_root
 
+DEFAULT_MODEL = "srndeblur_reds"  # the motion-blur model: what deblur runs without --model
+
 
 class DeblurError(RuntimeError):
     """A model, weights file or image cannot be used; the message names it and the fix."""
@@ -48,10 +50,10 @@ def _missing_weights_message(name: str) -> str:
         )
     else:
         train = (
-            "The reference command does not train the motion model yet: train it in chapter 05 "
-            "(`python -m deblurlab.run notebooks/05_srndeblur_reds.ipynb`, or "
-            "`make report`) and pass --weights "
-            "runs/motion-<data>-srndeblur_reds-<profile>/best.weights.h5"
+            f"Train it with `python -m deblurlab.reference --models {name}` (its weights then go "
+            "to the zoo; --motion-dir names the REDS or GoPro folder), or pass --weights "
+            "runs/<run>/best.weights.h5 of a chapter 05 run "
+            "(`python -m deblurlab.run notebooks/05_srndeblur_reds.ipynb`)"
         )
     return (
         f"no weights for {name}: {path} is missing (no reference run of {name} is shipped). "
@@ -147,6 +149,20 @@ def load_model(name: str, weights=None):
         return any_size(zoo.load(name), name)
     except zoo.ZooError as exc:
         raise DeblurError(str(exc)) from None
+
+
+def zoo_note(name: str) -> str:
+    """A note on the zoo's weights of ``name`` when its record says the run is unfinished (a
+    reference run cut by its time limit), else ""."""
+    if name not in zoo.available():
+        return ""
+    record = zoo.read_record(name)
+    if not zoo.in_progress(record):
+        return ""
+    return (
+        f"; note: these are the weights of an unfinished reference run ({record.get('epochs', '?')}"
+        f" epochs, {record.get('date', '?')})"
+    )
 
 
 def describe(model) -> str:

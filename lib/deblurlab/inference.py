@@ -4,9 +4,12 @@
     restored = deblur_frame(net, blurred)           # padded, run whole, cropped back, clipped
     restored = deblur_image(model, image, tile=512) # tiles cross-faded without a seam
 
-Backend-neutral: the network runs through the Keras model call (``run_model``, eager) or
-``predict_on_batch`` (``predict_batch``, the backend's compiled predict function, which frees
-each activation once it is used: far less peak memory on large frames than an eager call).
+Backend-neutral: frames and tiles run through ``predict_on_batch`` (``predict_batch``: the
+backend's compiled predict function, traced once per image size and kept, which frees each
+activation once it is used: far less peak memory on large frames than an eager call, and faster);
+``run_model`` / ``run_batch`` are the eager Keras call, for small batches. Which path and which
+settings are fastest on a whole 1280x720 frame is measured by ``python -m deblurlab.perf --frame``
+(``deblurlab.perf.frame``; the record: ``tuning/<machine key>.frame.json``).
 
 Importing this module imports neither Keras nor TensorFlow: the padding and tiles also serve any
 object that looks like a model from outside (``inputs[0].shape``, ``name``, ``required_multiple``,
@@ -120,19 +123,37 @@ def run_batch(model: keras.Model, batch: np.ndarray) -> np.ndarray:
     return _finest(model(np.asarray(batch, np.float32), training=False))
 
 
-_TRACED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> last (H, W, C) run
+MAX_TRACES = 8  # input shapes whose traced predict function a model keeps (least recent dropped)
+_TRACES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> {(H, W, C): function}
 
 
 def predict_batch(model: keras.Model, batch: np.ndarray) -> np.ndarray:
     """The finest output of ``model`` for a batch of images, by ``predict_on_batch``.
 
-    The predict function is traced afresh for each new image size: a trace generalised to any
-    size fails on layers that need static sizes (srndeblur's bilinear upsampling)."""
+    The predict function is traced once per image size and kept (up to ``MAX_TRACES`` sizes a
+    model), so frames of alternating sizes (landscape and portrait photos) are not traced again:
+    a trace generalised to any size fails on layers that need static sizes (srndeblur's bilinear
+    upsampling). A model without Keras' predict function (an ONNX session) is simply called."""
     batch = np.asarray(batch, np.float32)
-    if _TRACED.get(model) != batch.shape[1:]:
+    if not callable(getattr(model, "make_predict_function", None)):
+        return _finest(model.predict_on_batch(batch))
+    traces = _TRACES.setdefault(model, {})
+    key = batch.shape[1:]
+    function = traces.pop(key, None)
+    if function is None:
+        if len(traces) >= MAX_TRACES:
+            traces.pop(next(iter(traces)))
         model.predict_function = None
-        _TRACED[model] = batch.shape[1:]
+        model.make_predict_function()
+        function = model.predict_function
+    traces[key] = function  # most recent last
+    model.predict_function = function
     return _finest(model.predict_on_batch(batch))
+
+
+def traced_sizes(model) -> list[tuple[int, ...]]:
+    """The (H, W, C) sizes whose predict function ``predict_batch`` keeps for ``model``."""
+    return list(_TRACES.get(model, {}))
 
 
 # -------------------------------------------------------------------------------------- padding
@@ -235,13 +256,13 @@ def deblur_frame(
     overlap: int = DEFAULT_OVERLAP,
 ) -> np.ndarray:
     """Restore one whole (H, W, 3) frame with an any-size ``model``: pad to the network's
-    multiple, run whole (an eager call), crop back to (H, W), clip to [0, 1]. With ``tile`` (a
+    multiple, run whole (``predict_batch``), crop back to (H, W), clip to [0, 1]. With ``tile`` (a
     multiple of the network's multiple), a frame larger than it runs in tile x tile pieces
     cross-faded over ``overlap`` pixels (``deblur_tiled``), for when it does not fit in memory."""
     multiple = multiple or network_multiple(model)
     padded, (h, w) = pad_to_multiple(np.asarray(blurred, np.float32), multiple)
     if tile is None or (padded.shape[0] <= tile and padded.shape[1] <= tile):
-        return np.clip(run_model(model, padded)[:h, :w], 0.0, 1.0)
+        return np.clip(predict_batch(model, padded[None])[0][:h, :w], 0.0, 1.0)
     if tile % multiple or tile - 2 * overlap < multiple:
         raise ValueError(
             f"tile={tile} must be a multiple of {multiple} and at least "

@@ -131,6 +131,20 @@ def read_record(path) -> dict | None:
     return data
 
 
+def _export_needs(name: str) -> str:
+    """What the export of ``name`` needs when the zoo lacks its weights, else ""."""
+    from . import zoo
+
+    weights = zoo.weights_path(name)
+    if weights.exists():
+        return ""
+    return (
+        f"; the export reads {_shown(weights)}, which is missing too: make it with "
+        f"`python -m deblurlab.reference --models {name}`, or export a training run's weights "
+        f"(`python -m deblurlab.export {name} --weights runs/<run>/best.weights.h5`)"
+    )
+
+
 def load(name: str | None = None, path=None, threads: int | None = None) -> OnnxModel:
     """Model ``name`` from the export folder, or the exported file ``path``, in an ONNX Runtime
     session (``threads``: intra-op threads, default ONNX Runtime's choice).
@@ -145,7 +159,8 @@ def load(name: str | None = None, path=None, threads: int | None = None) -> Onnx
             raise OnnxEngineError(
                 f"no exported model for {name}: {_shown(path)} is missing. Export it with "
                 f"`python -m deblurlab.export {name}` (it writes to {_shown(export_dir())}; "
-                f"${ONNX_DIR_ENV} or --out choose another folder), or pass --onnx PATH."
+                f"${ONNX_DIR_ENV} or --out choose another folder){_export_needs(name)}, "
+                "or pass --onnx PATH."
             )
     path = Path(path).expanduser()
     if not path.is_file():

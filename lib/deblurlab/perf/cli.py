@@ -12,7 +12,9 @@ For each model, at its chapter's input size and the default profile's batch, it 
 Each model runs in its own child process (``child``). The data pipelines are timed alone and
 compared with the batches/s each model consumes (``pipelines``). Results are printed as a table and
 written to ``report/results/bench_<cpu|gpu>.json`` (``--out``). ``--tune`` is a separate pass
-(``tuning``). Any Keras backend: the record names the one it ran on (``KERAS_BACKEND``).
+(``tuning``), ``--engines`` compares engines on a whole frame (``engines``) and ``--frame`` the
+inference paths of the motion model on one (``frame``). Any Keras backend: the record names the
+one it ran on (``KERAS_BACKEND``).
 """
 
 from __future__ import annotations
@@ -103,7 +105,22 @@ def parse_args(argv=None) -> argparse.Namespace:
         default=None,
         help="with --engines: pin each engine's process to this many CPUs (default: all)",
     )
+    add(
+        "--frame",
+        action="store_true",
+        help="instead of the benchmark: whole-frame seconds of srndeblur_reds on a 1280x720 frame "
+        "by inference path (the path before, the default, eager, XLA, tiles, onnxruntime, thread "
+        "settings, bfloat16) in interleaved rounds (-> tuning/<machine key>.frame.json); "
+        "--repeats (rounds), --variants, --quick, --out apply",
+    )
+    add(
+        "--variants",
+        default=None,
+        metavar="LIST",
+        help="with --frame: the variants to time (default: all; see deblurlab.perf.frame)",
+    )
     add("--worker", default=None, help=argparse.SUPPRESS)
+    add("--frame-worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.steps_per_execution < 1:
         parser.error("--steps-per-execution must be >= 1")
@@ -271,6 +288,15 @@ def main(argv=None) -> dict:
         result = worker(json.loads(args.worker))
         Path(args.out).write_text(json.dumps(result))
         return result
+    if args.frame_worker:
+        from .frame import worker_loop
+
+        worker_loop(json.loads(args.frame_worker))
+        return {}
+    if args.frame:
+        from .frame import main as frame_main
+
+        return frame_main(args)
     if args.engines:
         from .engines import main as engines_main
 
