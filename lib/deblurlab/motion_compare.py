@@ -242,14 +242,17 @@ def measure_costs(
 ) -> dict[str, dict]:
     """For each of ``names`` (row labels): parameters, GFLOP and seconds a frame (at the
     evaluation's most common frame size), and its training (steps, patches, seconds)."""
-    costs = {}
+    costs, flops = {}, {}  # FLOPs by (architecture, size): runs of one network share them
     for name in names:
         timing = frame_seconds(evaluation, name)
+        key = (ms._model_name(models[name]), tuple(timing["size"]))
+        if key not in flops:
+            flops[key] = gflops_per_frame(models[name], timing["size"])
         result = results.get(name)
         steps = ms.steps_per_epoch(study) * result.epochs_run if result else None
         costs[name] = {
             "params": int(models[name].count_params()),
-            "gflop_per_frame": gflops_per_frame(models[name], timing["size"]),
+            "gflop_per_frame": flops[key],
             **{f"frame_{k}": v for k, v in timing.items()},
             "train_steps": steps,
             "train_patches": steps * study.plan.batch_size if steps else None,
@@ -346,10 +349,10 @@ def paired_rows(
     return rows
 
 
-def _interval(low: float, high: float) -> str:
+def _interval(low: float, high: float, digits: int = 3) -> str:
     if not (np.isfinite(low) and np.isfinite(high)):
         return "[–]"
-    return f"[{low:+.2f}, {high:+.2f}]"
+    return f"[{low:+.{digits}f}, {high:+.{digits}f}]"
 
 
 def paired_table(
@@ -370,7 +373,7 @@ def paired_table(
                 "frames": r["frames"],
                 "PSNR": f"{r['psnr']:.2f}",
                 f"PSNR {reference}": f"{r['reference_psnr']:.2f}",
-                "PSNR difference (dB)": f"{r['psnr_diff']:+.2f} {_interval(r['low'], r['high'])}",
+                "PSNR difference (dB)": f"{r['psnr_diff']:+.3f} {_interval(r['low'], r['high'])}",
                 "SSIM difference": f"{r['ssim_diff']:+.4f}",
                 "better on": f"{r['frames_better']} of {r['frames']}",
                 "verdict": r["verdict"],
@@ -412,14 +415,20 @@ def verdict_lines(
     timed = [r for r in rows if r["model"] == light.time_label]
     better = [r["group"] for r in timed if r["verdict"] == "better"]
     worse = [r["group"] for r in timed if r["verdict"] == "worse"]
+
+    def groups(names):
+        if len(names) == len(timed) > 1:
+            return "every test group"
+        return " and ".join(f"'{g}'" for g in names)
+
     if better and not worse:
-        pick = f"{light.model_name}: better on {', '.join(better)}, worse on no test group"
+        pick = f"{light.model_name}: better on {groups(better)}, worse on none"
     elif worse and not better:
-        pick = f"{reference}: {light.model_name} is worse on {', '.join(worse)}, better on none"
+        pick = f"{reference}: {light.model_name} is worse on {groups(worse)}, better on none"
     elif better and worse:
         pick = (
-            f"it depends on the data: {light.model_name} is better on {', '.join(better)} and "
-            f"worse on {', '.join(worse)}"
+            f"it depends on the data: {light.model_name} is better on {groups(better)} and "
+            f"worse on {groups(worse)}"
         )
     elif all(r["verdict"] == "too few frames for an interval" for r in timed):
         pick = "no finding: too few frames for an interval"
