@@ -12,12 +12,13 @@ from test_motion_data import make_gopro
 
 from deblurlab import inference as I
 from deblurlab import models
+from deblurlab import motion_compare as MC
 from deblurlab import motion_results as MR
 from deblurlab import motion_study as MS
 from deblurlab.models import build_model
 from deblurlab.motion_figures import detail_box
 from deblurlab.profiles import MotionPlan
-from deblurlab.results import read_arrays
+from deblurlab.results import Evaluation, read_arrays
 
 
 def test_pad_to_multiple_and_back():
@@ -115,6 +116,24 @@ def test_tiny_end_to_end_run(tmp_path, monkeypatch):
     evaluation = MS.evaluate(study, {MS.MODEL: model}, verbose=False)
     assert evaluation.hardest[MS.MODEL].shape == (45, 61, 3)
     assert set(evaluation.scores) == {MS.BLURRED_INPUT, MS.MODEL}
+    assert evaluation.sizes == [(45, 61)] * 2 and len(evaluation.call_seconds[MS.MODEL]) == 2
+    costs = MC.measure_costs(study, evaluation, {MS.MODEL: model}, {MS.MODEL: result}, [MS.MODEL])
+    cost = costs[MS.MODEL]
+    assert cost["frame_size"] == [45, 61] and cost["frame_calls"] == 1  # the first call traced
+    assert cost["frame_median_s"] == evaluation.call_seconds[MS.MODEL][1]
+    # two 3x3 convolutions, 3 -> 3 channels, on the frame padded to 48x64 and on its half
+    assert cost["gflop_per_frame"] == pytest.approx(2 * 27 * 3 * (48 * 64 + 24 * 32) / 1e9)
+    assert cost["train_steps"] == 2 and cost["train_patches"] == 4
+    assert cost["params"] == model.count_params() and cost["train_s"] == result.train_seconds
+    shipped = MR.results_table(
+        study,
+        Evaluation(
+            {**evaluation.scores, "net (reference run)": evaluation[MS.MODEL]}, evaluation.names
+        ),
+        {},
+    )
+    row = shipped[shipped["model"] == "net (reference run)"].iloc[0]  # no "(ours)"
+    assert row["comparable"] == "shipped weights, these frames"
     table = MR.results_table(
         study, evaluation, {MS.MODEL: result}, {MS.MODEL: model}, name="motion_test"
     )

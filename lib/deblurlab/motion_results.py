@@ -15,7 +15,7 @@ from . import metrics as M
 from . import stats
 from .data.frames import MotionData
 from .models import get_spec
-from .motion_study import MODEL, MotionStudy, steps_per_epoch
+from .motion_study import MODEL, REFERENCE_SUFFIX, MotionStudy, steps_per_epoch
 from .paths import tables_dir
 from .profiles import MOTION_FINAL_LR, MOTION_RECIPES
 from .provenance import footnote
@@ -68,9 +68,10 @@ def results_table(
             result = results.get(label_)
             params = models[label_].count_params() if models and label_ in models else None
             gain = gains.get(label_)
+            shipped = label_.endswith(REFERENCE_SUFFIX)
             rows.append(
                 {
-                    "model": label_ if label_ == BLURRED_INPUT else f"{label_} (ours)",
+                    "model": label_ if label_ == BLURRED_INPUT or shipped else f"{label_} (ours)",
                     "data": group,
                     "frames": len(positions),
                     "params": f"{params:,}" if params else "–",
@@ -78,7 +79,7 @@ def results_table(
                     "train s": round(result.train_seconds) if result else None,
                     **score_cells(summary),
                     "PSNR gain": "–" if gain is None else _gain_cell(gain),
-                    "comparable": "this run",
+                    "comparable": "shipped weights, these frames" if shipped else "this run",
                     "_exact": exact_columns(summary),
                 }
             )

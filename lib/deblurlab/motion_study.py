@@ -35,6 +35,7 @@ from .train import TrainResult, set_seeds, train
 
 MODEL = "srndeblur_reds"
 DECAY_SUFFIX = " + lr decay"
+REFERENCE_SUFFIX = " (reference run)"  # a row of shipped weights (zoo/), not of this run
 VAL_SEED = 11
 TEST_PICK_SEED = 12
 
@@ -132,10 +133,12 @@ def run_name(
     *,
     lr_decay: bool = False,
     recipe: str = MOTION_RECIPE,
+    extra: str = "",
 ) -> str:
-    """The training run's folder name under runs/."""
+    """The training run's folder name under runs/ (``extra``, e.g. ``"-e35"``, marks a run whose
+    length differs from the profile's)."""
     suffix = ("-lrdecay" if lr_decay else "") + ("" if recipe == "report" else f"-{recipe}")
-    return f"motion-{study.data.kind}-{model_name}{suffix}-{study.profile}"
+    return f"motion-{study.data.kind}-{model_name}{suffix}{extra}-{study.profile}"
 
 
 def exponential_decay(initial: float, final: float, epochs: int):
@@ -231,17 +234,20 @@ def train_model(
     epochs: int | None = None,
     callbacks: list | None = None,
     continue_from=None,
+    run_extra: str = "",
 ) -> tuple[keras.Model, TrainResult]:
     """Train on patches of the training frames (or resume, or load a finished run).
 
     ``init="identity"`` starts the network as the identity (``identity_init``); ``"default"``
     keeps Keras's initialisation, as the original report did. ``epochs`` overrides the
-    profile's epoch limit; ``callbacks`` are added to training's own. Returns (model, result).
+    profile's epoch limit (a cosine schedule then spans the new length: give such a run its own
+    ``run_extra``, see ``run_name``); ``callbacks`` are added to training's own. Returns (model,
+    result).
     """
     plan = study.plan
     config = plan.train_config(model_name, seed=seed, recipe=recipe)
-    if epochs is not None:
-        config.epochs = epochs
+    if epochs is not None:  # still a fixed number of epochs: no early stopping
+        config.epochs, config.patience = epochs, max(config.patience, epochs)
     if init not in ("identity", "default"):
         raise ValueError(f"init={init!r}: choose 'identity' or 'default'")
 
@@ -272,6 +278,7 @@ def train_model(
         model_name if init == "identity" else model_name + "-defaultinit",
         lr_decay=lr_decay,
         recipe=recipe,
+        extra=run_extra,
     )
     setup = compute.current(model_name)
     with setup.scope():  # precision and, on several GPUs, MirroredStrategy
@@ -291,6 +298,15 @@ def train_model(
         )
     print(f"{label(model_name, lr_decay, recipe)} ({setup.describe()}): {result.summary()}")
     return model, result
+
+
+def reference_models(model_names) -> dict[str, keras.Model]:
+    """The shipped reference runs (``zoo/<name>.weights.h5``, ``python -m deblurlab.reference``)
+    among ``model_names``, each labelled ``<name> (reference run)``; none when none is shipped."""
+    from . import zoo
+
+    shipped = zoo.available()
+    return {name + REFERENCE_SUFFIX: zoo.load(name) for name in model_names if name in shipped}
 
 
 def steps_per_epoch(study: MotionStudy) -> int:
@@ -317,23 +333,26 @@ def evaluate(
 ) -> Evaluation:
     """MSE, PSNR and SSIM of whole test frames (cropped only in the smoke profile), the blurred
     input first. ``models`` maps a row label to a trained model of any input size; ``tile`` runs
-    frames larger than it in tiles. Returns an ``Evaluation`` with the frames' names and the
-    hardest frame (largest blurred-input MSE) kept whole for figures."""
+    frames larger than it in tiles. Returns an ``Evaluation`` with the frames' names and sizes,
+    every model's seconds a frame (``call_seconds``: padding, network and crop, as a user pays)
+    and the hardest frame (largest blurred-input MSE) kept whole for figures."""
     nets = {
         name: full_resolution_model(model, _model_name(model)) for name, model in models.items()
     }
     per = {name: {"mse": [], "psnr": [], "ssim": []} for name in [BLURRED_INPUT, *nets]}
     names, hardest, hardest_name, worst = [], {}, "", -1.0
-    seconds = 0.0
+    seconds, calls, sizes = 0.0, {name: [] for name in nets}, []
     for k, index in enumerate(study.test_indices):
         blurred, sharp = study.data.test.load(index)
         crop = study.plan.eval_crop
         blurred, sharp = centre_crop(blurred, crop), centre_crop(sharp, crop)
         outputs = {BLURRED_INPUT: blurred}
-        start = time.perf_counter()
+        sizes.append(tuple(int(s) for s in blurred.shape[:2]))
         for name, net in nets.items():
+            start = time.perf_counter()
             outputs[name] = deblur_frame(net, blurred, tile=tile)
-        seconds += time.perf_counter() - start
+            calls[name].append(time.perf_counter() - start)
+            seconds += calls[name][-1]
         for name, image in outputs.items():
             for metric, values in M.per_image_metrics(image, sharp).items():
                 per[name][metric].append(float(values[0]))
@@ -349,7 +368,7 @@ def evaluate(
             )
     scores = {name: {m: np.array(v) for m, v in metrics.items()} for name, metrics in per.items()}
     n_runs = max(1, len(study.test_indices) * max(1, len(nets)))
-    return Evaluation(scores, names, hardest, hardest_name, seconds / n_runs)
+    return Evaluation(scores, names, hardest, hardest_name, seconds / n_runs, calls, sizes)
 
 
 def lowres_comparison(

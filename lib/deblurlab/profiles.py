@@ -110,7 +110,9 @@ class CifarPlan:
 # n_eval test frames are deblurred at full resolution (eval_crop, when set, crops them first:
 # smoke only); analysis_* size the patch-SSIM study; runs lists the chapter's training runs as
 # (recipe, lr_decay) (a key of MOTION_RECIPES; True adds the exponential learning-rate decay that
-# the report left out, to the report's recipe).
+# the report left out, to the report's recipe); light_epoch_cap caps the epochs of the light network
+# trained for SRNDeblur_reds's training seconds (deblurlab.motion_compare; None: no cap; smoke: 1,
+# so a smoke run trains it once).
 MOTION_SIZES = {
     "smoke": dict(
         patch_size=64,
@@ -125,6 +127,7 @@ MOTION_SIZES = {
         analysis_frames=4,
         analysis_patches_per_image=2,
         runs=(("mse-cosine-flips", False),),
+        light_epoch_cap=1,
     ),
     "default": dict(
         patch_size=128,
@@ -139,6 +142,7 @@ MOTION_SIZES = {
         analysis_frames=None,
         analysis_patches_per_image=16,
         runs=(("report", False), ("mse-cosine-flips", False)),
+        light_epoch_cap=None,
     ),
     "full": dict(
         patch_size=256,
@@ -153,6 +157,7 @@ MOTION_SIZES = {
         analysis_frames=2000,
         analysis_patches_per_image=2,
         runs=(("report", False), ("report", True), ("mse-cosine-flips", False)),
+        light_epoch_cap=None,
     ),
 }
 # How the motion models train. "report": the original's MSE at a constant 1e-4 (the model's own
@@ -187,6 +192,7 @@ class MotionPlan:
     analysis_frames: int | None
     analysis_patches_per_image: int
     runs: tuple  # ((recipe, lr_decay), ...): the chapter's training runs
+    light_epoch_cap: int | None = None  # the most epochs of the time-matched light network
 
     @classmethod
     def for_profile(cls, profile: str | None = None) -> MotionPlan:

@@ -169,13 +169,17 @@ class Evaluation(MutableMapping):
     """A study's evaluation: ``scores[method][metric]`` holds one value per test image, the
     blurred input first. ``names`` names the images (frames) where they have names;
     ``hardest``/``hardest_name`` keep the hardest image's outputs for figures; ``seconds_per_image``
-    is the mean inference time where measured. Reads (and updates) as the ``scores`` mapping."""
+    is the mean inference time where measured; ``call_seconds[method]`` the seconds of each of its
+    calls, one an image in ``names``' order, and ``sizes`` each image's (height, width), where
+    measured. Reads (and updates) as the ``scores`` mapping."""
 
     scores: Scores
     names: list[str] = field(default_factory=list)
     hardest: dict[str, np.ndarray] = field(default_factory=dict)
     hardest_name: str = ""
     seconds_per_image: float | None = None
+    call_seconds: dict[str, list[float]] = field(default_factory=dict)
+    sizes: list[tuple[int, int]] = field(default_factory=list)
 
     def __getitem__(self, method: str) -> dict[str, np.ndarray]:
         return self.scores[method]
