@@ -180,6 +180,79 @@ def test_the_launcher_stops_the_others_after_a_failure_and_says_who_failed():
     assert "worker 1: stopped by the launcher" in text and "resumes from" in text
 
 
+def test_the_scaling_record_compares_each_plan_with_one_worker():
+    from deblurlab.perf import scaling
+
+    assert scaling.parse_plans("1x1, 2x1") == [(1, 1), (2, 1)]
+    with pytest.raises(ValueError, match="WORKERSxTHREADS"):
+        scaling.parse_plans("2")
+    kept = json.loads(scaling.RECORD.read_text())
+    assert kept["machine"] and kept["note"] and kept["load_before"]
+    run = {"backend": "jax", "steps_per_epoch": 4, "global_batch": 8}
+    record = {
+        **kept,
+        "runs": [
+            {**run, "workers": 1, "threads_per_worker": 1, "images_per_s": 100.0},
+            {**run, "workers": 1, "threads_per_worker": 2, "images_per_s": 160.0},
+            {**run, "workers": 2, "threads_per_worker": 1, "images_per_s": 80.0},
+        ],
+    }
+    lines = scaling.summary(record).splitlines()
+    assert lines[-1].endswith(
+        "80.0 images/s (0.80x 1 worker x 1 thread(s); 0.50x 1 worker x 2 thread(s))"
+    )
+    assert lines[1].endswith("1 worker x 1 thread: 100.0 images/s")
+
+
+# --- the SLURM and SSH scripts (with stand-ins for scontrol and ssh) ---------------------------
+
+TOOLS = Path(__file__).resolve().parents[1] / "tools"
+SHOW = "from deblurlab import cluster; c = cluster.from_env(); print(c.index, c.count, c.addresses)"
+
+
+def _script_env(tmp_path, **extra):
+    lib = str(Path(deblurlab.__file__).parents[1])
+    path = os.pathsep.join([str(tmp_path), os.environ["PATH"]])
+    return {**os.environ, "PATH": path, "PYTHONPATH": lib, "DEBLURLAB_VENV": "none", **extra}
+
+
+def _stand_in(folder: Path, name: str, body: str) -> None:
+    (folder / name).write_text("#!/usr/bin/env bash\n" + body)
+    (folder / name).chmod(0o755)
+
+
+def test_the_slurm_script_makes_each_task_the_worker_of_its_node(tmp_path):
+    _stand_in(tmp_path, "scontrol", 'printf "n1\\nn2\\n"\n')  # scontrol show hostnames n[1-2]
+    env = _script_env(
+        tmp_path, SLURM_JOB_NODELIST="n[1-2]", SLURM_NTASKS="2", SLURM_PROCID="1", SLURM_JOB_ID="7"
+    )
+    command = ["bash", str(TOOLS / "slurm_train.sh"), "--task", sys.executable, "-c", SHOW]
+    out = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "1 2 ('n1:20007', 'n2:20007')", out.stderr
+
+
+def test_the_ssh_script_starts_a_worker_a_host_and_ends_the_rest_after_a_failure(tmp_path):
+    _stand_in(tmp_path, "fake-ssh", '[ "$1" = -tt ] && shift; shift; exec bash -c "$1"\n')
+    env = _script_env(tmp_path, SSH=str(tmp_path / "fake-ssh"), DEBLURLAB_GRACE="1")
+    script = ["bash", str(TOOLS / "ssh_train.sh"), "h0,h1", sys.executable, "-c"]
+    out = subprocess.run([*script, SHOW], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert sorted(out.stdout.split("\n")[:2]) == [
+        "[host0] 0 2 ('h0:29400', 'h1:29400')",
+        "[host1] 1 2 ('h0:29400', 'h1:29400')",
+    ]
+    fail = (
+        "import os, sys, time; os.environ['KERAS_DISTRIBUTION_PROCESS_ID'] == '1' and sys.exit(3)"
+    )
+    began = time.monotonic()
+    out = subprocess.run(
+        [*script, fail + "; time.sleep(60)"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 3 and time.monotonic() - began < 30
+    assert "worker 1 (h1) failed first (exit status 3)" in out.stderr
+    assert "ended worker 0" in out.stderr and "resume" in out.stderr
+
+
 # --- two workers ---------------------------------------------------------------------------------
 
 
@@ -248,6 +321,7 @@ def killed_then_resumed(tmp_path_factory):
 
 
 @pytest.mark.jax
+@pytest.mark.cluster
 def test_killing_a_worker_ends_the_run_with_a_clear_error(killed_then_resumed):
     first, _, _ = killed_then_resumed
     chief = first[0]
@@ -262,6 +336,7 @@ def test_killing_a_worker_ends_the_run_with_a_clear_error(killed_then_resumed):
 
 
 @pytest.mark.jax
+@pytest.mark.cluster
 def test_a_restart_resumes_from_the_last_checkpoint(killed_then_resumed):
     _, second, folder = killed_then_resumed
     assert [w.process.returncode for w in second] == [0, 0], (
@@ -275,6 +350,7 @@ def test_a_restart_resumes_from_the_last_checkpoint(killed_then_resumed):
 
 
 @pytest.mark.jax
+@pytest.mark.cluster
 def test_both_workers_end_with_the_weights_of_one_process(killed_then_resumed, monkeypatch):
     import cluster_worker
 

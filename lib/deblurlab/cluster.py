@@ -283,3 +283,33 @@ def distribution():
     initialize()
     devices = keras.distribution.list_devices()
     return keras.distribution.DataParallel(devices=devices, auto_shard_dataset=False)
+
+
+def shell_exports(hosts: list[str], port: int, index: int) -> str:
+    """``export`` lines that make this shell worker ``index`` of one worker a host, every worker
+    listening on ``port`` (what tools/slurm_train.sh and tools/ssh_train.sh evaluate)."""
+    import shlex
+
+    addresses = tuple(f"{host}:{port}" for host in hosts)
+    if not 0 <= index < len(addresses):
+        raise ClusterError(f"worker index {index} is not one of 0..{len(addresses) - 1}")
+    member = Cluster(addresses, index, len(addresses), "a launcher")
+    return "\n".join(f"export {k}={shlex.quote(v)}" for k, v in member.env().items())
+
+
+def main(argv=None) -> int:
+    """``python -m deblurlab.cluster --hosts a,b --port P --index I``: print ``shell_exports``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m deblurlab.cluster", description=__doc__)
+    parser.add_argument("--hosts", required=True, help="every worker's host, worker 0 first")
+    parser.add_argument("--port", type=int, required=True, help="the port each worker listens on")
+    parser.add_argument("--index", type=int, required=True, help="this worker's number")
+    args = parser.parse_args(argv)
+    hosts = [h.strip() for h in args.hosts.replace("\n", ",").split(",") if h.strip()]
+    print(shell_exports(hosts, args.port, args.index))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
