@@ -114,6 +114,20 @@ def test_the_set_up_of_a_worker_names_the_strategy():
     assert "no collectives between CPU workers" in compute.choose(0, **xla, workers=2).source
 
 
+def test_disagreeing_workers_and_a_lost_worker_are_named(monkeypatch):
+    rows = np.array([[5, 2], [5, 0]])  # what gather_ints would return: worker 1 starts afresh
+    monkeypatch.setattr(collectives, "gather_ints", lambda values: rows)
+    with pytest.raises(cluster.ClusterError, match=r"disagree on the run.*\[\[5, 2\], \[5, 0\]\]"):
+        collectives.check_same("the run", [5, 2])
+    assert collectives.any_worker(False)  # worker 0's flag is set
+    assert collectives.lost_worker(RuntimeError("Unavailable"), "x") is None  # one worker
+    monkeypatch.setattr(collectives, "current", lambda: cluster.Cluster(("a:1", "b:2"), 1, 2))
+    lost = collectives.lost_worker(RuntimeError("UNAVAILABLE: Connection reset\nmore"), "here")
+    assert "worker 1 of 2: training stopped because another worker" in str(lost)
+    assert "resumes from here" in str(lost)
+    assert collectives.lost_worker(ValueError("shapes differ"), "here") is None
+
+
 # --- shards of the deterministic streams ------------------------------------------------------
 
 

@@ -67,6 +67,9 @@ def fit_input(stream):
     return spread.distribute_datasets_from_function(dataset)
 
 
+_GATHER: dict = {}
+
+
 def gather_ints(values) -> np.ndarray:
     """Every worker's ``values`` (small ints, the same number on each), one row a worker (on
     TensorFlow one a replica), through the engine's collectives. Every worker must call it."""
@@ -79,13 +82,12 @@ def gather_ints(values) -> np.ndarray:
     if keras_backend() == "tensorflow":
         import tensorflow as tf
 
-        spread = strategy()
-
-        @tf.function  # eager collectives of this strategy warn that they are slow
-        def gather():
-            return spread.gather(spread.run(lambda: tf.constant(values)), axis=0)
-
-        return gather().numpy()
+        if "tf" not in _GATHER:  # one function, traced once a shape: eager collectives are slow
+            spread = strategy()
+            _GATHER["tf"] = tf.function(
+                lambda v: spread.gather(spread.run(tf.identity, args=(v,)), axis=0)
+            )
+        return _GATHER["tf"](tf.constant(values)).numpy()
     from jax.experimental import multihost_utils
 
     return np.asarray(multihost_utils.process_allgather(values[0])).reshape(-1, values.shape[1])

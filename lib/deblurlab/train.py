@@ -46,7 +46,6 @@ from .profiles import TrainConfig
 TENSORBOARD_SKIPPED = "skipped: the TensorBoard callback needs the TensorFlow backend"
 TENSORBOARD_CHIEF = "written by the chief (worker 0) alone"
 _fingerprint = fingerprint  # the name the tests and older notes use
-__all__ = ["Continuation", "TrainResult", "train", "predict", "local_copy"]
 
 
 @dataclass
@@ -152,12 +151,12 @@ def _open_state(
 ) -> tuple[dict, int | None]:
     """The run's state: resumed from ``run_dir`` (weights and optimizer loaded), continued from
     ``continue_from``, or fresh; and the epoch it resumes at (None when fresh)."""
-    print_ = fingerprint(model, config)
+    stamp = fingerprint(model, config)
     backend = keras.backend.backend()
     state_file = run_dir / "state.json"
     if state_file.exists():
         state = json.loads(state_file.read_text())
-        if state.get("fingerprint") != print_:
+        if state.get("fingerprint") != stamp:
             raise RuntimeError(
                 f"{run_dir} holds a run of a different model or configuration. Delete that folder "
                 "(or run `python -m deblurlab.run --fresh`) to train from scratch, "
@@ -170,7 +169,7 @@ def _open_state(
             state.setdefault("resumed_on", []).append({"epoch": resumed_at, "backend": backend})
         return state, resumed_at
     state = {
-        "fingerprint": print_,
+        "fingerprint": stamp,
         "config": asdict(config),
         "epoch": -1,
         "best": math.inf,
