@@ -2,7 +2,8 @@
 
 Layers, bottom to top (a module may import its own layer and the layers below it):
 
-1. foundations: paths, metrics, compute, provenance, the tables helpers, stats, results
+1. foundations: paths, metrics, compute, provenance, the tables helpers, stats, results, the
+   cluster (its description, engines, collectives and local launcher)
 2. data and models
 3. train and inference (and what needs only them: profiles, the zoo, the backend check, the ONNX
    engine and converter)
@@ -33,10 +34,15 @@ LAYERS = {
         "stats",
         "results",
         "kernel",
+        "cluster",
+        "collectives",
+        "keras_mwms",
+        "launch",
     ],
     2: ["data", "models"],
     3: [
         "train",
+        "checkpoints",
         "losses",
         "inference",
         "profiles",

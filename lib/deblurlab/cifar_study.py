@@ -25,7 +25,7 @@ from .models import build_model
 from .profiles import CifarPlan, resolve_profile
 from .provenance import provenance
 from .results import BLURRED_INPUT, Evaluation
-from .train import TrainResult, predict, set_seeds, train
+from .train import TrainResult, local_copy, predict, set_seeds, train
 
 VAL_SEED = TEST_SEED + 1
 
@@ -128,7 +128,7 @@ def train_model(
     if precision is not None and precision != setup.precision:
         setup = compute.replace_precision(setup, precision)
         name += f"-{precision}"
-    with setup.scope():  # precision and, on several GPUs, MirroredStrategy
+    with setup.scope():  # precision and, on several GPUs or workers, the distribution
         set_seeds(seed)  # before building, so the initial weights are reproducible
         model = build_model(model_name, input_shape=study.splits.train.shape[1:])
         result = train(
@@ -141,6 +141,8 @@ def train_model(
             callbacks=callbacks,
             continue_from=continue_from,
         )
+    input_shape = study.splits.train.shape[1:]
+    model = local_copy(model, lambda: build_model(model_name, input_shape=input_shape), setup)
     print(f"{model_name} ({setup.describe()}): {result.summary()}")
     return model, result
 

@@ -17,6 +17,10 @@ choice, and, over every visible GPU when there are several (the batch size stays
 ``tf.distribute.MirroredStrategy`` on the TensorFlow backend or ``keras.distribution.DataParallel``
 on JAX.
 
+**Workers**: in a cluster of several processes (``deblurlab.cluster``: one worker each, on one
+machine or many), every worker trains a replica, with ``MultiWorkerMirroredStrategy`` on
+TensorFlow or ``DataParallel`` over every process's devices on JAX; the batch size stays global.
+
 **Backend**: the Keras backend in use (``keras.backend.backend()``) picks the TensorFlow-only
 pieces (MirroredStrategy, ``tf.config`` device queries) or their JAX counterparts
 (``DataParallel``, ``jax.devices()``). On JAX every step is compiled with XLA (``jit_compile``
@@ -71,6 +75,7 @@ class ComputeSetup:
     devices: tuple[str, ...] | None = None  # the replicas' devices; None: every GPU
     source: str = ""  # what the choice rests on (a tuning record, or the rule for no record)
     backend: str = field(default_factory=keras_backend)  # the Keras backend it runs on
+    workers: int = 1  # processes training together (deblurlab.cluster), each with these devices
 
     def describe(self) -> str:
         """One line naming the device(s), precision, XLA and the choice's source."""
@@ -78,6 +83,10 @@ class ComputeSetup:
         replicas = len(self.devices) if self.devices else self.gpus
         spread = "MirroredStrategy" if self.backend == "tensorflow" else "DataParallel"
         kind = "GPUs" if self.device == "gpu" else "devices"
+        if self.workers > 1:
+            spread = "MultiWorkerMirroredStrategy" if self.backend == "tensorflow" else spread
+            each = f" with {self.gpus} GPU{'s' if self.gpus > 1 else ''} each" if self.gpus else ""
+            return f"{self.precision}, {jit}, {spread} over {self.workers} workers{each}"
         where = (
             f"{spread} over {replicas} {kind}"
             if self.distribute
@@ -94,12 +103,17 @@ class ComputeSetup:
     def arithmetic(self) -> str:
         """The part of the set-up that can change a result: the precision, and where it ran."""
         where = f"{self.gpus} GPU{'s' if self.gpus > 1 else ''}" if self.device == "gpu" else "CPU"
-        return f"{self.precision} on {where}"
+        workers = f" x {self.workers} workers" if self.workers > 1 else ""
+        return f"{self.precision} on {where}{workers}"
 
     def strategy(self):
         """TensorFlow only: the tf.distribute strategy (MirroredStrategy when distributing)."""
         import tensorflow as tf
 
+        if self.workers > 1:
+            from . import cluster
+
+            return cluster.strategy()
         if not self.distribute:
             return tf.distribute.get_strategy()
         return tf.distribute.MirroredStrategy(list(self.devices) if self.devices else None)
@@ -107,6 +121,10 @@ class ComputeSetup:
     def distribution(self):
         """Other backends: ``keras.distribution.DataParallel`` over the devices when distributing,
         else None."""
+        if self.workers > 1:
+            from . import cluster
+
+            return cluster.distribution()
         if not self.distribute:
             return None
         import keras
@@ -138,6 +156,12 @@ class ComputeSetup:
         finally:
             keras.mixed_precision.set_global_policy(previous)
 
+    def local(self) -> ComputeSetup:
+        """The same set-up on this process's devices alone (no cluster), e.g. to evaluate."""
+        if self.workers == 1:
+            return self
+        return dataclasses.replace(self, workers=1, distribute=self.gpus > 1)
+
     def apply(self, model) -> None:
         """Set XLA on a compiled model (Keras' "auto" is left alone)."""
         if self.jit_compile != "auto":
@@ -153,11 +177,12 @@ def choose(
     records: dict | None = None,
     seeds: dict | None = None,
     backend: str | None = None,
+    workers: int = 1,
 ) -> ComputeSetup:
     """The set-up for ``gpus`` visible GPUs (the first one's compute ``capability``) and, on a CPU,
     for ``model_name`` on the machine ``key`` (default: this one) from its tuning record in
     ``records`` (default: the kept ones, ``tuning_records()``), with the environment's overrides,
-    for the Keras ``backend`` (default: the one in use)."""
+    for the Keras ``backend`` (default: the one in use), as one of ``workers`` processes."""
     env = os.environ if env is None else env
     backend = keras_backend() if backend is None else backend
     if gpus:
@@ -188,6 +213,11 @@ def choose(
             source=source,
         )
     setup["backend"] = backend
+    setup["workers"] = workers
+    setup["distribute"] = setup["distribute"] or workers > 1
+    if workers > 1 and backend == "tensorflow" and not gpus and setup["jit_compile"] is True:
+        setup["jit_compile"] = False  # TensorFlow's XLA has no collectives between CPU workers
+        setup["source"] += "; no XLA: TensorFlow's XLA has no collectives between CPU workers"
     if env.get(PRECISION_ENV):
         if env[PRECISION_ENV] not in POLICIES:
             raise ValueError(
@@ -353,6 +383,11 @@ def gpu_devices(backend: str | None = None) -> list[dict]:
 
 
 def current(model_name: str | None = None) -> ComputeSetup:
-    """The set-up for the GPUs the Keras backend sees here (and ``model_name`` on a CPU)."""
+    """The set-up for the GPUs the Keras backend sees here (and ``model_name`` on a CPU), as one
+    worker of this process's cluster (``deblurlab.cluster``; started here if not yet)."""
+    from . import cluster
+
+    workers = cluster.initialize().count
     gpus = gpu_devices()
-    return choose(len(gpus), gpus[0]["capability"] if gpus else None, model_name=model_name)
+    capability = gpus[0]["capability"] if gpus else None
+    return choose(len(gpus), capability, model_name=model_name, workers=workers)

@@ -31,7 +31,7 @@ from .models import build_model
 from .profiles import MOTION_FINAL_LR, MOTION_RECIPE, MOTION_RECIPES, MotionPlan
 from .provenance import provenance
 from .results import BLURRED_INPUT, Evaluation
-from .train import TrainResult, set_seeds, train
+from .train import TrainResult, local_copy, set_seeds, train
 
 MODEL = "srndeblur_reds"
 DECAY_SUFFIX = " + lr decay"
@@ -281,7 +281,7 @@ def train_model(
         extra=run_extra,
     )
     setup = compute.current(model_name)
-    with setup.scope():  # precision and, on several GPUs, MirroredStrategy
+    with setup.scope():  # precision and, on several GPUs or workers, the distribution
         set_seeds(seed)
         model = build_model(model_name, input_shape=(plan.patch_size, plan.patch_size, 3))
         if init == "identity":
@@ -296,6 +296,8 @@ def train_model(
             setup=setup,
             continue_from=continue_from,
         )
+    shape = (plan.patch_size, plan.patch_size, 3)
+    model = local_copy(model, lambda: build_model(model_name, input_shape=shape), setup)
     print(f"{label(model_name, lr_decay, recipe)} ({setup.describe()}): {result.summary()}")
     return model, result
 

@@ -16,6 +16,10 @@ model finishes (early stopping or its epoch limit), its best weights and record 
 ``$DEBLURLAB_ZOO``; see ``deblurlab.zoo``). ``--profile smoke`` runs the same path in seconds
 (tests, the GPU script's CPU check).
 
+In a cluster (``deblurlab.cluster``; ``tools/slurm_train.sh``, ``tools/ssh_train.sh`` or
+``python -m deblurlab.launch`` start one worker a node or process) every worker runs this same
+command; they train together, and only the chief (worker 0) writes checkpoints and the zoo.
+
 Test images are never trained or validated on: at every profile, the CIFAR-10 test split is the
 start of one fixed permutation and this profile's is the largest (``CifarPlan.min_test``); the
 motion study's test frames are a separate split of the frames.
@@ -32,7 +36,7 @@ from pathlib import Path
 
 import keras
 
-from . import cifar_study, motion_study, zoo
+from . import cifar_study, cluster, collectives, motion_study, zoo
 from .inference import full_resolution_model
 from .metrics import summarize
 from .models import build_model, get_spec, list_models
@@ -59,7 +63,7 @@ STARTED_AT_COMMIT: str | None = None
 
 class Deadline(keras.callbacks.Callback):
     """Stop at an epoch boundary when the next epoch (as long as the slowest so far) would end
-    past ``deadline`` (a time.time() value)."""
+    past ``deadline`` (a time.time() value); in a cluster, when it would on any worker."""
 
     def __init__(self, deadline: float):
         super().__init__()
@@ -75,7 +79,7 @@ class Deadline(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         """Stop training when the next epoch would end past the deadline."""
         self.longest = max(self.longest, time.time() - self._start)
-        if time.time() + self.longest > self.deadline:
+        if collectives.any_worker(time.time() + self.longest > self.deadline):
             self.hit = True
             self.model.stop_training = True
 
@@ -207,6 +211,9 @@ def train_reference(
         study, name, epochs=epochs, callbacks=[stop], continue_from=zoo.continuation(name)
     )
     reason = stopping_reason(result, epochs, config.patience)
+    workers = cluster.current()
+    if not workers.is_chief:
+        return f"trained as {workers.describe()}; the chief exports"
     if reason is None and not export_unfinished:
         return (
             f"in progress ({result.epochs_run} of at most {epochs} epochs; resume by running again)"
@@ -242,6 +249,7 @@ def parse_caps(text: str | None, names: list[str], parser) -> dict[str, int]:
 def main(argv=None) -> int:
     """The command line (see the module docstring); returns the exit status."""
     global STARTED_AT_COMMIT
+    workers = cluster.initialize()  # first: TensorFlow's strategy must precede any computation
     STARTED_AT_COMMIT = git_commit()
     parser = argparse.ArgumentParser(
         prog="python -m deblurlab.reference",
@@ -278,12 +286,15 @@ def main(argv=None) -> int:
             parser.error(f"{name!r}: the reference command trains {', '.join(known)}")
     caps = parse_caps(args.max_epochs, names, parser)
     deadline = time.time() + 3600 * args.hours if args.hours else float("inf")
+    if workers.multi:
+        print(f"Cluster: {workers.describe()}", flush=True)
     studies = {}  # one prepared study per dataset, made when a model first needs it
     status = {}
     for i, name in enumerate(names, 1):
-        if name in zoo.available() and not args.retrain and zoo.continuation(name) is None:
+        shipped = name in zoo.available() and zoo.continuation(name) is None
+        if collectives.any_worker(shipped and not args.retrain):  # workers decide alike
             status[name] = "in the zoo already (--retrain to train again)"
-        elif time.time() >= deadline:
+        elif collectives.any_worker(time.time() >= deadline):
             status[name] = "not started: time limit reached"
         else:
             dataset = get_spec(name).dataset

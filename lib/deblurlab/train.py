@@ -7,17 +7,18 @@ model with its optimizer state, the best weights so far, the CSV history and a s
 (with the backend); on the TensorFlow backend also TensorBoard logs (``runs/<run>/tensorboard``:
 watch with ``tensorboard --logdir runs/``). Rerunning with the same run name resumes at the next
 epoch with the history and the early-stopping counters intact; a finished run is loaded, not
-retrained.
+retrained (``checkpoints`` keeps the run's files).
+
+In a cluster (``deblurlab.cluster``: several processes, one worker each) the same call trains one
+replica a worker: each reads its own rows of every batch, the global batch is the profile's, and
+only the chief writes the run's files; ``runs/`` must be one folder that every worker sees.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
-import os
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -29,22 +30,23 @@ from keras import ops
 from tqdm.keras import TqdmCallback
 from tqdm.std import tqdm as text_tqdm
 
+from . import cluster as cluster_lib
+from . import collectives
+from .checkpoints import (
+    Continuation,
+    ResumableCheckpoint,
+    build_optimizer,
+    continue_run,
+    fingerprint,
+    load_optimizer,
+)
 from .losses import LOSSES, learning_rate
 from .paths import runs_dir
 from .profiles import TrainConfig
 
 TENSORBOARD_SKIPPED = "skipped: the TensorBoard callback needs the TensorFlow backend"
-
-
-@dataclass
-class Continuation:
-    """Where a run whose checkpoints are gone continues from: weights to ``assign`` to the model,
-    the epochs already trained (``history``, rows as ``history.csv`` holds them) and a ``note``
-    kept in the run's state. The optimiser starts afresh (its moments were not saved)."""
-
-    assign: Callable[[keras.Model], None]
-    history: list[dict]
-    note: str
+TENSORBOARD_CHIEF = "written by the chief (worker 0) alone"
+_fingerprint = fingerprint  # the name the tests and older notes use
 
 
 @dataclass
@@ -140,50 +142,6 @@ def multi_scale_targets(model: keras.Model) -> Callable:
     return mapper
 
 
-# Fields added to TrainConfig after runs had started: at these values they leave the fingerprint
-# as it was, so those runs still resume.
-LATER_FIELDS = {"loss": "mse", "lr_schedule": "constant"}
-
-
-def _fingerprint(model: keras.Model, config: TrainConfig) -> str:
-    """What must match for a checkpoint to be resumed (the epoch limit and patience may change)."""
-    fixed = {
-        k: v
-        for k, v in asdict(config).items()
-        if k not in ("epochs", "patience", "steps_per_execution")
-        and not (k in LATER_FIELDS and v == LATER_FIELDS[k])
-    }
-    # Layer types and weight shapes, not names: Keras numbers auto-named layers per process.
-    arch = [
-        (layer.__class__.__name__, [tuple(w.shape) for w in layer.weights])
-        for layer in model.layers
-    ]
-    text = json.dumps({"arch": arch, "config": fixed}, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def _atomic_save(path: Path, save: Callable[[str], None]) -> None:
-    tmp = path.with_name("tmp-" + path.name)  # keeps the suffix, from which Keras picks the format
-    save(str(tmp))
-    os.replace(tmp, path)
-
-
-def _save_optimizer(optimizer, path: str) -> None:
-    np.savez(path, *[np.asarray(v) for v in optimizer.variables])
-
-
-def _build_optimizer(optimizer, model: keras.Model) -> None:
-    """Create the optimiser's slots, once (a loss-scale optimiser's ``build`` is not idempotent)."""
-    if not optimizer.built:
-        optimizer.build(model.trainable_variables)
-
-
 def build_training_state(model: keras.Model, batch: tuple) -> None:
     """Create the optimiser's slots and the loss and metric state of a compiled ``model`` now,
     eagerly, from the shapes of ``batch`` (inputs, targets).
@@ -195,84 +153,63 @@ def build_training_state(model: keras.Model, batch: tuple) -> None:
     build = getattr(model, "_symbolic_build", None)
     if build is not None:
         build(data_batch=batch)
-    _build_optimizer(model.optimizer, model)
-
-
-def _load_optimizer(optimizer, model: keras.Model, path: Path) -> None:
-    _build_optimizer(optimizer, model)
-    with np.load(path) as saved:
-        arrays = [saved[f"arr_{i}"] for i in range(len(saved.files))]
-    if len(arrays) != len(optimizer.variables):
-        raise RuntimeError(f"{path} does not match this model's optimizer; delete its run folder.")
-    for variable, value in zip(optimizer.variables, arrays):
-        variable.assign(value)
-
-
-class ResumableCheckpoint(keras.callbacks.Callback):
-    """Checkpoints, history and early stopping whose state lives on disk, not in memory."""
-
-    def __init__(self, run_dir: Path, patience: int, state: dict):
-        super().__init__()
-        self.run_dir = run_dir
-        self.patience = patience
-        self.state = state
-        self._epoch_start = 0.0
-
-    def on_epoch_begin(self, epoch, logs=None):
-        """Start the epoch's clock."""
-        self._epoch_start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        """Record the epoch; keep the best and last weights, the optimizer and the state on
-        disk; stop after ``patience`` epochs without a better validation loss."""
-        logs = dict(logs or {})
-        row = {
-            "epoch": epoch + 1,
-            **{k: float(v) for k, v in logs.items()},
-            "seconds": time.perf_counter() - self._epoch_start,
-        }
-        self.state["history"].append(row)
-        val = logs.get("val_loss", logs.get("loss"))
-        if val is not None and math.isfinite(val) and val < self.state["best"]:
-            self.state.update(best=float(val), best_epoch=epoch, wait=0)
-            _atomic_save(self.run_dir / "best.weights.h5", self.model.save_weights)
-        else:
-            self.state["wait"] += 1
-        self.state["epoch"] = epoch
-        if self.state["wait"] >= self.patience:
-            self.state["stopped_early"] = True
-            self.model.stop_training = True
-        _atomic_save(self.run_dir / "last.weights.h5", self.model.save_weights)
-        _atomic_save(
-            self.run_dir / "optimizer.npz", lambda p: _save_optimizer(self.model.optimizer, p)
-        )
-        _atomic_write_text(
-            self.run_dir / "history.csv", pd.DataFrame(self.state["history"]).to_csv(index=False)
-        )
-        _atomic_write_text(self.run_dir / "state.json", json.dumps(self.state, indent=1))
-
-
-def _continue(model: keras.Model, state: dict, start: Continuation, run_dir: Path) -> None:
-    """Fill a fresh run's ``state`` from ``start``: its weights (kept as the best so far, since
-    shipped weights are a run's best), its history, and the early-stopping counters."""
-    start.assign(model)
-    history = [dict(row) for row in start.history]
-    losses = [row.get("val_loss", row.get("loss", math.inf)) for row in history]
-    best = int(np.nanargmin(losses))
-    state.update(
-        epoch=len(history) - 1,
-        best=float(losses[best]),
-        best_epoch=best,
-        wait=len(history) - 1 - best,
-        history=history,
-        continued_from={"epoch": len(history), "note": start.note},
-    )
-    _atomic_save(run_dir / "best.weights.h5", model.save_weights)
+    build_optimizer(model.optimizer, model)
 
 
 def run_directory(run_name: str) -> Path:
     """The folder of the training run ``run_name`` under the runs folder."""
     return runs_dir() / run_name
+
+
+def _open_state(
+    model, run_dir: Path, config, setup, continue_from, chief: bool
+) -> tuple[dict, int | None]:
+    """The run's state: resumed from ``run_dir`` (weights and optimizer loaded), continued from
+    ``continue_from``, or fresh; and the epoch it resumes at (None when fresh)."""
+    stamp = fingerprint(model, config)
+    backend = keras.backend.backend()
+    state_file = run_dir / "state.json"
+    if state_file.exists():
+        state = json.loads(state_file.read_text())
+        if state.get("fingerprint") != stamp:
+            raise RuntimeError(
+                f"{run_dir} holds a run of a different model or configuration. Delete that folder "
+                "(or run `python -m deblurlab.run --fresh`) to train from scratch, "
+                "or pick another run name."
+            )
+        model.load_weights(run_dir / "last.weights.h5")
+        load_optimizer(model.optimizer, model, run_dir / "optimizer.npz")
+        resumed_at = state["epoch"] + 1
+        if state.setdefault("backend", "tensorflow") != backend:  # runs before "backend" were TF
+            state.setdefault("resumed_on", []).append({"epoch": resumed_at, "backend": backend})
+        return state, resumed_at
+    state = {
+        "fingerprint": stamp,
+        "config": asdict(config),
+        "epoch": -1,
+        "best": math.inf,
+        "best_epoch": -1,
+        "wait": 0,
+        "stopped_early": False,
+        "history": [],
+        "compute": setup.record() if setup is not None else None,
+        "backend": backend,
+    }
+    if continue_from is not None and continue_from.history:
+        continue_run(model, state, continue_from, run_dir, write=chief)
+        return state, state["epoch"] + 1
+    return state, None
+
+
+def _agree(cluster, state: dict, run_dir: Path) -> None:
+    """Every worker of a cluster starts from the same run and epoch, or none does."""
+    if cluster.multi:
+        collectives.check_same(
+            f"the run to resume ({run_dir}: fingerprint prefix, next epoch)",
+            [int(state["fingerprint"][:7], 16), state["epoch"] + 1],
+            hint="Every worker must run the same command and code, and see the chief's runs "
+            "folder (a shared filesystem, or $DEBLURLAB_OUTPUT_DIR on one).",
+        )
 
 
 def train(
@@ -290,11 +227,13 @@ def train(
 
     ``make_stream(first_epoch, last_epoch)`` returns (stream of (blurred, sharp), steps per epoch):
     a ``data.stream.Stream`` (``training_stream``, ``patch_stream``) or any PyDataset with a
-    ``map(fn)``; ``val`` is (blurred, sharp) arrays. ``setup`` (a ``compute.ComputeSetup``, under
-    whose scope the model was built) sets XLA; its description is kept in the run's state, with
-    the Keras backend. ``continue_from`` (used only when the run folder holds no state) continues
-    a run from saved weights and history, e.g. shipped in-progress weights on a new machine.
+    ``map(fn)`` (and, in a cluster, ``shard(index, count)``); ``val`` is (blurred, sharp) arrays.
+    ``setup`` (a ``compute.ComputeSetup``, under whose scope the model was built and this is
+    called) sets XLA; its description is kept in the run's state, with the Keras backend.
+    ``continue_from`` (used only when the run folder holds no state) continues a run from saved
+    weights and history, e.g. shipped in-progress weights on a new machine.
     """
+    cluster = cluster_lib.current()
     run_dir = run_directory(run_name)
     run_dir.mkdir(parents=True, exist_ok=True)
     set_seeds(config.seed)
@@ -304,40 +243,9 @@ def train(
     compile_for_deblurring(model, config, total_steps)
     if setup is not None:
         setup.apply(model)
-    fingerprint = _fingerprint(model, config)
-    backend = keras.backend.backend()
-    state_file = run_dir / "state.json"
-    resumed_at = None
-    if state_file.exists():
-        state = json.loads(state_file.read_text())
-        if state.get("fingerprint") != fingerprint:
-            raise RuntimeError(
-                f"{run_dir} holds a run of a different model or configuration. Delete that folder "
-                "(or run `python -m deblurlab.run --fresh`) to train from scratch, "
-                "or pick another run name."
-            )
-        model.load_weights(run_dir / "last.weights.h5")
-        _load_optimizer(model.optimizer, model, run_dir / "optimizer.npz")
-        resumed_at = state["epoch"] + 1
-        if state.setdefault("backend", "tensorflow") != backend:  # runs before "backend" were TF
-            state.setdefault("resumed_on", []).append({"epoch": resumed_at, "backend": backend})
-    else:
-        state = {
-            "fingerprint": fingerprint,
-            "config": asdict(config),
-            "epoch": -1,
-            "best": math.inf,
-            "best_epoch": -1,
-            "wait": 0,
-            "stopped_early": False,
-            "history": [],
-            "compute": setup.record() if setup is not None else None,
-            "backend": backend,
-        }
-        if continue_from is not None and continue_from.history:
-            _continue(model, state, continue_from, run_dir)
-            resumed_at = state["epoch"] + 1
-
+    state, resumed_at = _open_state(model, run_dir, config, setup, continue_from, cluster.is_chief)
+    _agree(cluster, state, run_dir)
+    verbose = verbose and cluster.is_chief
     first_epoch = state["epoch"] + 1
     if not state["stopped_early"] and first_epoch < config.epochs:
         if resumed_at and verbose:
@@ -345,22 +253,34 @@ def train(
         stream, steps = make_stream(first_epoch, config.epochs)
         targets = multi_scale_targets(model)
         stream = stream.map(targets)
+        if cluster.multi and not hasattr(stream, "shard"):
+            raise TypeError(
+                "training across workers needs a stream with shard(index, count), such as "
+                "deblurlab.data.stream.Stream"
+            )
         val_blurred, val_sharp = val
         _, val_targets = targets(np.asarray(val_blurred), np.asarray(val_sharp))
-        build_training_state(
-            model, (val_blurred[:1], keras.tree.map_structure(lambda t: t[:1], val_targets))
-        )
+        tensorflow = keras.backend.backend() == "tensorflow"
+        spread = cluster.multi or (setup is not None and setup.distribute)
+        if not spread:  # under a strategy the trainer builds it itself, in the strategy's scope
+            build_training_state(
+                model, (val_blurred[:1], keras.tree.map_structure(lambda t: t[:1], val_targets))
+            )
         board = []
-        if backend == "tensorflow":
+        if tensorflow and cluster.is_chief:
             board = [
                 keras.callbacks.TensorBoard(
                     str(run_dir / "tensorboard"), write_graph=False, profile_batch=0
                 )
             ]
-        state["tensorboard"] = "written" if board else TENSORBOARD_SKIPPED
+        state["tensorboard"] = (
+            ("written" if cluster.is_chief else TENSORBOARD_CHIEF)
+            if tensorflow
+            else TENSORBOARD_SKIPPED
+        )
         callbacks = [
             keras.callbacks.TerminateOnNaN(),
-            ResumableCheckpoint(run_dir, config.patience, state),
+            ResumableCheckpoint(run_dir, config.patience, state, write=cluster.is_chief),
             *board,
             *(callbacks or []),
         ]
@@ -368,17 +288,24 @@ def train(
             callbacks.append(
                 TqdmCallback(verbose=0, tqdm_class=text_tqdm, desc=run_name, initial=first_epoch)
             )
-        model.fit(
-            stream,
-            steps_per_epoch=steps,
-            epochs=config.epochs,
-            initial_epoch=first_epoch,
-            validation_data=(val_blurred, val_targets),
-            validation_batch_size=config.batch_size,
-            callbacks=callbacks,
-            verbose=0,
-            shuffle=False,
-        )
+        try:
+            model.fit(
+                collectives.fit_input(stream),
+                steps_per_epoch=steps,
+                epochs=config.epochs,
+                initial_epoch=first_epoch,
+                validation_data=(val_blurred, val_targets),
+                validation_batch_size=config.batch_size,
+                callbacks=callbacks,
+                verbose=0,
+                shuffle=False,
+            )
+        except Exception as error:
+            done = f"{run_dir}, after epoch {state['epoch'] + 1}"
+            lost = collectives.lost_worker(error, done if state["epoch"] >= 0 else str(run_dir))
+            if lost is not None:
+                raise lost from error
+            raise
     elif verbose:
         print(
             f"{run_name} already finished ({len(state['history'])} epochs): "
@@ -387,8 +314,16 @@ def train(
 
     if state["history"] and not math.isfinite(state["history"][-1].get("loss", 0.0)):
         raise FloatingPointError(f"{run_name}: the loss became NaN; see {run_dir / 'history.csv'}.")
-    if (run_dir / "best.weights.h5").exists():
-        model.load_weights(run_dir / "best.weights.h5")
+    if cluster.multi:
+        collectives.barrier()  # the chief has written the run's last files
+    best = run_dir / "best.weights.h5"
+    if best.exists():
+        model.load_weights(best)
+    elif state["best_epoch"] >= 0 and not cluster.is_chief:
+        raise cluster_lib.ClusterError(
+            f"worker {cluster.index} cannot see {best}, which the chief wrote: the runs folder "
+            "must be one folder that every worker shares"
+        )
     history = pd.DataFrame(state["history"])
     return TrainResult(
         history=history,
@@ -399,6 +334,19 @@ def train(
         resumed_at=resumed_at,
         run_dir=run_dir,
     )
+
+
+def local_copy(model: keras.Model, build: Callable[[], keras.Model], setup=None) -> keras.Model:
+    """``model``, or, when it trained across workers, a copy on this process alone (``build()``
+    under the set-up's local scope, with the weights): evaluating or exporting it then needs no
+    other worker. Call it outside the set-up's scope."""
+    if setup is None or setup.workers == 1:
+        return model
+    weights = [np.asarray(w) for w in model.get_weights()]
+    with setup.local().scope():
+        copy = build()
+    copy.set_weights(weights)
+    return copy
 
 
 def predict(model: keras.Model, images: np.ndarray, batch_size: int = 256) -> np.ndarray:

@@ -106,9 +106,9 @@ def training_stream(
     sigma = np.concatenate(sigma) if sigma else np.zeros(0, np.float32)
     images = np.asarray(sharp, np.float32)
 
-    def make_pair(i):
-        batch = slice(i * batch_size, (i + 1) * batch_size)
+    def make_pair(i, part=slice(None)):
+        batch = np.arange(i * batch_size, (i + 1) * batch_size)[part]
         target = images[index[batch]]
         return np.asarray(gaussian_blur(target, sigma[batch])), target
 
-    return Stream(len(index) // batch_size, steps, make_pair), steps
+    return Stream(len(index) // batch_size, steps, make_pair, rows=batch_size), steps

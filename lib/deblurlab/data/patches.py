@@ -28,7 +28,7 @@ import time
 import numpy as np
 
 from .frames import FrameSet
-from .stream import Stream
+from .stream import Stream, item_rows
 
 SSIM_THRESHOLD = 0.9
 PATCH_SIZE = 256
@@ -236,11 +236,11 @@ def patch_stream(
     seeds = np.concatenate([p[1] for p in plans]) if plans else np.zeros((0, 2), np.int64)
     cut = _cutter(frames, patch_size, patches_per_image, tries, threshold, augment)
 
-    def make_batch(i):
-        parts = [cut(indices[j], seeds[j])[:2] for j in range(i * per_batch, (i + 1) * per_batch)]
-        return tuple(np.concatenate([np.asarray(p[k]) for p in parts]) for k in range(2))
+    def make_batch(i, part=slice(0, batch_size)):
+        first = i * per_batch
+        return item_rows(lambda j: cut(indices[j], seeds[j])[:2], first, patches_per_image, part)
 
-    return Stream(len(indices) // per_batch, steps, make_batch), steps
+    return Stream(len(indices) // per_batch, steps, make_batch, rows=batch_size), steps
 
 
 def fixed_patches(

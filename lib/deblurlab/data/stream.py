@@ -5,6 +5,11 @@ is ``make_batch(i)``, so a run resumed at epoch k asks for exactly the batches a
 run would. Keras sees one worker (its enqueuer restarts at batch 0 every epoch, which would
 replay the first epoch); the stream itself computes the next ``ahead`` batches on ``threads``
 threads (numpy releases the GIL) while the model trains, and hands them out in index order.
+
+``shard(index, count)`` is one training worker's part of every batch (``shard_rows``: the
+``index``-th of ``count`` equal row ranges, in order), so that the workers' parts, put together in
+worker order, are the stream's batches; a stream that knows its batch's ``rows`` computes only
+those (``make_batch(i, part)``), others cut them from the whole batch.
 """
 
 from __future__ import annotations
@@ -28,13 +33,52 @@ def _as_numpy(values):
     return np.asarray(values)
 
 
+def shard_rows(rows: int, index: int, count: int) -> slice:
+    """Worker ``index`` of ``count``'s rows of a batch of ``rows``: the ``index``-th of ``count``
+    equal, consecutive ranges. Raises ValueError when ``rows`` does not split evenly."""
+    if not 0 <= index < count:
+        raise ValueError(f"worker index {index} is not one of 0..{count - 1}")
+    if rows % count:
+        raise ValueError(
+            f"a batch of {rows} does not split over {count} workers: choose a batch size that is "
+            f"a multiple of {count}, or another number of workers"
+        )
+    part = rows // count
+    return slice(index * part, (index + 1) * part)
+
+
+def _rows(batch, part: slice):
+    """Rows ``part`` of every array of a (nested) tuple of arrays."""
+    if isinstance(batch, tuple):
+        return tuple(_rows(b, part) for b in batch)
+    return batch[part]
+
+
+def _first(batch):
+    return _first(batch[0]) if isinstance(batch, tuple) else batch
+
+
+def item_rows(make_item: Callable[[int], tuple], first: int, per_item: int, part: slice) -> tuple:
+    """Rows ``part`` of a batch of consecutive items from ``first`` on, each ``make_item(j)`` a
+    tuple of arrays of ``per_item`` rows, making only the items those rows come from."""
+    start, stop = part.start or 0, part.stop
+    items = [make_item(j) for j in range(first + start // per_item, first - (-stop // per_item))]
+    skip = start % per_item
+    return tuple(
+        np.concatenate([np.asarray(item[k]) for item in items])[skip : skip + stop - start]
+        for k in range(len(items[0]))
+    )
+
+
 class Stream(keras.utils.PyDataset):
     """``n_batches`` batches ``make_batch(i)`` (tuples of arrays), ``steps`` of them an epoch.
 
     Args: n_batches, steps (per epoch), make_batch (index -> tuple of numpy arrays, pure and
-    thread-safe), threads and ahead (look-ahead; ``threads=0`` computes each batch on demand).
+    thread-safe), threads and ahead (look-ahead; ``threads=0`` computes each batch on demand),
+    rows (each batch's rows, when ``make_batch(i, part)`` computes the rows ``part``, a slice,
+    alone; shards then make only their own rows).
     ``stream[i]`` returns batch i; iterating returns every batch in order; ``map(fn)`` returns
-    the stream of ``fn(*batch)``.
+    the stream of ``fn(*batch)``; ``shard(index, count)`` the stream of one worker's parts.
     """
 
     def __init__(
@@ -44,10 +88,12 @@ class Stream(keras.utils.PyDataset):
         make_batch: Callable[[int], tuple],
         threads: int = THREADS,
         ahead: int = AHEAD,
+        rows: int | None = None,
     ):
         super().__init__(workers=1, use_multiprocessing=False)
         self.n_batches, self.steps = int(n_batches), int(steps)
         self.make_batch = make_batch
+        self.rows = rows
         self.threads, self.ahead = int(threads), int(ahead)
         self._lock = threading.Lock()
         self._pending: dict[int, Future] = {}
@@ -100,10 +146,24 @@ class Stream(keras.utils.PyDataset):
             pool.shutdown(wait=False, cancel_futures=True)
 
     def map(self, fn: Callable) -> Stream:
-        """The stream of ``fn(*batch)``, with the same steps and look-ahead."""
-        return Stream(
-            self.n_batches, self.steps, lambda i: fn(*self.make_batch(i)), self.threads, self.ahead
-        )
+        """The stream of ``fn(*batch)``, with the same steps and look-ahead; ``fn`` must treat
+        rows alike (a shard of the result is ``fn`` of the shard)."""
+        batch = lambda i, *part: fn(*self.make_batch(i, *part))  # noqa: E731
+        return Stream(self.n_batches, self.steps, batch, self.threads, self.ahead, self.rows)
+
+    def shard(self, index: int, count: int) -> Stream:
+        """Worker ``index`` of ``count``'s part of every batch (``shard_rows``), same steps."""
+        shard_rows(count, index, count)  # checks the index
+        if self.rows is not None:
+            rows = shard_rows(self.rows, index, count)
+            part = lambda i: self.make_batch(i, rows)  # noqa: E731
+        else:
+
+            def part(i):
+                batch = _as_numpy(tuple(self.make_batch(i)))
+                return _rows(batch, shard_rows(len(_first(batch)), index, count))
+
+        return Stream(self.n_batches, self.steps, part, self.threads, self.ahead)
 
     def __del__(self):
         try:

@@ -15,7 +15,8 @@ Modules, bottom to top:
 - ``plans``: each model's input size and batch, and the run's time allowances;
 - ``engines``: the ``--engines`` pass, whole-frame seconds through Keras (TensorFlow, JAX) and
   onnxruntime side by side;
-- ``child``: one model's run in a fresh process; ``cli``: the command line.
+- ``child``: one model's run in a fresh process; ``cli``: the command line;
+- ``scaling``: images/s with 1 and several workers (``python -m deblurlab.perf.scaling``).
 
 Importing this package imports nothing heavy.
 """
