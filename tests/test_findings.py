@@ -366,6 +366,17 @@ def test_motion_chapters_save_what_the_findings_read():
     )
     pa.save_data_results("motion_data", analysis)
     assert F._motion_evidence()["data_kind"] == "gopro-sample"
+    assert F._motion_evidence()["label"] == "srndeblur_reds"
+
+    # Beside the chapter's own short run, the shipped reference run's row decides claim 8.
+    scores = dict(evaluation.scores)
+    scores["srndeblur_reds (reference run)"] = motion(gain=1.0)["scores"]["srndeblur_reds"]
+    evaluation.scores = scores
+    mr.save_results("srndeblur_reds", study, evaluation, {})
+    found = F._motion_evidence()
+    assert found["label"] == "srndeblur_reds (reference run)"
+    gain = found["scores"]["srndeblur_reds"]["psnr"] - found["scores"][BLURRED_INPUT]["psnr"]
+    assert np.mean(gain) > 0.9
     found = F._patch_evidence()
     assert list(found["frame"]) == [0, 0, 1, 1, 2, 2, 3, 3] and len(found["ssim"]) == 8
 

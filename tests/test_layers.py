@@ -56,6 +56,8 @@ LAYERS = {
         "cifar_results",
         "motion_study",
         "motion_results",
+        "motion_compare",
+        "motion_compare_results",
         "cifar_analysis",
         "patch_analysis",
         "baselines",

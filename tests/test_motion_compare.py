@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from deblurlab import motion_compare as MC
+from deblurlab import motion_compare_results as MCR
 from deblurlab import motion_study as MS
 from deblurlab.provenance import provenance
 from deblurlab.results import BLURRED_INPUT, Evaluation
@@ -130,21 +131,21 @@ def paired_setup():
 
 def test_paired_rows_call_a_difference_only_when_the_interval_excludes_zero():
     study, evaluation, light = paired_setup()
-    rows = {r["group"]: r for r in MC.paired_rows(study, evaluation, light, MS.MODEL)}
+    rows = {r["group"]: r for r in MCR.paired_rows(study, evaluation, light, MS.MODEL)}
     assert rows["clear"]["verdict"] == "better" and rows["clear"]["low"] > 0
     assert rows["clear"]["frames_better"] == 8 and rows["clear"]["psnr_diff"] > 0.4
     assert (
         rows["tie"]["verdict"] == "not told apart" and rows["tie"]["low"] < 0 < rows["tie"]["high"]
     )
     assert rows["one"]["verdict"] == "too few frames for an interval"
-    swapped = MC._verdict(-0.3, -0.1)
+    swapped = MCR._verdict(-0.3, -0.1)
     assert swapped == "worse"
 
 
 def test_verdict_lines_and_tables(tmp_path, monkeypatch):
     monkeypatch.setenv("DEBLURLAB_OUTPUT_DIR", str(tmp_path))
     study, evaluation, light = paired_setup()
-    rows = MC.paired_rows(study, evaluation, light, MS.MODEL)
+    rows = MCR.paired_rows(study, evaluation, light, MS.MODEL)
     cost = {
         "params": 2_000_000,
         "frame_size": [720, 1280],
@@ -157,7 +158,7 @@ def test_verdict_lines_and_tables(tmp_path, monkeypatch):
         "train_epoch_s": 20.0,
     }
     costs = {MS.MODEL: dict(cost, gflop_per_frame=508.0), "light": dict(cost, gflop_per_frame=57.0)}
-    lines = MC.verdict_lines(rows, costs, light, MS.MODEL)
+    lines = MCR.verdict_lines(rows, costs, light, MS.MODEL)
     assert len(lines) == 4 and "(1 frame)" in lines[2]
     assert lines[-1].startswith(
         "At the same training seconds, which to use on a CPU: nafnet_small:"
@@ -167,21 +168,21 @@ def test_verdict_lines_and_tables(tmp_path, monkeypatch):
         r["verdict"] = {"better": "worse"}.get(r["verdict"], r["verdict"])
     assert (
         f": {MS.MODEL}: nafnet_small is worse on 'clear', better on none"
-        in MC.verdict_lines(rows, costs, light)[-1]
+        in MCR.verdict_lines(rows, costs, light)[-1]
     )
     for r in rows:
         r["verdict"] = "worse"
     assert (
-        "is worse on every test group, better on none" in MC.verdict_lines(rows, costs, light)[-1]
+        "is worse on every test group, better on none" in MCR.verdict_lines(rows, costs, light)[-1]
     )
     for r in rows:
         r["verdict"] = "not told apart"
-    assert "no finding: every interval includes zero" in MC.verdict_lines(rows, costs, light)[-1]
+    assert "no finding: every interval includes zero" in MCR.verdict_lines(rows, costs, light)[-1]
 
-    paired = MC.paired_table(study, rows, MS.MODEL, name="paired_test")
+    paired = MCR.paired_table(study, rows, MS.MODEL, name="paired_test")
     assert list(paired["data"]) == ["clear", "tie", "one"]
     assert paired["PSNR difference (dB)"].iloc[2].endswith("[–]")
-    table = MC.cost_table(study, costs, name="cost_test")
+    table = MCR.cost_table(study, costs, name="cost_test")
     assert list(table["GFLOP/frame"]) == ["508.0", "57.0"] and table["frame"].iloc[0] == "1280x720"
     for name in ("paired_test", "cost_test"):
         assert (tmp_path / f"report/tables/{name}.md").exists()

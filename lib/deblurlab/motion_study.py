@@ -30,12 +30,11 @@ from .inference import centre_crop, deblur_frame, downscale, full_resolution_mod
 from .models import build_model
 from .profiles import MOTION_FINAL_LR, MOTION_RECIPE, MOTION_RECIPES, MotionPlan
 from .provenance import provenance
-from .results import BLURRED_INPUT, Evaluation
+from .results import BLURRED_INPUT, REFERENCE_SUFFIX, Evaluation
 from .train import TrainResult, local_copy, set_seeds, train
 
 MODEL = "srndeblur_reds"
 DECAY_SUFFIX = " + lr decay"
-REFERENCE_SUFFIX = " (reference run)"  # a row of shipped weights (zoo/), not of this run
 VAL_SEED = 11
 TEST_PICK_SEED = 12
 

@@ -25,6 +25,7 @@ import numpy as np
 from .paths import results_dir
 
 BLURRED_INPUT = "blurred input"  # the row of the unrestored input in every study's scores
+REFERENCE_SUFFIX = " (reference run)"  # a row of shipped weights (zoo/), not of this run
 PER_IMAGE_DIR = "per_image"  # report/results/per_image/<name>.npz
 
 

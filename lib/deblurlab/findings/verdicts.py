@@ -234,8 +234,9 @@ def verdict_limit(claim: Claim, run: dict | None, source: str, evidence: Evidenc
                 "the REDS training set; we count random patches of the frames analysed."
             )
         return (
-            f"Protocol and budget: we score {found['eval']} after a CPU-sized training; the "
-            "original averaged 500 whole REDS frames after 150 epochs."
+            f"Protocol and budget: we score {found['eval']} with "
+            f"{found.get('trained', 'a CPU-sized training')}; the original averaged 500 whole "
+            "REDS frames after 150 epochs."
         )
     problems = [
         info["message"]

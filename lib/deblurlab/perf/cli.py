@@ -289,7 +289,7 @@ def main(argv=None) -> dict:
         Path(args.out).write_text(json.dumps(result))
         return result
     if args.frame_worker:
-        from .frame import worker_loop
+        from .frame_worker import worker_loop
 
         worker_loop(json.loads(args.frame_worker))
         return {}
