@@ -174,7 +174,7 @@ MIRRORED = textwrap.dedent("""
     from deblurlab.profiles import TrainConfig
     from deblurlab.train import train
 
-    setup = ComputeSetup("cpu", 0, "float32", "auto", True, devices=("/cpu:0", "/cpu:1"))
+    setup = ComputeSetup("cpu", 0, "float32", False, True, devices=("/cpu:0", "/cpu:1"))
     rng = np.random.default_rng(0)
     sharp = rng.random((32, 16, 16, 3), dtype=np.float32)
     blurred = (0.5 * sharp + 0.25).astype(np.float32)
