@@ -2,9 +2,9 @@
 
     python tests/cluster_worker.py --out DIR [--epochs 3] [--hold-after-epoch K --hold-worker W]
 
-Run under ``python -m deblurlab.launch`` (or ``deblurlab.launch.start``), which sets the cluster
-variables. Writes ``DIR/weights-<worker>.npz`` and ``DIR/result-<worker>.json``. With
-``--hold-after-epoch``, worker W stops after that epoch's checkpoint (writing ``DIR/held-<W>``)
+Run under ``python -m deblurlab.runtime.launch`` (or ``deblurlab.runtime.launch.start``), which
+sets the cluster variables. Writes ``DIR/weights-<worker>.npz`` and ``DIR/result-<worker>.json``.
+With ``--hold-after-epoch``, worker W stops after that epoch's checkpoint (writing ``DIR/held-<W>``)
 and waits to be killed, at most ``HOLD_LIMIT`` seconds. ``train_once`` is the same run in this
 process (the single-process reference).
 """
@@ -23,10 +23,10 @@ block_tf.install()  # with DEBLURLAB_BLOCK_TF=1, as the JAX subset runs
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from deblurlab import cluster, compute  # noqa: E402
 from deblurlab.data.blur import make_blurred_set, training_stream  # noqa: E402
-from deblurlab.profiles import TrainConfig  # noqa: E402
-from deblurlab.train import set_seeds, train  # noqa: E402
+from deblurlab.runtime import cluster, compute  # noqa: E402
+from deblurlab.training.profiles import TrainConfig  # noqa: E402
+from deblurlab.training.train import set_seeds, train  # noqa: E402
 
 RUN = "cluster-test"
 GLOBAL_BATCH = 8

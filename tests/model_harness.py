@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from deblurlab.models import build_model, get_spec
-from deblurlab.profiles import TrainConfig
-from deblurlab.train import compile_for_deblurring
+from deblurlab.training.profiles import TrainConfig
+from deblurlab.training.train import compile_for_deblurring
 
 RANGES = ("unit", "relu", "any")
 IDENTITY_ATOL = 1e-5

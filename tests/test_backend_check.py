@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from deblurlab import backend_check as B
+from deblurlab.training import backend_check as B
 
 pytestmark = pytest.mark.jax  # part of the JAX subset too
 

@@ -3,12 +3,12 @@ import numpy as np
 import pytest
 from keras import layers
 
-from deblurlab import baselines as B
-from deblurlab import comparison as C
-from deblurlab.cifar_study import VAL_SEED, CifarStudy
+from deblurlab.core.metrics import mse_per_image
 from deblurlab.data.blur import blur_in_batches, gaussian_blur, make_blurred_set
 from deblurlab.data.cifar import CifarSplits
-from deblurlab.metrics import mse_per_image
+from deblurlab.studies.cifar.study import VAL_SEED, CifarStudy
+from deblurlab.studies.comparison import baselines as B
+from deblurlab.studies.comparison import study as C
 
 
 def textured_images(n=2, size=32, seed=0):
@@ -227,7 +227,7 @@ def test_training_speed_counts_the_images_the_profile_trains_on():
     import numpy as np
 
     from deblurlab.models import get_spec
-    from deblurlab.profiles import CifarPlan
+    from deblurlab.training.profiles import CifarPlan
 
     study = SimpleNamespace(
         plan=CifarPlan.for_profile("default"),

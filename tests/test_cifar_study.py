@@ -3,8 +3,8 @@ import json
 import numpy as np
 import pytest
 
-from deblurlab import cifar_results as cr
-from deblurlab import cifar_study as cs
+from deblurlab.studies.cifar import results as cr
+from deblurlab.studies.cifar import study as cs
 
 
 def test_summary_table_collects_trained_models_across_chapters(tmp_path, monkeypatch):

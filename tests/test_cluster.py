@@ -1,4 +1,4 @@
-"""Multi-worker data-parallel training (deblurlab.cluster, deblurlab.launch).
+"""Multi-worker data-parallel training (deblurlab.runtime.cluster, deblurlab.runtime.launch).
 
 The pure parts first (the environment's cluster, the streams' shards, the launcher's report), then
 two worker processes on 127.0.0.1 (free ports, one thread each) that train a small model through
@@ -22,11 +22,11 @@ import numpy as np
 import pytest
 
 import deblurlab
-from deblurlab import cluster, collectives, compute, launch
 from deblurlab.data.blur import training_stream
 from deblurlab.data.frames import ArrayFrames
 from deblurlab.data.patches import patch_stream
 from deblurlab.data.stream import Stream, shard_rows
+from deblurlab.runtime import cluster, collectives, compute, launch
 
 WORKER = Path(__file__).with_name("cluster_worker.py")
 EPOCHS, HOLD_EPOCH = 3, 1  # worker 1 holds after the 2nd of 3 epochs (counted from 0)
@@ -221,7 +221,10 @@ def test_the_scaling_record_compares_each_plan_with_one_worker():
 # --- the SLURM and SSH scripts (with stand-ins for scontrol and ssh) ---------------------------
 
 TOOLS = Path(__file__).resolve().parents[1] / "tools"
-SHOW = "from deblurlab import cluster; c = cluster.from_env(); print(c.index, c.count, c.addresses)"
+SHOW = (
+    "from deblurlab.runtime import cluster; c = cluster.from_env(); "
+    "print(c.index, c.count, c.addresses)"
+)
 
 
 def _script_env(tmp_path, **extra):
@@ -388,7 +391,7 @@ def test_tensorflow_refuses_a_strategy_made_too_late():
     code = (
         "import tensorflow as tf\n"
         "tf.constant(1.0) + 1\n"
-        "from deblurlab import cluster\n"
+        "from deblurlab.runtime import cluster\n"
         "try:\n    cluster.initialize()\n"
         "except cluster.ClusterError as e:\n    print(e)\n"
     )
@@ -396,4 +399,5 @@ def test_tensorflow_refuses_a_strategy_made_too_late():
     out = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
     )
-    assert "call deblurlab.cluster.initialize() at the start" in out.stdout, out.stderr[-2000:]
+    expected = "call deblurlab.runtime.cluster.initialize() at the start"
+    assert expected in out.stdout, out.stderr[-2000:]

@@ -9,11 +9,11 @@ import keras
 import numpy as np
 import pytest
 
-from deblurlab import compute
 from deblurlab.data.stream import Stream
 from deblurlab.models import build_model
-from deblurlab.profiles import TrainConfig
-from deblurlab.train import train
+from deblurlab.runtime import compute
+from deblurlab.training.profiles import TrainConfig
+from deblurlab.training.train import train
 
 
 def test_cpu_keeps_float32_and_gpus_get_mixed_precision_and_mirroring():
@@ -169,10 +169,10 @@ MIRRORED = textwrap.dedent("""
     import tensorflow as tf
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    from deblurlab.compute import ComputeSetup
+    from deblurlab.runtime.compute import ComputeSetup
     from deblurlab.models import build_model
-    from deblurlab.profiles import TrainConfig
-    from deblurlab.train import train
+    from deblurlab.training.profiles import TrainConfig
+    from deblurlab.training.train import train
 
     setup = ComputeSetup("cpu", 0, "float32", False, True, devices=("/cpu:0", "/cpu:1"))
     rng = np.random.default_rng(0)

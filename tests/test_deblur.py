@@ -8,8 +8,10 @@ import pytest
 from keras import layers
 from PIL import Image
 
-from deblurlab import deblur, deblur_models, inference, zoo
+from deblurlab.deblur import cli as deblur
+from deblurlab.deblur import networks as deblur_models
 from deblurlab.models import build_model, list_models
+from deblurlab.training import inference, zoo
 
 # Tiled and whole-frame outputs of a fully convolutional model may differ only by the tiles' border
 # effects, which the blending leaves out: measured ~7e-5 at tile 64 / overlap 16 on this model.
@@ -394,7 +396,7 @@ def motion_zoo(zoo_folder, tmp_path_factory):
     written by the zoo's own writers."""
     import shutil
 
-    from deblurlab.motion_study import identity_init
+    from deblurlab.studies.motion.study import identity_init
 
     folder = tmp_path_factory.mktemp("motion-zoo")
     for name in ("resunet1.weights.h5", "resunet1.json"):
@@ -491,8 +493,9 @@ def test_frames_of_alternating_sizes_are_traced_once_each(monkeypatch):
 
 
 def test_the_inference_path_keeps_the_numbers_of_the_path_it_replaced_on_a_real_frame():
-    from deblurlab.export import real_frame
-    from deblurlab.perf.frame import TOLERANCE, previous_deblur_image
+    from deblurlab.deblur.export import real_frame
+    from deblurlab.perf.frame import TOLERANCE
+    from deblurlab.perf.frame_worker import previous_deblur_image
 
     assert TOLERANCE == FRAME_TOLERANCE  # the benchmark's eligibility is this test's tolerance
     found = real_frame()

@@ -6,13 +6,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 from keras import layers  # noqa: E402
 
-from deblurlab.diagram_blocks import (  # noqa: E402
+from deblurlab.outputs.diagram_blocks import (  # noqa: E402
     DiagramError,
     default_group_key,
     describe_layers,
     group_layers,
 )
-from deblurlab.diagrams import plot_architecture  # noqa: E402
+from deblurlab.outputs.diagrams import plot_architecture  # noqa: E402
 
 
 def small_unet():

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from deblurlab.cifar_analysis import RED30_PAPER
 from deblurlab.models import build_model, get_spec, list_models
+from deblurlab.studies.cifar.analysis import RED30_PAPER
 
 CAESSC = ["caessc_d30_f64", "caessc_d22_f128_half", "caessc_d22_f128_half_no_sigmoid"]
 
@@ -160,7 +160,7 @@ def test_caessc_checks_its_arguments():
 
 
 def test_bottleneck_arithmetic_is_read_from_the_model(models):
-    from deblurlab.cifar_analysis import bottleneck_arithmetic
+    from deblurlab.studies.cifar.analysis import bottleneck_arithmetic
 
     a = bottleneck_arithmetic(models["eddensenet"])
     assert a["layer"] == "bottleneck_conv" and a["channels"] == 124
@@ -173,7 +173,7 @@ def test_bottleneck_arithmetic_is_read_from_the_model(models):
 
 
 def test_dark_pixel_metrics_and_verdict():
-    from deblurlab.cifar_analysis import (
+    from deblurlab.studies.cifar.analysis import (
         dark_failure_verdict,
         dark_pixel_metrics,
         darkest_indices,
@@ -204,8 +204,8 @@ def test_dark_pixel_metrics_and_verdict():
 def test_default_profile_caps_training_images_only_where_listed(monkeypatch):
     import dataclasses
 
-    from deblurlab import profiles
     from deblurlab.models import registry
+    from deblurlab.training import profiles
 
     capped = dataclasses.replace(registry.get_spec("caessc_d30_f64"), default_train_images=640)
     monkeypatch.setitem(registry._REGISTRY, "caessc_d30_f64", capped)

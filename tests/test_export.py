@@ -15,7 +15,10 @@ import pytest
 from PIL import Image
 
 import deblurlab
-from deblurlab import deblur, deblur_models, export, inference, onnx_engine, zoo
+from deblurlab.deblur import cli as deblur
+from deblurlab.deblur import export
+from deblurlab.deblur import networks as deblur_models
+from deblurlab.training import inference, onnx_engine, zoo
 
 TESTS = Path(__file__).resolve().parent
 LIB = Path(deblurlab.__file__).resolve().parent.parent
@@ -150,7 +153,7 @@ def test_deblur_engine_onnx_runs_without_tensorflow_keras_or_jax(exported, tmp_p
     code = f"""
         import sys, block_tf
         block_tf.block("tensorflow", "keras", "jax")
-        from deblurlab import deblur
+        from deblurlab.deblur import cli as deblur
         status = deblur.main([{str(source)!r}, "--model", "resunet1", "--engine", "onnx",
                               "--out", {str(tmp_path / "out")!r}])
         heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras", "jax"))

@@ -10,10 +10,10 @@ import pytest
 
 from deblurlab import findings as F
 from deblurlab import report
-from deblurlab.cifar_results import save_per_image
-from deblurlab.paths import figures_dir, results_dir, runs_dir, tables_dir
-from deblurlab.profiles import MotionPlan
-from deblurlab.results import BLURRED_INPUT
+from deblurlab.core.paths import figures_dir, results_dir, runs_dir, tables_dir
+from deblurlab.core.results import BLURRED_INPUT
+from deblurlab.studies.cifar.results import save_per_image
+from deblurlab.training.profiles import MotionPlan
 
 N = 300
 PROV = {
@@ -341,9 +341,9 @@ def test_collect_reads_saved_chapters_and_refuses_unpaired_ones():
 
 
 def test_motion_chapters_save_what_the_findings_read():
-    from deblurlab import motion_results as mr
-    from deblurlab import motion_study as ms
-    from deblurlab import patch_analysis as pa
+    from deblurlab.studies.motion import patch_analysis as pa
+    from deblurlab.studies.motion import results as mr
+    from deblurlab.studies.motion import study as ms
 
     evaluation = ms.Evaluation(
         motion("gopro-sample")["scores"], [f"f{i}" for i in range(12)], {}, "", 0.1
@@ -410,7 +410,7 @@ def test_budget_curves_read_the_runs_histories():
 
 
 def test_outputs_and_the_report_section_render(tmp_path, monkeypatch):
-    from deblurlab.figures import plot_quality_vs_budget, save_fig
+    from deblurlab.outputs.figures import plot_quality_vs_budget, save_fig
 
     ev = evidence(motion=motion(), patches=patches())
     card = F.scorecard(ev)
@@ -446,7 +446,7 @@ def test_conclusion_counts_and_reasons():
 
 
 def test_collect_scores_missing_chapters_from_finished_runs_only(monkeypatch):
-    from deblurlab import cifar_study as cs
+    from deblurlab.studies.cifar import study as cs
 
     study, scores = fake_study(), cifar_scores()
     for model in F.CIFAR_CHAPTERS[
@@ -483,7 +483,7 @@ def test_collect_scores_missing_chapters_from_finished_runs_only(monkeypatch):
 
 
 def test_refresh_rewrites_the_scorecard_from_merged_results(monkeypatch):
-    from deblurlab import cifar_study as cs
+    from deblurlab.studies.cifar import study as cs
 
     study, scores = fake_study(), cifar_scores()
     monkeypatch.setattr(cs, "prepare_study", lambda profile, data_dir=None: study)

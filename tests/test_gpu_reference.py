@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from deblurlab import zoo
+from deblurlab.training import zoo
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = ["resunet1", "srndeblur_reds"]  # one CIFAR-10 model and the motion model
@@ -32,7 +32,7 @@ def gpu_run(tmp_path_factory):
         **os.environ,
         "PY": sys.executable,
         "GPU_MODELS": ",".join(MODELS),
-        "PYTHONPATH": os.pathsep.join([str(site), str(REPO / "tests")]),
+        "PYTHONPATH": os.pathsep.join([str(site), str(REPO / "tests"), str(REPO / "lib")]),
         "DEBLURLAB_OUTPUT_DIR": str(tmp / "output"),
     }
     env.pop("DEBLURLAB_ZOO", None)

@@ -20,14 +20,17 @@ import numpy as np
 import pytest
 from test_model_harness import PINNED
 
-from deblurlab import compute, provenance
+import deblurlab
+from deblurlab.core import tables
 from deblurlab.data import patches as P
 from deblurlab.data.frames import ArrayFrames
 from deblurlab.models import build_model, list_models
-from deblurlab.profiles import TrainConfig
-from deblurlab.train import compile_for_deblurring
+from deblurlab.runtime import compute, provenance
+from deblurlab.training.profiles import TrainConfig
+from deblurlab.training.train import compile_for_deblurring
 
 TESTS = Path(__file__).resolve().parent
+LIB = Path(deblurlab.__file__).resolve().parent.parent  # the subprocesses import this library
 ON_JAX = keras.backend.backend() == "jax"
 
 
@@ -36,7 +39,7 @@ def _python(code: str, backend: str, timeout: int = 600, **env) -> str:
     full_env = {
         **os.environ,
         "KERAS_BACKEND": backend,
-        "PYTHONPATH": str(TESTS),
+        "PYTHONPATH": os.pathsep.join([str(TESTS), str(LIB)]),
         "TF_CPP_MIN_LOG_LEVEL": "2",
         **env,
     }
@@ -58,13 +61,13 @@ LIBRARY = (
     "deblurlab.data.blur",
     "deblurlab.data.patches",
     "deblurlab.data.stream",
-    "deblurlab.train",
-    "deblurlab.compute",
-    "deblurlab.provenance",
-    "deblurlab.profiles",
+    "deblurlab.training.train",
+    "deblurlab.runtime.compute",
+    "deblurlab.runtime.provenance",
+    "deblurlab.training.profiles",
     "deblurlab.models",
-    "deblurlab.cifar_study",
-    "deblurlab.motion_study",
+    "deblurlab.studies.cifar.study",
+    "deblurlab.studies.motion.study",
 )
 
 
@@ -154,19 +157,19 @@ def test_compute_and_provenance_name_the_backend():
         assert setup.jit_compile is True and "JAX" in setup.source
     prov = provenance.provenance("toy data", "smoke")
     name = provenance.BACKEND_NAMES[keras.backend.backend()]
-    assert name in prov["backend"] and f"Backend: {prov['backend']}." in provenance.footnote(prov)
-    assert "Backend" not in provenance.footnote({k: v for k, v in prov.items() if k != "backend"})
+    assert name in prov["backend"] and f"Backend: {prov['backend']}." in tables.footnote(prov)
+    assert "Backend" not in tables.footnote({k: v for k, v in prov.items() if k != "backend"})
 
 
 DATA_PARALLEL = """
     import json
     import numpy as np
     import keras
-    from deblurlab.compute import ComputeSetup
+    from deblurlab.runtime.compute import ComputeSetup
     from deblurlab.data.blur import make_blurred_set, training_stream
     from deblurlab.models import build_model
-    from deblurlab.profiles import TrainConfig
-    from deblurlab.train import train
+    from deblurlab.training.profiles import TrainConfig
+    from deblurlab.training.train import train
 
     setup = ComputeSetup("cpu", 0, "float32", True, True, devices=("cpu:0", "cpu:1"), backend="jax")
     sharp = np.random.default_rng(0).random((32, 16, 16, 3), dtype=np.float32)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from skimage.metrics import structural_similarity
 
-from deblurlab import metrics as M
+from deblurlab.core import metrics as M
 
 
 def test_mse_and_psnr_by_hand():

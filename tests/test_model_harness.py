@@ -154,9 +154,9 @@ def toy_models(tmp_path, monkeypatch):
 
 
 def test_a_new_model_file_is_picked_up_everywhere(toy_models, tmp_path, monkeypatch):
-    from deblurlab import cifar_results as cr
     from deblurlab.perf import bounds, cli
-    from deblurlab.profiles import CifarPlan
+    from deblurlab.studies.cifar import results as cr
+    from deblurlab.training.profiles import CifarPlan
 
     assert set(toy_models) <= set(list_models())
     assert list_models(dataset="cifar10")[-1] == "toy_cifar"

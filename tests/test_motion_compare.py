@@ -8,12 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from deblurlab import motion_compare as MC
-from deblurlab import motion_compare_results as MCR
-from deblurlab import motion_study as MS
-from deblurlab.provenance import provenance
-from deblurlab.results import BLURRED_INPUT, Evaluation
-from deblurlab.train import TrainResult
+from deblurlab.core.results import BLURRED_INPUT, Evaluation
+from deblurlab.runtime.provenance import provenance
+from deblurlab.studies.motion import compare as MC
+from deblurlab.studies.motion import compare_results as MCR
+from deblurlab.studies.motion import study as MS
+from deblurlab.training.train import TrainResult
 
 
 def result(seconds, name="run") -> TrainResult:
@@ -200,7 +200,7 @@ def test_gflops_per_frame_counts_the_padded_frame():
 
 
 def test_reference_models_label_shipped_weights(monkeypatch):
-    from deblurlab import zoo
+    from deblurlab.training import zoo
 
     monkeypatch.setattr(zoo, "available", lambda: ["nafnet_small", "resunet1"])
     monkeypatch.setattr(zoo, "load", lambda name: f"loaded {name}")

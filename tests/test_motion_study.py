@@ -10,15 +10,15 @@ import pytest
 from keras import layers
 from test_motion_data import make_gopro
 
-from deblurlab import inference as I
 from deblurlab import models
-from deblurlab import motion_compare as MC
-from deblurlab import motion_results as MR
-from deblurlab import motion_study as MS
+from deblurlab.core.results import Evaluation, read_arrays
 from deblurlab.models import build_model
-from deblurlab.motion_figures import detail_box
-from deblurlab.profiles import MotionPlan
-from deblurlab.results import Evaluation, read_arrays
+from deblurlab.studies.motion import compare as MC
+from deblurlab.studies.motion import results as MR
+from deblurlab.studies.motion import study as MS
+from deblurlab.studies.motion.figures import detail_box
+from deblurlab.training import inference as I
+from deblurlab.training.profiles import MotionPlan
 
 
 def test_pad_to_multiple_and_back():

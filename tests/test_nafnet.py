@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 from test_model_harness import PINNED
 
-from deblurlab import inference, motion_study
 from deblurlab.models import build_model, get_spec, list_models
 from deblurlab.models.nafnet import ChannelScale, PixelShuffle, SimpleGate
 from deblurlab.perf import flops
+from deblurlab.studies.motion import study as motion_study
+from deblurlab.training import inference
 
 NAME = "nafnet_small"
 

@@ -92,7 +92,7 @@ def test_quick_benchmark_writes_json(tmp_path, monkeypatch):
     assert report["tensorflow"]
 
     # Training's own XLA choice is what is timed.
-    from deblurlab import compute
+    from deblurlab.runtime import compute
 
     assert row["jit_compile"] == (compute.current("resunet1").jit_compile is True)
 
@@ -311,7 +311,7 @@ def test_records_and_tables_import_neither_keras_nor_tensorflow():
 def test_the_engines_run_puts_keras_and_onnxruntime_side_by_side(tmp_path, monkeypatch, capsys):
     """``--engines`` on a small frame (the real run uses 1280x720): one record with each engine's
     times, the ratio to TensorFlow's and the difference of its restored frame; no timing limits."""
-    from deblurlab import export
+    from deblurlab.deblur import export
     from deblurlab.perf import engines
 
     monkeypatch.setattr(engines, "FRAME_SIZE", (48, 64))

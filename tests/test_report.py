@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 
 from deblurlab import report
-from deblurlab.figures import save_fig
+from deblurlab.core.results import write_results
+from deblurlab.core.tables import write_table
+from deblurlab.outputs.figures import save_fig
 from deblurlab.perf.tables import speed_tables
-from deblurlab.results import write_results
-from deblurlab.tables import write_table
 
 
 @pytest.fixture
@@ -80,9 +80,9 @@ def test_figures_and_tables_are_numbered_in_order_and_referenced_forward(templat
 
 
 def test_the_report_states_the_conventions_once_and_footnotes_link_to_them(template):
-    from deblurlab import stats
-    from deblurlab.metrics import CONVENTION
-    from deblurlab.provenance import footnote
+    from deblurlab.core import stats
+    from deblurlab.core.metrics import CONVENTION
+    from deblurlab.core.tables import footnote
 
     prov = {"data": "ten images", "profile": "smoke", "date": "today", "commit": "abc"}
     prov["machine"] = "a test machine"
@@ -168,8 +168,8 @@ def test_the_blocker_of_that_test_catches_an_import(tmp_path):
 def test_tuning_table_shows_every_machines_record_and_skips_quick_ones(tmp_path, monkeypatch):
     import json
 
-    from deblurlab import compute
-    from deblurlab.paths import results_dir, tables_dir
+    from deblurlab.core.paths import results_dir, tables_dir
+    from deblurlab.runtime import compute
 
     monkeypatch.setenv("DEBLURLAB_OUTPUT_DIR", str(tmp_path))
     variant = {
@@ -339,11 +339,11 @@ def test_speed_chapter_renders_in_every_state_of_the_records(state, tmp_path, mo
 
     from section_render import use_only_section
 
-    from deblurlab.paths import results_dir
+    from deblurlab.core.paths import results_dir
 
     monkeypatch.setenv("DEBLURLAB_OUTPUT_DIR", str(tmp_path / "out"))
     use_only_section(tmp_path, monkeypatch, "35_speed.md")
-    from deblurlab import compute
+    from deblurlab.runtime import compute
 
     has_tuning = state in ("tuning only", "both")
     monkeypatch.setattr(

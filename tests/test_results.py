@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from deblurlab import results as R
-from deblurlab.paths import results_dir
+from deblurlab.core import results as R
+from deblurlab.core.paths import results_dir
 
 
 @dataclass

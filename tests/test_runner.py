@@ -68,7 +68,7 @@ def test_merge_writes_the_tables_from_the_merged_outputs_then_builds_the_report(
     tmp_path, monkeypatch
 ):
     """make test's last line: merge the workers' outputs, write every table, then build."""
-    from deblurlab.results import read_results, write_results
+    from deblurlab.core.results import read_results, write_results
 
     for worker in ("gw0", "gw1"):
         monkeypatch.setenv("DEBLURLAB_OUTPUT_DIR", str(tmp_path / worker))

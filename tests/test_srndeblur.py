@@ -2,13 +2,13 @@ import keras
 import numpy as np
 import pytest
 
-from deblurlab.cifar_analysis import metrics_per_scale, resize_images
 from deblurlab.data.blur import make_blurred_set, training_stream
 from deblurlab.models import build_model, get_spec
 from deblurlab.models.convlstm import ConvLSTMCell
 from deblurlab.models.srndeblur import SRN_REDS_STRIDE, with_state_cut
-from deblurlab.profiles import TrainConfig
-from deblurlab.train import set_seeds, train
+from deblurlab.studies.cifar.analysis import metrics_per_scale, resize_images
+from deblurlab.training.profiles import TrainConfig
+from deblurlab.training.train import set_seeds, train
 
 CIFAR_SRN = ["srndeblur_cifar", "srndeblur_cifar_lstm"]
 # The structural tests build narrow, shallow variants: the properties are the same, the time is not.
@@ -243,7 +243,7 @@ def test_cifar_batchnorm_is_set_for_short_runs():
 
 
 def test_multi_scale_targets_fit_a_model_of_any_input_size(reds):
-    from deblurlab.train import multi_scale_targets
+    from deblurlab.training.train import multi_scale_targets
 
     sharp = images(2, 48, 64)
     _, (coarse, fine) = multi_scale_targets(reds)(sharp, sharp)

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from deblurlab import stats as S
+from deblurlab.core import stats as S
 
 
 def test_mean_ci_matches_the_normal_theory_interval_of_a_known_mean():

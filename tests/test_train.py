@@ -6,8 +6,8 @@ import pytest
 from keras import layers
 
 from deblurlab.data.blur import make_blurred_set, training_stream
-from deblurlab.profiles import TrainConfig
-from deblurlab.train import TENSORBOARD_SKIPPED, psnr_metric, set_seeds, train
+from deblurlab.training.profiles import TrainConfig
+from deblurlab.training.train import TENSORBOARD_SKIPPED, psnr_metric, set_seeds, train
 
 
 def tiny_model():
@@ -112,7 +112,7 @@ KNOWN_FINGERPRINTS = {"resunet1": "0ea9b92d10c05360", "srndeblur_cifar_lstm": "8
 @pytest.mark.parametrize("name", sorted(KNOWN_FINGERPRINTS))
 def test_resume_fingerprint_is_unchanged(name):
     from deblurlab.models import build_model
-    from deblurlab.train import _fingerprint
+    from deblurlab.training.train import _fingerprint
 
     config = TrainConfig(epochs=70, batch_size=32, learning_rate=1e-3, patience=7, seed=0)
     assert _fingerprint(build_model(name), config) == KNOWN_FINGERPRINTS[name]
@@ -146,9 +146,9 @@ def test_psnr_metric_is_tensorflows_psnr():
 
 
 def test_losses_and_the_cosine_schedule():
-    from deblurlab.losses import charbonnier, learning_rate
     from deblurlab.models import build_model
-    from deblurlab.train import _fingerprint
+    from deblurlab.training.losses import charbonnier, learning_rate
+    from deblurlab.training.train import _fingerprint
 
     config = TrainConfig(epochs=2, batch_size=4, learning_rate=2e-4, lr_schedule="cosine")
     schedule = learning_rate(config, 100)
@@ -176,7 +176,7 @@ def test_losses_and_the_cosine_schedule():
 def test_a_run_continues_from_saved_weights_where_its_checkpoints_are_gone(
     data, tmp_path, monkeypatch
 ):
-    from deblurlab.train import Continuation
+    from deblurlab.training.train import Continuation
 
     monkeypatch.setenv("DEBLURLAB_OUTPUT_DIR", str(tmp_path))
     sharp, val = data

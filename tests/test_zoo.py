@@ -5,10 +5,11 @@ import json
 import numpy as np
 import pytest
 
-from deblurlab import reference, zoo
+from deblurlab import reference
 from deblurlab.data.cifar import CifarData, split_cifar10
 from deblurlab.models import build_model
-from deblurlab.profiles import CIFAR_SIZES, PROFILES, CifarPlan
+from deblurlab.training import zoo
+from deblurlab.training.profiles import CIFAR_SIZES, PROFILES, CifarPlan
 
 
 @pytest.mark.parametrize("name", zoo.available())
@@ -113,8 +114,8 @@ def test_a_missing_damaged_or_mismatched_weights_file_names_the_file_and_the_fix
 def test_export_writes_weights_and_a_record_that_load_and_the_check_reproduce(
     tmp_path, monkeypatch
 ):
-    from deblurlab import compute
-    from deblurlab.cifar_study import prepare_study, train_model
+    from deblurlab.runtime import compute
+    from deblurlab.studies.cifar.study import prepare_study, train_model
 
     monkeypatch.setenv("DEBLURLAB_OUTPUT_DIR", str(tmp_path / "out"))
     monkeypatch.setenv(zoo.ZOO_ENV, str(tmp_path / "zoo"))
@@ -156,7 +157,7 @@ def test_stopping_reasons_and_epoch_caps():
 
 
 def test_weights_zoo_loads_shipped_models_and_trains_the_others(tmp_path, monkeypatch, capsys):
-    from deblurlab import cifar_study as cs
+    from deblurlab.studies.cifar import study as cs
 
     monkeypatch.setenv("DEBLURLAB_OUTPUT_DIR", str(tmp_path / "out"))
     monkeypatch.setenv(zoo.ZOO_ENV, str(tmp_path / "zoo"))

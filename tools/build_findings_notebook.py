@@ -34,11 +34,11 @@ leaves its claims untested, and the scorecard says so.
 import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
-from deblurlab import cifar_study as cs
 from deblurlab import findings
-from deblurlab import stats
-from deblurlab.figures import plot_quality_vs_budget, save_fig
-from deblurlab.tables import to_markdown
+from deblurlab.core import stats
+from deblurlab.core.tables import to_markdown
+from deblurlab.outputs.figures import plot_quality_vs_budget, save_fig
+from deblurlab.studies.cifar import study as cs
 
 study = cs.prepare_study(profile, data_dir)
 evidence = findings.collect(study)

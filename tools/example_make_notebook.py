@@ -27,11 +27,11 @@ under a stable name, so the report picks them up without edits.
 import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
-from deblurlab import cifar_results as cr
-from deblurlab import cifar_study as cs
-from deblurlab.figures import plot_restorations, plot_training_curves, save_fig
+from deblurlab.core.tables import to_markdown
 from deblurlab.models import build_model
-from deblurlab.tables import to_markdown
+from deblurlab.outputs.figures import plot_restorations, plot_training_curves, save_fig
+from deblurlab.studies.cifar import results as cr
+from deblurlab.studies.cifar import study as cs
 
 study = cs.prepare_study(profile, data_dir)
 print(study.describe())

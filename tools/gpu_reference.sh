@@ -9,7 +9,7 @@
 #       (64 MiB with the checkout), so the motion model is a second call. .gpu is git-ignored.
 #   device run, command "bash tools/gpu_reference.sh", carry [".gpu"], timeout_s 590
 #       there: installs the wheels, checks the layers against the TensorFlow golden file
-#       (deblurlab.backend_check), trains every model within the time left (resuming nothing: the
+#       (deblurlab.training.backend_check), trains every model within the time left (resuming nothing: the
 #       machine starts bare), and writes $OUT/gpu_reference.tar.gz (zoo records + weights) and
 #       $OUT/gpu_reference.log.
 #   bash tools/gpu_reference.sh --local --smoke --out DIR
@@ -94,7 +94,7 @@ export DEBLURLAB_ZOO="$PWD/$ZOO_OUT"
 [ "${ZOO_OUT:0:1}" = / ] && export DEBLURLAB_ZOO="$ZOO_OUT"
 
 echo "== layers against the TensorFlow golden file" | tee -a "$LOG"
-$PY -m deblurlab.backend_check 2>&1 | tee -a "$LOG" ||
+$PY -m deblurlab.training.backend_check 2>&1 | tee -a "$LOG" ||
   echo "== layer check FAILED (above); training goes on, and its records must be read with that" |
   tee -a "$LOG"
 

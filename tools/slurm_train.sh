@@ -36,7 +36,7 @@ if [ "$(tr ',' '\n' <<<"$HOSTS" | wc -l)" != "$SLURM_NTASKS" ]; then
   echo "slurm_train.sh: $SLURM_NTASKS tasks on nodes $HOSTS: run one task a node" >&2
   exit 2
 fi
-eval "$(python -m deblurlab.cluster --hosts "$HOSTS" --port "$PORT" --index "$SLURM_PROCID")"
+eval "$(python -m deblurlab.runtime.cluster --hosts "$HOSTS" --port "$PORT" --index "$SLURM_PROCID")"
 if [ -n "${SLURM_CPUS_PER_TASK:-}" ]; then
   export OMP_NUM_THREADS=$SLURM_CPUS_PER_TASK TF_NUM_INTRAOP_THREADS=$SLURM_CPUS_PER_TASK
 fi

@@ -36,7 +36,7 @@ done
 PIDS=()
 for i in "${!HOST_LIST[@]}"; do
   host=${HOST_LIST[$i]}
-  exports=$(python -m deblurlab.cluster --hosts "$HOSTS" --port "$PORT" --index "$i") || exit 2
+  exports=$(python -m deblurlab.runtime.cluster --hosts "$HOSTS" --port "$PORT" --index "$i") || exit 2
   remote="cd $(printf '%q' "$DIR") && { [ ! -f $VENV/bin/activate ] || . $VENV/bin/activate; } && ${PASS}${exports//$'\n'/; } && exec $COMMAND"
   ( "${SSH_CMD[@]}" -tt "$host" "$remote" < /dev/null 2>&1 | sed -u "s/^/[host$i] /"
     exit "${PIPESTATUS[0]}" ) &

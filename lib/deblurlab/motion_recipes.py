@@ -16,10 +16,10 @@ import argparse
 import json
 from pathlib import Path
 
-from . import motion_results as mr
-from . import motion_study as ms
-from .profiles import MOTION_RECIPES
-from .provenance import git_commit, machine, today
+from .runtime.provenance import git_commit, machine, today
+from .studies.motion import results as mr
+from .studies.motion import study as ms
+from .training.profiles import MOTION_RECIPES
 
 RECORD = Path(__file__).with_name("records") / "motion_recipes.json"
 

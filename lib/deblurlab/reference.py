@@ -13,12 +13,12 @@ run recorded as in progress (a fresh optimiser, said in the record: ``--export-u
 such weights when ``--hours`` cuts a run), shows each model's progress with an ETA, and
 ``--hours`` stops it at the first epoch boundary past which the next epoch would not fit. When a
 model finishes (early stopping or its epoch limit), its best weights and record go to ``zoo/`` (or
-``$DEBLURLAB_ZOO``; see ``deblurlab.zoo``). ``--profile smoke`` runs the same path in seconds
-(tests, the GPU script's CPU check).
+``$DEBLURLAB_ZOO``; see ``deblurlab.training.zoo``). ``--profile smoke`` runs the same path in
+seconds (tests, the GPU script's CPU check).
 
-In a cluster (``deblurlab.cluster``; ``tools/slurm_train.sh``, ``tools/ssh_train.sh`` or
-``python -m deblurlab.launch`` start one worker a node or process) every worker runs this same
-command; they train together, and only the chief (worker 0) writes checkpoints and the zoo.
+In a cluster (``deblurlab.runtime.cluster``; ``tools/slurm_train.sh``, ``tools/ssh_train.sh`` or
+``python -m deblurlab.runtime.launch`` start one worker a node or process) every worker runs this
+same command; they train together, and only the chief (worker 0) writes checkpoints and the zoo.
 
 Test images are never trained or validated on: at every profile, the CIFAR-10 test split is the
 start of one fixed permutation and this profile's is the largest (``CifarPlan.min_test``); the
@@ -36,11 +36,14 @@ from pathlib import Path
 
 import keras
 
-from . import cifar_study, cluster, collectives, motion_study, zoo
-from .inference import full_resolution_model
-from .metrics import summarize
+from .core.metrics import summarize
 from .models import build_model, get_spec, list_models
-from .provenance import git_commit, machine, today
+from .runtime import cluster, collectives
+from .runtime.provenance import git_commit, machine, today
+from .studies.cifar import study as cifar_study
+from .studies.motion import study as motion_study
+from .training import zoo
+from .training.inference import full_resolution_model
 
 PROFILE = "full"
 # Cheapest first, so that the runs that can finish in a session do (seconds per epoch on 2 cores).
@@ -201,7 +204,7 @@ def train_reference(
     """Train (or resume) one model's reference run; export it when finished, or, with
     ``export_unfinished``, also when the time limit cut it (its record then says "in progress").
     Returns its status."""
-    from . import compute
+    from .runtime import compute
 
     config = study.plan.train_config(name)
     epochs = max_epochs or config.epochs

@@ -28,10 +28,10 @@ from pathlib import Path
 
 import jinja2
 
-from .paths import REPO_ROOT, figures_dir, output_root, results_dir, tables_dir
-from .provenance import today
-from .results import read_results
-from .tables import conventions, specific_notes
+from .core.paths import REPO_ROOT, figures_dir, output_root, results_dir, tables_dir
+from .core.results import read_results
+from .core.tables import conventions, specific_notes
+from .runtime.provenance import today
 
 TEMPLATE = REPO_ROOT / "report" / "report.md"
 SECTIONS = REPO_ROOT / "report" / "sections"

@@ -28,10 +28,10 @@ import sys
 import time
 from pathlib import Path
 
+from .core.paths import REPO_ROOT, output_root, runs_dir
+from .core.results import read_results, write_results
 from .kernel import KERNEL_NAME, ensure_kernel
-from .paths import REPO_ROOT, output_root, runs_dir
-from .profiles import PROFILES
-from .results import read_results, write_results
+from .training.profiles import PROFILES
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 
@@ -164,8 +164,8 @@ def write_tables(data_dir=None) -> None:
 
     Raises FileNotFoundError when no CIFAR-10 chapter's results are there."""
     from . import findings
-    from .cifar_results import summary_table
     from .perf.tables import speed_tables
+    from .studies.cifar.results import summary_table
 
     summary_table()
     findings.refresh(data_dir)

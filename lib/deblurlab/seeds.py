@@ -21,11 +21,12 @@ import os
 
 import numpy as np
 
-from . import compute, stats
-from .cifar_results import summarize_ci
-from .cifar_study import evaluate_models, prepare_study
-from .cifar_study import train_model as train_cifar_model
-from .provenance import git_commit, machine, today
+from .core import stats
+from .runtime import compute
+from .runtime.provenance import git_commit, machine, today
+from .studies.cifar.results import summarize_ci
+from .studies.cifar.study import evaluate_models, prepare_study
+from .studies.cifar.study import train_model as train_cifar_model
 
 METRICS = ("mse", "psnr_mean_mse", "ssim")
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..paths import SAMPLE_DIR, display_path, file_digest, shared_data_dir
+from ..core.paths import SAMPLE_DIR, display_path, file_digest, shared_data_dir
 
 ENV_VAR = "DEBLURLAB_CIFAR10"
 OFFICIAL_PYTHON_ARCHIVE_MD5 = "c58f30108f718f92721af3b95e74349a"

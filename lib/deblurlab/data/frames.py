@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..paths import display_path
+from ..core.paths import display_path
 
 ENV_VAR = "DEBLURLAB_MOTION_DATA"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")

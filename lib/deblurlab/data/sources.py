@@ -12,15 +12,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..paths import shared_data_dir
-from .frames import (
-    ENV_VAR,
-    FIX_HINT,
-    ArrayFrames,
-    ConcatFrames,
-    MotionData,
-    MotionDataError,
-)
+from ..core.paths import shared_data_dir
+from .frames import ENV_VAR, FIX_HINT, ArrayFrames, ConcatFrames, MotionData, MotionDataError
 from .pairs import is_gopro, is_reds, load_gopro, load_reds
 
 

@@ -18,7 +18,7 @@ and the conclusion), ``psnr`` and ``budget`` (the chapter's other tables), ``out
 findings.json and ``refresh``).
 """
 
-from ..results import PER_IMAGE_DIR
+from ..core.results import PER_IMAGE_DIR
 from .budget import budget_curves, budget_table, forward_flops
 from .claims import (
     BLURRED_INPUT,

@@ -7,9 +7,8 @@ import json
 import numpy as np
 import pandas as pd
 
-from ..paths import runs_dir
-from ..provenance import footnote
-from ..tables import write_table
+from ..core.paths import runs_dir
+from ..core.tables import footnote, write_table
 from .claims import pretty
 from .evidence import Evidence, load_saved
 
@@ -33,8 +32,8 @@ def budget_curves(study, models=None, flops: bool = True) -> dict[str, pd.DataFr
 
     Reads runs/<run name>/history.csv (and state.json for the batch size); models without a run
     are left out. Columns: epoch, seconds, tflop, val_psnr."""
-    from ..cifar_study import run_name
     from ..models import list_models
+    from ..studies.cifar.study import run_name
 
     curves = {}
     for model in models or list_models(dataset="cifar10"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..results import BLURRED_INPUT
+from ..core.results import BLURRED_INPUT
 
 REFERENCE = "reference:"  # per-image keys of the shipped reference runs: "reference:<model>"
 GPU_REFERENCE = "gpu-reference:"  # those of the GPU reference runs (zoo/gpu/)

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..paths import runs_dir
-from ..results import REFERENCE_SUFFIX, read_arrays, read_results, split_scores
-from ..zoo import ZooError, read_record
+from ..core.paths import runs_dir
+from ..core.results import REFERENCE_SUFFIX, read_arrays, read_results, split_scores
+from ..training.zoo import ZooError, read_record
 from .claims import (
     BLURRED_INPUT,
     CIFAR_CHAPTERS,
@@ -94,7 +94,7 @@ def load_per_image(chapter: str) -> dict | None:
 
 def _finished_run(study, model: str) -> bool:
     """Whether ``model``'s run of ``study`` stopped early or trained all its epochs."""
-    from ..cifar_study import run_name
+    from ..studies.cifar.study import run_name
 
     state = runs_dir() / run_name(study, model) / "state.json"
     if not state.exists():
@@ -109,7 +109,7 @@ def _finished_run(study, model: str) -> bool:
 def _recompute(study, chapter: str) -> tuple[dict, dict] | None:
     """Scores of ``chapter``'s models from their finished runs (never trains); None if a run is
     missing or unfinished."""
-    from .. import cifar_study as cs
+    from ..studies.cifar import study as cs
 
     models = CIFAR_CHAPTERS[chapter]
     if not all(_finished_run(study, m) for m in models):

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .. import stats as S
-from ..provenance import footnote
-from ..results import jsonable, write_results
-from ..tables import write_table
+from ..core import stats as S
+from ..core.results import jsonable, write_results
+from ..core.tables import footnote, write_table
 from .claims import GPU_REFERENCE, REFERENCE
 from .evidence import Evidence, collect, load_saved
 from .psnr import psnr_table
@@ -98,7 +97,7 @@ def refresh(data_dir=None) -> dict | None:
     saved = load_saved("findings")
     if saved is None:
         return None
-    from ..cifar_study import prepare_study
+    from ..studies.cifar.study import prepare_study
 
     evidence = collect(prepare_study(saved.get("profile"), data_dir))
     card = scorecard(evidence)

@@ -6,10 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .. import stats as S
-from ..metrics import PSNR_CAP_DB
-from ..provenance import footnote
-from ..tables import write_table
+from ..core import stats as S
+from ..core.metrics import PSNR_CAP_DB
+from ..core.tables import footnote, write_table
 from .claims import BLURRED_INPUT, RUN_PREFIXES, pretty
 from .evidence import Evidence
 from .verdicts import phrase

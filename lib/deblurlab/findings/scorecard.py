@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from .. import stats as S
+from ..core import stats as S
 from .claims import BLURRED_INPUT, CLAIMS, DIGITS, GPU_REFERENCE, REFERENCE, Claim, pretty
 from .evidence import Evidence
 from .verdicts import claim_sentence, run_claim, verdict_limit, verdict_reason

@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from .. import stats as S
+from ..core import stats as S
 from .claims import (
     BLURRED_INPUT,
     CIFAR_CHAPTERS,

@@ -30,7 +30,7 @@ Layers are named ``enc<i>_*`` and ``dec<i>_*`` (``dec3_skip`` is an addition), s
 renderer groups each convolution with its BN, addition and activation.
 
 The chapter's analyses (RED30's published row, the dark areas of the report's Fig. 6) are in
-``deblurlab.cifar_analysis``.
+``deblurlab.studies.cifar.analysis``.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@
 
 Layers are named ``<block>_<detail>`` (``enc1_l3_conv3``, ``down1_conv``, ``bottleneck_conv``,
 ``up2_deconv``), so the diagram renderer groups them by block. The report's parameter arithmetic of
-the bottleneck layer is computed from a built model by ``deblurlab.cifar_analysis``.
+the bottleneck layer is computed from a built model by ``deblurlab.studies.cifar.analysis``.
 """
 
 from __future__ import annotations

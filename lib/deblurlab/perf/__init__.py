@@ -9,7 +9,7 @@ Modules, bottom to top:
 - ``timing``: timed windows, one model's training and inference speed, chapter speed helpers;
 - ``pipelines``: the data pipelines timed alone;
 - ``bounds``: derived columns, the "bound" heuristics and the speed targets;
-- ``tuning``: the ``--tune`` pass behind ``deblurlab.compute``;
+- ``tuning``: the ``--tune`` pass behind ``deblurlab.runtime.compute``;
 - ``records`` and ``tables``: reading records and writing the report's tables (neither imports
   Keras nor TensorFlow);
 - ``plans``: each model's input size and batch, and the run's time allowances;

@@ -1,5 +1,5 @@
-"""One model's benchmark or tuning in a fresh child process (its own peak memory, and one
-failing model does not stop the others)."""
+"""The parent side of one model's benchmark or tuning in a fresh child process (its own peak
+memory, and one failing model does not stop the others)."""
 
 from __future__ import annotations
 
@@ -45,18 +45,3 @@ def run_model(name: str, settings: dict, timeout_s: float, env: dict | None = No
             tail = (proc.stderr or proc.stdout).strip().splitlines()[-6:]
             return {"name": name, "error": f"exit {proc.returncode}: " + " | ".join(tail)}
         return json.loads(out.read_text())
-
-
-def worker(settings: dict) -> dict:
-    """What a child runs: the benchmark or the tuning pass of ``settings["name"]``."""
-    settings = dict(settings)
-    mode = settings.pop("mode", "bench")
-    if mode in ("export", "frame"):
-        from . import engines
-
-        return (engines.export_worker if mode == "export" else engines.frame_worker)(settings)
-    if mode == "tune":
-        from .tuning import tune_model as fn
-    else:
-        from .timing import bench_model as fn
-    return fn(settings.pop("name"), **settings)

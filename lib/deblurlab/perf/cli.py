@@ -26,7 +26,7 @@ import platform
 import time
 from pathlib import Path
 
-from .plans import DEFAULT, QUICK, bench_plan
+from .plans import DEFAULT, QUICK, bench_plan, select_models
 from .records import PRECISIONS
 
 
@@ -51,8 +51,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--precision",
         default=None,
         choices=PRECISIONS,
-        help="Keras dtype policy (default: what training uses here, deblurlab.compute: float32 on "
-        "a CPU, mixed precision on a GPU)",
+        help="Keras dtype policy (default: what training uses here, deblurlab.runtime.compute: "
+        "float32 on a CPU, mixed precision on a GPU)",
     )
     add("--steps-per-execution", type=int, default=1, help="Keras steps_per_execution")
     add(
@@ -60,7 +60,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         action=argparse.BooleanOptionalAction,
         default=None,
         help="XLA on/off on TensorFlow (default: what training uses for each model, "
-        "deblurlab.compute: this machine's tuning record on a CPU, Keras' auto on a GPU); "
+        "deblurlab.runtime.compute: this machine's tuning record on a CPU, Keras' auto on a GPU); "
         "JAX always compiles",
     )
     add("--repeats", type=int, default=None, help="timed windows per measurement")
@@ -146,32 +146,16 @@ def _options(args) -> dict:
     return opts
 
 
-def select_models(text: str) -> list[str]:
-    """The models named in ``--models`` (comma-separated; empty: every registered model)."""
-    from ..models import list_models
-
-    registered = list_models()
-    if not text:
-        return registered
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    unknown = [n for n in names if n not in registered]
-    if unknown:
-        raise SystemExit(
-            f"--models: unknown model(s) {', '.join(unknown)}; registered: {', '.join(registered)}"
-        )
-    return names
-
-
 def training_precision(name: str) -> str:
-    """The dtype policy training uses for ``name`` on this machine (deblurlab.compute)."""
-    from .. import compute
+    """The dtype policy training uses for ``name`` on this machine (deblurlab.runtime.compute)."""
+    from ..runtime import compute
 
     return compute.current(name).precision
 
 
 def training_jit(name: str):
     """XLA as training sets it for ``name`` on this machine: True, False or None (Keras' choice)."""
-    from .. import compute
+    from ..runtime import compute
 
     jit = compute.current(name).jit_compile
     return None if jit == "auto" else bool(jit)
@@ -220,8 +204,8 @@ def run_benchmarks(models: list[str], plans: dict, base: dict, opts: dict) -> li
 
 def _header(args, device: str, opts: dict, precision) -> dict:
     """The record's fields that describe the run: machine, backend, versions, settings."""
-    from ..provenance import git_commit, today
-    from ..provenance import machine as machine_name
+    from ..runtime.provenance import git_commit, today
+    from ..runtime.provenance import machine as machine_name
     from . import machine
     from .records import METHODS, SCHEMA
 
@@ -242,9 +226,9 @@ def _header(args, device: str, opts: dict, precision) -> dict:
         "commit": git_commit(),
         "settings": {
             "quick": args.quick,
-            "precision": precision or "per model (deblurlab.compute)",
+            "precision": precision or "per model (deblurlab.runtime.compute)",
             "steps_per_execution": args.steps_per_execution,
-            "jit": "per model (deblurlab.compute)" if args.jit is None else args.jit,
+            "jit": "per model (deblurlab.runtime.compute)" if args.jit is None else args.jit,
             **opts,
         },
         "methods": METHODS,
@@ -283,7 +267,7 @@ def main(argv=None) -> dict:
     """The command line (see the module docstring). Returns: the record written."""
     args = parse_args(argv)
     if args.worker:
-        from .child import worker
+        from .worker import worker
 
         result = worker(json.loads(args.worker))
         Path(args.out).write_text(json.dumps(result))
@@ -311,7 +295,7 @@ def main(argv=None) -> dict:
     device = machine.detect_device()
     if device == "gpu":
         machine.gpu_memory_growth()
-    precision = args.precision  # None: per model, as training computes (deblurlab.compute)
+    precision = args.precision  # None: per model, as training computes (deblurlab.runtime.compute)
     if precision == "mixed_float16" and device == "cpu":
         print(
             "note: mixed_float16 on a CPU is emulated and slow; mixed_bfloat16 is the CPU's option"

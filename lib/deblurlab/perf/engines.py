@@ -5,7 +5,7 @@ frame of the GoPro or REDS sample beside the checkout, else a smooth synthetic f
 
 1. a TensorFlow child builds the model (the zoo's weights where shipped, else Keras' seeded
    initialisation: timing does not depend on the values), saves those weights and exports the
-   ONNX file with ``deblurlab.export.write_onnx`` (checked against Keras as any export is);
+   ONNX file with ``deblurlab.deblur.export.write_onnx`` (checked against Keras as any export is);
 2. one fresh child per engine loads the same weights (Keras on ``KERAS_BACKEND`` tensorflow or
    jax; onnxruntime without importing Keras), restores the frame once as a warm-up (tracing,
    XLA compilation) and then ``repeats`` times, timed, through ``inference.deblur_image(tile=0)``:
@@ -43,8 +43,8 @@ LABELS = {"tensorflow": "Keras, TensorFlow", "jax": "Keras, JAX", "onnx": "onnxr
 def frame(size=FRAME_SIZE) -> tuple[str, np.ndarray]:
     """(where it came from, a float32 (H, W, 3) frame of ``size``): the first blurred frame of the
     sample data beside the checkout, centre-cropped, else a smooth seeded synthetic frame."""
-    from ..export import real_frame
-    from ..inference import centre_crop
+    from ..deblur.export import real_frame
+    from ..training.inference import centre_crop
 
     found = real_frame()
     if found is not None and found[1].shape[0] >= size[0] and found[1].shape[1] >= size[1]:
@@ -76,10 +76,10 @@ def export_worker(settings: dict) -> dict:
     export at ``settings["onnx"]``. Returns where the weights came from and the export record."""
     import keras
 
-    from .. import zoo
-    from ..deblur_models import load_model
-    from ..export import write_onnx
+    from ..deblur.export import write_onnx
+    from ..deblur.networks import load_model
     from ..models import build_model
+    from ..training import zoo
 
     name = settings["name"]
     if name in zoo.available():
@@ -98,27 +98,28 @@ def export_worker(settings: dict) -> dict:
 
 def frame_worker(settings: dict) -> dict:
     """Child: one engine restores the frame once (warm-up) and ``repeats`` times, timed."""
-    from ..inference import deblur_image, is_any_size
+    from ..training.inference import deblur_image, is_any_size
     from .clock import maxrss_mb
+    from .machine import package_version
 
     _pin(settings.get("threads"))
     engine = settings["engine"]
     image = np.load(settings["frame"])
     start = time.perf_counter()
     if engine == "onnx":
-        from .. import onnx_engine
+        from ..training import onnx_engine
 
         model = onnx_engine.load(path=settings["onnx"], threads=settings.get("threads"))
-        versions = {"onnxruntime": _version("onnxruntime")}
+        versions = {"onnxruntime": package_version("onnxruntime")}
     else:
         import keras
 
-        from ..deblur_models import load_model
+        from ..deblur.networks import load_model
 
         if keras.backend.backend() != engine:
             raise RuntimeError(f"KERAS_BACKEND is {keras.backend.backend()}, expected {engine}")
         model = load_model(settings["name"], settings["weights"])
-        versions = {"keras": keras.__version__, engine: _version(engine)}
+        versions = {"keras": keras.__version__, engine: package_version(engine)}
     setup = time.perf_counter() - start
     tile = 0 if is_any_size(model) else None  # one call; a fixed-size model: its own tiles
     start = time.perf_counter()
@@ -140,17 +141,6 @@ def frame_worker(settings: dict) -> dict:
         "versions": versions,
         "imported": sorted(m for m in ("tensorflow", "keras", "jax") if m in sys.modules),
     }
-
-
-def _version(package: str) -> str | None:
-    from importlib.metadata import PackageNotFoundError, version
-
-    for name in (package, f"{package}-cpu"):
-        try:
-            return version(name)
-        except PackageNotFoundError:
-            continue
-    return None
 
 
 # -------------------------------------------------------------------------------------- parent
@@ -235,7 +225,8 @@ def run_engines(
 ) -> dict:
     """Every model through every engine on a frame of ``size`` (see the module docstring).
     Returns the record."""
-    from ..provenance import cpu_features, cpu_name, git_commit, today
+    from ..core.host import cpu_features, cpu_name
+    from ..runtime.provenance import git_commit, today
 
     where, image = frame(size)
     record = {
@@ -303,7 +294,7 @@ def format_engines(record: dict) -> str:
 
 def default_out() -> Path:
     """Where the engines record goes: ``report/results/bench_engines.json``."""
-    from ..paths import results_dir
+    from ..core.paths import results_dir
 
     return results_dir() / "bench_engines.json"
 
@@ -311,7 +302,7 @@ def default_out() -> Path:
 def main(args) -> dict:
     """``python -m deblurlab.perf --engines ...`` (parsed ``args``): run, print, write."""
     from . import records
-    from .cli import select_models
+    from .plans import select_models
 
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
     unknown = [e for e in engines if e not in ENGINES]

@@ -117,7 +117,8 @@ def eligible_variants(backend: str, variants=None) -> list[str]:
 def run_frame(variants=None, rounds: int = ROUNDS, size=FRAME_SIZE, peak_n: int = PEAK_N) -> dict:
     """Every variant on one frame of ``size``, ``rounds`` interleaved rounds (see the module
     docstring). Returns the record."""
-    from ..provenance import cpu_features, cpu_name, git_commit, today
+    from ..core.host import cpu_features, cpu_name
+    from ..runtime.provenance import git_commit, today
     from .engines import frame
     from .machine import cpu_flags
 
@@ -311,8 +312,8 @@ def format_frame(record: dict) -> str:
 def default_out(quick: bool = False) -> Path:
     """``tuning/<machine key>.frame.json`` (``report/results/bench_frame_quick.json`` for
     ``--quick``, which is no evidence)."""
-    from .. import compute
-    from ..paths import results_dir
+    from ..core.paths import results_dir
+    from ..runtime import compute
 
     if quick:
         return results_dir() / "bench_frame_quick.json"

@@ -44,8 +44,8 @@ VARIANTS = {
     ),
     "onnxruntime": dict(
         group="main",
-        text="the model exported by deblurlab.onnx_convert, through onnxruntime (its default "
-        "threads) and deblur_image",
+        text="the model exported by deblurlab.training.onnx_convert, through onnxruntime (its "
+        "default threads) and deblur_image",
     ),
     "inter_op_1": dict(
         group="inter_op_1",
@@ -74,7 +74,7 @@ _PREVIOUS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> l
 def previous_predict_batch(model, batch: np.ndarray) -> np.ndarray:
     """``inference.predict_batch`` as it was before the per-size cache: one predict function a
     model, traced again whenever the image size changes. Kept as the benchmark's reference."""
-    from ..inference import _finest
+    from ..training.inference import _finest
 
     batch = np.asarray(batch, np.float32)
     if _PREVIOUS.get(model) != batch.shape[1:]:
@@ -86,7 +86,7 @@ def previous_predict_batch(model, batch: np.ndarray) -> np.ndarray:
 def previous_deblur_image(model, image: np.ndarray) -> np.ndarray:
     """A whole any-size frame the way ``deblur_image`` restored it before: padded by reflection,
     ``previous_predict_batch``, cropped back, clipped."""
-    from ..inference import network_multiple, pad_to_multiple
+    from ..training.inference import network_multiple, pad_to_multiple
 
     padded, (h, w) = pad_to_multiple(np.asarray(image, np.float32), network_multiple(model))
     return np.clip(previous_predict_batch(model, padded[None])[0][:h, :w], 0.0, 1.0)
@@ -99,8 +99,8 @@ def _runner(label: str, weights, tmp: Path):
     """(a function image -> restored image, what it needs to know) for variant ``label``."""
     import keras
 
-    from .. import inference
     from ..models import build_model
+    from ..training import inference
 
     spec = VARIANTS[label]
     if spec.get("policy"):
@@ -119,9 +119,9 @@ def _runner(label: str, weights, tmp: Path):
     if label == "xla":
         model.jit_compile = True
     if label == "onnxruntime":
-        from .. import onnx_engine
-        from ..export import inference_network
-        from ..onnx_convert import convert
+        from ..deblur.export import inference_network
+        from ..training import onnx_engine
+        from ..training.onnx_convert import convert
 
         path = tmp / f"{MODEL}.onnx"
         convert(inference_network(model), path)
@@ -135,10 +135,9 @@ def _reply(message: dict) -> None:
 
 
 def _versions() -> dict:
-    from .engines import _version
-    from .machine import versions
+    from .machine import package_version, versions
 
-    return {**versions(), "onnxruntime": _version("onnxruntime")}
+    return {**versions(), "onnxruntime": package_version("onnxruntime")}
 
 
 def worker_loop(settings: dict) -> None:

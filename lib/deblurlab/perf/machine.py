@@ -199,3 +199,15 @@ def machine_peaks(device: str, opts: dict, earlier: dict | None = None) -> dict:
     balance = peaks["float32"]["flops_per_s"] / peaks["bandwidth"]["bytes_per_s"]
     peaks["machine_balance_flop_per_byte"] = balance
     return peaks
+
+
+def package_version(package: str) -> str | None:
+    """The installed version of ``package`` (or of ``<package>-cpu``), None where neither is."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    for name in (package, f"{package}-cpu"):
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            continue
+    return None

@@ -39,8 +39,8 @@ def bench_plan(
     patch) and the full profile's (the report's 256x256) on a GPU. Returns: ``input_shape``,
     ``batch_size``, ``source``.
     """
-    from .. import profiles
     from ..models import get_spec
+    from ..training import profiles
 
     spec = get_spec(name)
     if spec.dataset == "cifar10":
@@ -75,3 +75,19 @@ def bench_plan(
         patch, batch = min(int(patch), QUICK_MOTION_PATCH), min(int(batch), QUICK_BATCH)
         source += f"; --quick: {patch}x{patch}, batch <= {QUICK_BATCH}"
     return dict(input_shape=[int(patch), int(patch), 3], batch_size=int(batch), source=source)
+
+
+def select_models(text: str) -> list[str]:
+    """The models named in ``--models`` (comma-separated; empty: every registered model)."""
+    from ..models import list_models
+
+    registered = list_models()
+    if not text:
+        return registered
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in registered]
+    if unknown:
+        raise SystemExit(
+            f"--models: unknown model(s) {', '.join(unknown)}; registered: {', '.join(registered)}"
+        )
+    return names

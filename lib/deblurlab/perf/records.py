@@ -64,9 +64,9 @@ METHODS = {
 def default_out(device: str, tuning: bool = False) -> Path:
     """Where a record goes: the benchmark's in report/results (``bench_<device>.json``); a CPU
     tuning pass's in the package's tuning folder, one file per machine kind, where
-    ``deblurlab.compute`` reads it."""
-    from .. import compute
-    from ..paths import results_dir
+    ``deblurlab.runtime.compute`` reads it."""
+    from ..core.paths import results_dir
+    from ..runtime import compute
 
     if tuning and device == "cpu":
         return compute.TUNING_DIR / f"{compute.machine_key()}.json"

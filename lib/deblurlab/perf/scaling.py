@@ -3,10 +3,10 @@
     python -m deblurlab.perf.scaling                    # 1x1, 1x2 and 2x1 (workers x threads)
     python -m deblurlab.perf.scaling --plans 1x1,2x1 --backends tensorflow,jax --note "idle"
 
-Each plan starts its workers with ``deblurlab.launch`` (loopback, free ports, each worker held to
-its threads and, where there are enough cores, pinned to its own), and they train one model through
-``train.train`` on synthetic CIFAR-sized images at one global batch; epoch 1 (compilation) is left
-out and images/s is the global batch x steps / the median later epoch's seconds (the chief's
+Each plan starts its workers with ``deblurlab.runtime.launch`` (loopback, free ports, each worker
+held to its threads and, where there are enough cores, pinned to its own), and they train one model
+through ``train.train`` on synthetic CIFAR-sized images at one global batch; epoch 1 (compilation)
+is left out and images/s is the global batch x steps / the median later epoch's seconds (the chief's
 history). The record keeps the machine, its core count, the load average before and after, and
 ``--note`` (e.g. what else ran), since a busy machine slows every plan unevenly.
 """
@@ -28,8 +28,9 @@ RUN = "scaling"
 METHOD = (
     "images/s = global batch x steps per epoch / median seconds of epochs 2.. (epoch 1 compiles), "
     "from the chief's history of train.train (each epoch's time includes one validation batch); "
-    "workers started by deblurlab.launch with their compute threads limited (and pinned to cores "
-    "of their own where there are enough); synthetic 32x32 images blurred by the training stream"
+    "workers started by deblurlab.runtime.launch with their compute threads limited (and pinned to "
+    "cores of their own where there are enough); synthetic 32x32 images blurred by the training "
+    "stream"
 )
 
 
@@ -46,11 +47,11 @@ def parse_plans(text: str) -> list[tuple[int, int]]:
 
 def worker(model: str, batch: int, steps: int, epochs: int) -> None:
     """One worker's training (run by each launched process)."""
-    from .. import cluster, compute
     from ..data.blur import make_blurred_set, training_stream
     from ..models import build_model
-    from ..profiles import TrainConfig
-    from ..train import set_seeds, train
+    from ..runtime import cluster, compute
+    from ..training.profiles import TrainConfig
+    from ..training.train import set_seeds, train
 
     cluster.initialize()
     rng = np.random.default_rng(0)
@@ -67,7 +68,7 @@ def worker(model: str, batch: int, steps: int, epochs: int) -> None:
 
 def measure(plan, backend: str, model: str, batch: int, steps: int, epochs: int, timeout: float):
     """Train with ``plan`` (workers, threads) on ``backend``; returns the run's figures."""
-    from .. import launch
+    from ..runtime import launch
 
     workers, threads = plan
     with tempfile.TemporaryDirectory(prefix="deblurlab-scaling-") as folder:
@@ -136,7 +137,7 @@ def summary(record: dict) -> str:
 
 def main(argv=None) -> int:
     """The command line (see the module docstring)."""
-    from ..provenance import git_commit, machine, today
+    from ..runtime.provenance import git_commit, machine, today
 
     parser = argparse.ArgumentParser(prog="python -m deblurlab.perf.scaling", description=__doc__)
     parser.add_argument("--plans", default="1x1,1x2,2x1", help="WORKERSxTHREADS, comma-separated")

@@ -133,7 +133,7 @@ def write_speed_table(report: dict) -> str:
 
     Returns: the markdown written.
     """
-    from ..tables import write_table
+    from ..core.tables import write_table
 
     peaks, settings = report["peaks"], report["settings"]
     note = (
@@ -216,7 +216,7 @@ def tuning_note(report: dict) -> str:
 
 def write_tuning_table(report: dict) -> str:
     """report/tables/tuning_<device>.md from a ``--tune`` report, with its provenance."""
-    from ..tables import write_table
+    from ..core.tables import write_table
 
     return write_table(
         f"tuning_{report['device']}",
@@ -232,7 +232,7 @@ def write_tuning_table(report: dict) -> str:
 
 def tuning_records() -> list[dict]:
     """The kept CPU tuning records (one per machine kind, deblurlab/tuning/), --quick ones out."""
-    from .. import compute
+    from ..runtime import compute
 
     return [
         {**record, "key": key}
@@ -243,9 +243,9 @@ def tuning_records() -> list[dict]:
 
 def precision_check_table() -> None:
     """``precision_check`` table and result from the kept seed/precision records (seeds.py)."""
-    from .. import compute
-    from ..paths import results_dir
-    from ..tables import write_table
+    from ..core.paths import results_dir
+    from ..core.tables import write_table
+    from ..runtime import compute
 
     out = results_dir() / "precision_check.json"
     out.unlink(missing_ok=True)
@@ -293,9 +293,9 @@ def speed_tables() -> None:
     """The speed chapter's tables and its ``results.tuning_cpu``, from whichever records exist:
     ``make bench`` writes report/results/bench_<device>.json; the tuning records (an hour of CPU
     time each) are kept in git, one per machine kind, and are shown side by side."""
-    from .. import compute
-    from ..paths import results_dir
-    from ..tables import write_table
+    from ..core.paths import results_dir
+    from ..core.tables import write_table
+    from ..runtime import compute
 
     for device in ("cpu", "gpu"):
         record = read(default_out(device))

@@ -25,7 +25,7 @@ def constant_batches(model, x, y):
     """
     import keras
 
-    from ..train import multi_scale_targets
+    from ..training.train import multi_scale_targets
 
     pair = multi_scale_targets(model)(x, y)
     pair = keras.tree.map_structure(keras.ops.convert_to_numpy, pair)
@@ -86,8 +86,8 @@ def build_for_timing(
     import numpy as np
 
     from ..models import build_model
-    from ..profiles import TrainConfig
-    from ..train import compile_for_deblurring, set_seeds
+    from ..training.profiles import TrainConfig
+    from ..training.train import compile_for_deblurring, set_seeds
 
     keras.mixed_precision.set_global_policy(precision)
     set_seeds(0)

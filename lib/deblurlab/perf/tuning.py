@@ -1,4 +1,5 @@
-"""The tuning pass (``python -m deblurlab.perf --tune``): the evidence behind ``deblurlab.compute``.
+"""The tuning pass (``python -m deblurlab.perf --tune``): the evidence behind
+``deblurlab.runtime.compute``.
 
 It times each model's reference set-up against ``steps_per_execution=10``, mixed precision, XLA,
 both, and a 4x batch, and writes ``lib/deblurlab/tuning/<machine key>.json`` on a CPU.

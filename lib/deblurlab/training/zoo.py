@@ -1,0 +1,261 @@
+"""Shipped weights of the reference runs: ``zoo/<model>.weights.h5`` and ``zoo/<model>.json``.
+
+    model = zoo.load("resunet3")      # built from the registry, sha256 and architecture checked
+    zoo.available()                   # the models with shipped weights
+    zoo.status()                      # every CIFAR-10 model: "finished", "in progress" or "not run"
+
+The weights file holds the model's weights only (no optimiser state), one HDF5 dataset a weight
+in the model's own order, stored as float16 unless that moved the scores beyond ``TOLERANCE``
+(the record says which). The record keeps the sha256 of the file, the data, the training set-up,
+the history, the test-split scores measured when training ended, and the scores of a fixed check
+slice (``zoo/check_images.npz``: sharp test images and their blur sigmas) that a test re-measures.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from ..core.paths import REPO_ROOT, file_digest
+
+ZOO_DIR = REPO_ROOT / "zoo"
+ZOO_ENV = "DEBLURLAB_ZOO"
+CHECK_IMAGES = "check_images.npz"
+# How far re-measured check-slice scores may drift from the record (threads sum floats in any order;
+# float16 storage is accepted only within the same bounds).
+TOLERANCE = {"mse": 2e-5, "psnr": 0.05, "ssim": 1e-3}
+
+
+class ZooError(RuntimeError):
+    """A shipped model cannot be loaded; the message names the file and the fix."""
+
+
+GPU_SUBDIR = "gpu"  # zoo/gpu/: the reference runs of tools/gpu_reference.sh on a lent GPU
+_LOCATED: list[Path] = []
+
+
+def zoo_dir() -> Path:
+    """The zoo folder: the one ``located`` gives, else ``$DEBLURLAB_ZOO`` or the checkout's
+    ``zoo/``."""
+    return _LOCATED[-1] if _LOCATED else Path(os.environ.get(ZOO_ENV) or ZOO_DIR)
+
+
+def gpu_dir() -> Path:
+    """The zoo of the GPU reference runs, inside the zoo folder."""
+    return zoo_dir() / GPU_SUBDIR
+
+
+@contextmanager
+def located(folder) -> Iterator[Path]:
+    """Within the block, every zoo call reads and writes ``folder`` (e.g. ``gpu_dir()``)."""
+    _LOCATED.append(Path(folder))
+    try:
+        yield _LOCATED[-1]
+    finally:
+        _LOCATED.pop()
+
+
+def weights_path(name: str) -> Path:
+    """Where model ``name``'s weights file is (or would be)."""
+    return zoo_dir() / f"{name}.weights.h5"
+
+
+def record_path(name: str) -> Path:
+    """Where model ``name``'s record is (or would be)."""
+    return zoo_dir() / f"{name}.json"
+
+
+def sha256(path: Path) -> str:
+    """The file's sha256, hex."""
+    return file_digest(path, "sha256")
+
+
+def available() -> list[str]:
+    """Models whose record and weights are both in the zoo."""
+    return sorted(
+        p.name[: -len(".json")] for p in zoo_dir().glob("*.json") if weights_path(p.stem).exists()
+    )
+
+
+def read_record(name: str) -> dict:
+    """Model ``name``'s record; ``ZooError`` naming the command that makes it when missing."""
+    path = record_path(name)
+    if not path.exists():
+        raise ZooError(
+            f"{path} is missing: no reference run of {name!r} is shipped. Train one with "
+            f"`python -m deblurlab.reference --models {name}`."
+        )
+    return json.loads(path.read_text())
+
+
+def weight_shapes(model) -> list[list[int]]:
+    """The shape of every weight of ``model``, in order."""
+    return [list(w.shape) for w in model.weights]
+
+
+def _atomic(path: Path, write) -> None:
+    tmp = path.with_name("tmp-" + path.name)
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def write_weights(model, path: Path, dtype: str = "float16") -> None:
+    """Every weight of ``model`` as one dataset ``w0000``, ``w0001``, ... cast to ``dtype``."""
+    import h5py
+
+    def write(tmp):
+        with h5py.File(tmp, "w") as handle:
+            handle.attrs["format"] = "deblurlab-zoo-1"
+            for i, weight in enumerate(model.weights):
+                data = handle.create_dataset(f"w{i:04d}", data=np.asarray(weight).astype(dtype))
+                data.attrs["path"] = weight.path
+
+    _atomic(path, write)
+
+
+def read_weights(path: Path) -> list[np.ndarray]:
+    """The arrays of a weights file written by ``write_weights``, in the model's order."""
+    import h5py
+
+    with h5py.File(path, "r") as handle:
+        return [handle[key][()] for key in sorted(handle.keys())]
+
+
+def assign_weights(model, arrays: list[np.ndarray], source: Path) -> None:
+    """Give ``model`` the ``arrays`` read from ``source``; ``ZooError`` when they do not fit."""
+    shapes = weight_shapes(model)
+    if [list(a.shape) for a in arrays] != shapes:
+        raise ZooError(
+            f"{source} does not fit {model.name}: the architecture changed since these weights "
+            f"were made ({len(arrays)} weights saved, {len(shapes)} built, or their shapes "
+            "differ). "
+            "Retrain it (`python -m deblurlab.reference --models NAME`), or check out the commit "
+            "named in its record."
+        )
+    for weight, value in zip(model.weights, arrays):
+        weight.assign(value.astype(weight.dtype))
+
+
+def in_progress(record: dict) -> bool:
+    """Whether a record is of a run cut by its time limit (``reference --export-unfinished``)."""
+    return str(record.get("stopped", "")).startswith("in progress")
+
+
+def continuation(name: str):
+    """A ``train.Continuation`` from model ``name``'s shipped weights when its record says the
+    run is still in progress (cut by a time limit), else None: how a reference run continues on a
+    machine where its checkpoints are gone."""
+    from .train import Continuation
+
+    if name not in available():
+        return None
+    record = read_record(name)
+    if not in_progress(record):
+        return None
+    path = weights_path(name)
+    return Continuation(
+        assign=lambda model: assign_weights(model, read_weights(path), path),
+        history=record.get("history", []),
+        note=(
+            f"continued from the shipped in-progress weights {path.name} ({record['epochs']} "
+            f"epochs, {record.get('date', '?')}, {record.get('machine', '?')}) with a fresh "
+            "optimiser"
+        ),
+    )
+
+
+def write_record(name: str, record: dict) -> None:
+    """Write model ``name``'s record atomically."""
+    text = json.dumps(record, indent=1, default=float)
+    _atomic(record_path(name), lambda tmp: tmp.write_text(text))
+
+
+def load(name: str, verify: bool = True):
+    """The shipped reference model ``name``, built from the registry with its weights loaded.
+
+    Raises ``ZooError`` naming the file and the fix when the record or weights are missing, the
+    sha256 differs from the record, or the architecture no longer matches the weights.
+    """
+    from ..models import build_model
+
+    record = read_record(name)
+    path = weights_path(name)
+    if not path.exists():
+        shown = path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path
+        raise ZooError(
+            f"{path} is missing though its record exists: restore it from git "
+            f"(`git checkout -- {shown}`) "
+            f"or retrain (`python -m deblurlab.reference --models {name}`)."
+        )
+    if verify and sha256(path) != record["sha256"]:
+        raise ZooError(
+            f"{path} does not match the sha256 in {record_path(name)}: the file is damaged or was "
+            "replaced. Restore it from git, or retrain the model."
+        )
+    model = build_model(
+        name,
+        input_shape=tuple(record.get("input_shape", (32, 32, 3))),
+        **record.get("build_options", {}),
+    )
+    assign_weights(model, read_weights(path), path)
+    return model
+
+
+def check_images() -> tuple[np.ndarray, np.ndarray]:
+    """(sharp images as float32 in [0, 1], blur sigmas) of the fixed check slice."""
+    path = zoo_dir() / CHECK_IMAGES
+    if not path.exists():
+        raise ZooError(
+            f"{path} is missing: restore it from git or rerun `python -m deblurlab.reference`."
+        )
+    with np.load(path) as saved:
+        return saved["sharp"].astype(np.float32) / 255.0, saved["sigmas"].astype(np.float32)
+
+
+def write_check_images(sharp: np.ndarray, sigmas: np.ndarray) -> None:
+    """Store the check slice (images as uint8, their blur sigmas) in the zoo."""
+    as_bytes = np.round(np.asarray(sharp) * 255.0).astype(np.uint8)
+    _atomic(
+        zoo_dir() / CHECK_IMAGES,
+        lambda tmp: np.savez_compressed(
+            open(tmp, "wb"), sharp=as_bytes, sigmas=np.asarray(sigmas, np.float32)
+        ),
+    )
+
+
+def score_check_slice(model) -> dict[str, float]:
+    """Mean MSE, PSNR and SSIM of ``model`` on the check slice, blurred by the library's blur."""
+    from ..core import metrics as M
+    from ..data.blur import blur_in_batches
+    from .train import predict
+
+    sharp, sigmas = check_images()
+    blurred = blur_in_batches(sharp, sigmas)
+    return M.image_metrics(predict(model, blurred), sharp)
+
+
+def within_tolerance(a: dict, b: dict) -> bool:
+    """Whether two check-slice scores agree within ``TOLERANCE``."""
+    return all(abs(a[k] - b[k]) <= TOLERANCE[k] for k in TOLERANCE)
+
+
+def status(models: list[str] | None = None) -> dict[str, str]:
+    """For each model: "finished" (weights shipped), "in progress" (a reference checkpoint without a
+    finished record) or "not run"."""
+    from ..core.paths import runs_dir
+    from ..models import list_models
+
+    out = {}
+    for name in models or list_models(dataset="cifar10") + list_models(dataset="motion"):
+        if name in available():
+            out[name] = "finished"
+        elif any(runs_dir().glob(f"*-{name}-full/state.json")):
+            out[name] = "in progress"
+        else:
+            out[name] = "not run"
+    return out
