@@ -13,12 +13,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from deblurlab.deblur import read_image
-from deblurlab.deblur_models import load_model
-from deblurlab.inference import deblur_image
-from deblurlab.metrics import psnr_per_image
-from deblurlab.motion_figures import detail_box, plot_frame_comparison
-from deblurlab.paths import REPO_ROOT, shared_data_dir
+from deblurlab.core.metrics import psnr_per_image
+from deblurlab.core.paths import REPO_ROOT, shared_data_dir
+from deblurlab.deblur.cli import read_image
+from deblurlab.deblur.networks import load_model
+from deblurlab.studies.motion.figures import detail_box, plot_frame_comparison
+from deblurlab.training.inference import deblur_image
 
 FRAME = "reds-sample/train_{kind}/000/00000004.png"
 OUT = REPO_ROOT / "docs" / "images" / "restored.png"
