@@ -409,6 +409,25 @@ def test_budget_curves_read_the_runs_histories():
     assert "22 s" in summary["sentence"] and (tables_dir() / "findings_budget.md").exists()
 
 
+def test_reference_curves_read_the_shipped_records_and_are_drawn_dashed(tmp_path, monkeypatch):
+    from deblurlab.outputs.figures import plot_quality_vs_budget
+    from deblurlab.training import zoo
+
+    monkeypatch.setenv(zoo.ZOO_ENV, str(tmp_path))
+    history = [{"epoch": e, "val_psnr": 25.0 + e, "seconds": 30.0} for e in (1, 2, 3)]
+    record = {"history": history, "config": {"batch_size": 32}, "data": {"n_train": 100}}
+    (tmp_path / "resunet1.json").write_text(json.dumps(record))
+    (tmp_path / "resunet1.weights.h5").write_bytes(b"")
+    (tmp_path / "resunet3.json").write_text(json.dumps(record))  # no weights: not shipped
+    curves = F.reference_curves(flops=False)
+    assert list(curves) == ["resunet1"]
+    assert list(curves["resunet1"]["seconds"]) == [30.0, 60.0, 90.0]
+    assert list(curves["resunet1"]["val_psnr"]) == [26.0, 27.0, 28.0]
+    fig = plot_quality_vs_budget({"resunet1": curves["resunet1"].iloc[:1]}, curves)
+    styles = {line.get_label(): line.get_linestyle() for line in fig.axes[0].lines}
+    assert styles["resunet1"] == "-" and styles["resunet1 (reference run)"] == "--"
+
+
 def test_outputs_and_the_report_section_render(tmp_path, monkeypatch):
     from deblurlab.outputs.figures import plot_quality_vs_budget, save_fig
 

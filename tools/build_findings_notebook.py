@@ -151,15 +151,17 @@ The networks did not train for the same time: at the CPU profiles some had one e
 of the images, others several on all of them. A ranking of final scores then partly ranks budgets.
 The figure puts each CIFAR-10 network's validation PSNR, epoch by epoch, against the training time
 spent so far and against the training FLOPs (three times the forward FLOPs per image, for every
-image trained on), from the histories that the training runs keep. A curve above another at the
-same abscissa did better on the same budget.
+image trained on), from the histories that the training runs keep; dashed, the shipped reference
+runs' histories (their zoo records), which trained far longer. A curve above another at the same
+abscissa did better on the same budget.
 """,
     ),
     (
         "code",
         """
 curves = findings.budget_curves(study)
-fig = plot_quality_vs_budget(curves)
+reference = findings.reference_curves()  # the shipped reference runs, dashed
+fig = plot_quality_vs_budget(curves, reference)
 save_fig("findings_budget", fig)
 plt.show()
 budget_table, budget = findings.budget_table(curves, evidence)

@@ -19,7 +19,7 @@ findings.json and ``refresh``).
 """
 
 from ..core.results import PER_IMAGE_DIR
-from .budget import budget_curves, budget_table, forward_flops
+from .budget import budget_curves, budget_table, forward_flops, reference_curves
 from .claims import (
     BLURRED_INPUT,
     CIFAR_CHAPTERS,
@@ -99,6 +99,7 @@ __all__ = [
     "phrase",
     "pretty",
     "psnr_table",
+    "reference_curves",
     "refresh",
     "run_claim",
     "run_test",

@@ -66,6 +66,37 @@ def budget_curves(study, models=None, flops: bool = True) -> dict[str, pd.DataFr
     return curves
 
 
+def reference_curves(models=None, flops: bool = True) -> dict[str, pd.DataFrame]:
+    """The same curves as ``budget_curves`` for the shipped CIFAR-10 reference runs, from their
+    zoo records' histories (``zoo/<model>.json``: epoch, seconds, val_psnr; images an epoch from
+    the record's training images and batch). Models without a shipped run are left out."""
+    from ..models import list_models
+    from ..training import zoo
+
+    curves = {}
+    for model in models or list_models(dataset="cifar10"):
+        if model not in zoo.available():
+            continue
+        record = zoo.read_record(model)
+        history = pd.DataFrame(record.get("history") or [])
+        if not len(history) or "val_psnr" not in history or "seconds" not in history:
+            continue
+        batch = record["config"]["batch_size"]
+        per_epoch = (record["data"]["n_train"] // batch) * batch
+        forward = forward_flops(model) if flops else None
+        curves[model] = pd.DataFrame(
+            {
+                "epoch": history["epoch"],
+                "seconds": history["seconds"].cumsum(),
+                "tflop": (3 * forward * per_epoch * np.arange(1, len(history) + 1) / 1e12)
+                if forward
+                else np.nan,
+                "val_psnr": history["val_psnr"],
+            }
+        )
+    return curves
+
+
 def budget_table(
     curves: dict[str, pd.DataFrame], evidence: Evidence, name: str | None = "findings_budget"
 ) -> tuple[pd.DataFrame, dict]:

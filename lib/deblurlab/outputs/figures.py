@@ -193,18 +193,33 @@ def plot_method_grid(
 
 
 def plot_quality_vs_budget(
-    curves: dict[str, pd.DataFrame], title: str = "Validation PSNR against training budget"
+    curves: dict[str, pd.DataFrame],
+    reference: dict[str, pd.DataFrame] | None = None,
+    title: str = "Validation PSNR against training budget",
 ):
     """Each model's validation PSNR per epoch against its cumulative training time (left) and
     training FLOPs (right, where known), log x; ``curves[model]`` has columns seconds, tflop and
-    val_psnr (``deblurlab.findings.budget_curves``). One colour a model, its last epoch marked."""
+    val_psnr (``deblurlab.findings.budget_curves``). One colour a model, its last epoch marked;
+    ``reference`` (``findings.reference_curves``: the shipped reference runs) dashed."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
-    for (model, curve), colour in zip(curves.items(), list(plt.cm.tab10.colors) * 2):
+    reference = reference or {}
+    names = list(dict.fromkeys([*curves, *reference]))
+    colours = dict(zip(names, list(plt.cm.tab10.colors) * 2))
+    runs = [(m, c, "-", m) for m, c in curves.items()]
+    runs += [(m, c, "--", f"{m} (reference run)") for m, c in reference.items()]
+    for model, curve, style, label in runs:
+        colour = colours[model]
         for ax, x in zip(axes, ("seconds", "tflop")):
             if x not in curve or not np.isfinite(curve[x]).any():
                 continue
             ax.plot(
-                curve[x], curve["val_psnr"], marker="o", markersize=3, color=colour, label=model
+                curve[x],
+                curve["val_psnr"],
+                style,
+                marker="o" if style == "-" else None,
+                markersize=3,
+                color=colour,
+                label=label,
             )
             ax.plot(
                 curve[x].iloc[-1:],
