@@ -360,3 +360,26 @@ def test_the_frame_run_pairs_each_inference_path_with_the_path_before(tmp_path, 
     with pytest.raises(SystemExit, match="unknown variant"):
         frame.eligible_variants("tensorflow", ["warp-drive"])
     assert "xla" not in frame.eligible_variants("jax")  # JAX always compiles with XLA
+
+
+def test_the_frame_quality_check_pairs_each_policy_with_float32():
+    import keras
+
+    from deblurlab.perf import frame_quality as FQ
+
+    rng = np.random.default_rng(0)
+    sharp = [rng.random((40, 56, 3), dtype=np.float32) for _ in range(3)]
+    frames = [(np.clip(s + 0.05, 0, 1).astype(np.float32), s) for s in sharp]
+    outputs, seconds = {}, {}
+    for policy in FQ.POLICIES:
+        outputs[policy], seconds[policy] = FQ.restore_all(FQ.MODEL, policy, frames)
+        assert keras.mixed_precision.dtype_policy().name == "float32"  # restored
+        assert outputs[policy][0].shape == (40, 56, 3)
+    record = FQ.compare(frames, outputs, seconds)
+    assert record["float32"]["minus_float32_db"] == 0.0
+    assert record["float32"]["max_abs_output_diff"] == 0.0
+    assert record["mixed_bfloat16"]["max_abs_output_diff"] > 0.0  # another arithmetic
+    low, high = record["mixed_bfloat16"]["minus_float32_ci"]
+    assert low <= record["mixed_bfloat16"]["minus_float32_db"] <= high
+    text = FQ.summary({"model": FQ.MODEL, "frames": 3, "group": "g", "policies": record})
+    assert "mixed_bfloat16" in text and "s/frame" in text

@@ -114,6 +114,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--repeats (rounds), --variants, --quick, --out apply",
     )
     add(
+        "--frame-quality",
+        action="store_true",
+        help="instead of the benchmark: the shipped srndeblur_reds on the first test group's whole "
+        "frames in float32 and mixed_bfloat16, PSNR difference with its paired interval and "
+        "seconds (-> tuning/<machine key>.frame-quality.json; see deblurlab.perf.frame_quality)",
+    )
+    add(
         "--variants",
         default=None,
         metavar="LIST",
@@ -277,6 +284,10 @@ def main(argv=None) -> dict:
 
         worker_loop(json.loads(args.frame_worker))
         return {}
+    if args.frame_quality:
+        from .frame_quality import main as quality_main
+
+        return quality_main(args)
     if args.frame:
         from .frame import main as frame_main
 
