@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from deblurlab import reference
+from deblurlab.core.paths import REPO_ROOT
 from deblurlab.data.cifar import CifarData, split_cifar10
 from deblurlab.models import build_model
 from deblurlab.training import zoo
@@ -186,3 +187,15 @@ def test_weights_zoo_loads_shipped_models_and_trains_the_others(tmp_path, monkey
     assert trained.epochs_run == 1 and "no shipped reference weights" in capsys.readouterr().out
     with pytest.raises(ValueError, match="weights='best'"):
         cs.train_model(study, "resunet1", weights="best")
+
+
+def test_the_docs_list_every_shipped_run_as_its_record_says():
+    """docs/reference-runs.md's tables are the records' (tools/zoo_tables.py --write)."""
+    import runpy
+
+    tool = runpy.run_path(str(REPO_ROOT / "tools" / "zoo_tables.py"))
+    text = tool["DOC"].read_text()
+    assert text.count("<!-- zoo-table:") == 2
+    assert tool["render"](text) == text, "run: python tools/zoo_tables.py --write"
+    with zoo.located(zoo.ZOO_DIR):
+        assert all(f"| {name} |" in text for name in zoo.available())

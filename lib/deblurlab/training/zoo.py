@@ -259,3 +259,42 @@ def status(models: list[str] | None = None) -> dict[str, str]:
         else:
             out[name] = "not run"
     return out
+
+
+def records_table(folder=None) -> list[dict]:
+    """One row a shipped run of ``folder`` (default: this zoo): epochs, how it stopped, minutes,
+    arithmetic, machine, the test data and scores its record measured at the end, and storage."""
+    rows = []
+    with located(folder or zoo_dir()):
+        for name in available():
+            r = read_record(name)
+            scores, n = r.get("test_scores") or {}, (r.get("test_scores") or {}).get("n")
+            motion = r.get("data", {}).get("kind") in ("combined", "reds", "gopro-sample")
+            what = "motion test frames" if motion else "CIFAR-10 test images"
+            rows.append(
+                {
+                    "model": name,
+                    "epochs": r.get("epochs"),
+                    "stopped by": f"{r.get('stopped')} (best epoch {r.get('best_epoch')})"
+                    + (" (continued from shipped weights)" if r.get("continued_from") else ""),
+                    "minutes": f"{r.get('train_seconds', 0) / 60:.1f}",
+                    "arithmetic": r.get("arithmetic", ""),
+                    "machine": r.get("machine", ""),
+                    "test data": f"{n} {what}",
+                    "test MSE": f"{scores['mse']:.5f}" if "mse" in scores else "",
+                    "test SSIM": f"{scores['ssim']:.4f}" if "ssim" in scores else "",
+                    "stored": f"{r.get('dtype')}, {r.get('bytes', 0) / 1e6:.1f} MB",
+                }
+            )
+    return rows
+
+
+def records_markdown(folder=None) -> str:
+    """``records_table`` as a markdown table."""
+    rows = records_table(folder)
+    if not rows:
+        return "(no shipped run)"
+    head = list(rows[0])
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(str(row[k]) for k in head) + " |" for row in rows]
+    return "\n".join(lines)
