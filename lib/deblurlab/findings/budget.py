@@ -52,18 +52,22 @@ def budget_curves(study, models=None, flops: bool = True) -> dict[str, pd.DataFr
             batch = study.plan.train_config(model).batch_size
         images = len(study.splits.train[: study.plan.train_images(model)])
         per_epoch = (images // batch) * batch
-        forward = forward_flops(model) if flops else None
-        curves[model] = pd.DataFrame(
-            {
-                "epoch": history["epoch"],
-                "seconds": history["seconds"].cumsum(),
-                "tflop": (3 * forward * per_epoch * np.arange(1, len(history) + 1) / 1e12)
-                if forward
-                else np.nan,
-                "val_psnr": history[column],
-            }
-        )
+        curves[model] = _curve(history, column, per_epoch, forward_flops(model) if flops else None)
     return curves
+
+
+def _curve(history: pd.DataFrame, column: str, per_epoch: int, forward: float | None):
+    """Epoch, cumulative seconds, cumulative training TFLOPs and validation PSNR of a history."""
+    return pd.DataFrame(
+        {
+            "epoch": history["epoch"],
+            "seconds": history["seconds"].cumsum(),
+            "tflop": (3 * forward * per_epoch * np.arange(1, len(history) + 1) / 1e12)
+            if forward
+            else np.nan,
+            "val_psnr": history[column],
+        }
+    )
 
 
 def reference_curves(models=None, flops: bool = True) -> dict[str, pd.DataFrame]:
@@ -84,16 +88,7 @@ def reference_curves(models=None, flops: bool = True) -> dict[str, pd.DataFrame]
         batch = record["config"]["batch_size"]
         per_epoch = (record["data"]["n_train"] // batch) * batch
         forward = forward_flops(model) if flops else None
-        curves[model] = pd.DataFrame(
-            {
-                "epoch": history["epoch"],
-                "seconds": history["seconds"].cumsum(),
-                "tflop": (3 * forward * per_epoch * np.arange(1, len(history) + 1) / 1e12)
-                if forward
-                else np.nan,
-                "val_psnr": history["val_psnr"],
-            }
-        )
+        curves[model] = _curve(history, "val_psnr", per_epoch, forward)
     return curves
 
 
