@@ -25,8 +25,17 @@ def test_summary_table_collects_trained_models_across_chapters(tmp_path, monkeyp
             },
         },
     }
+    motion = {  # chapter 05's rows: a registered motion model and a labelled budget row
+        "chapter": "srndeblur_reds",
+        "provenance": prov,
+        "models": {
+            name: {"metrics": metrics, "epochs": 1, "train_seconds": 1.0}
+            for name in ("srndeblur_reds", "nafnet_small, same steps")
+        },
+    }
     (tmp_path / "report" / "results").mkdir(parents=True)
     (tmp_path / "report" / "results" / "resunet.json").write_text(json.dumps(payload))
+    (tmp_path / "report" / "results" / "srndeblur_reds.json").write_text(json.dumps(motion))
     df = cr.summary_table()
     assert list(df["model"]) == ["resunet1"] * 3
     assert list(df["run"]) == [

@@ -16,7 +16,7 @@ from ...core import stats
 from ...core.paths import results_dir, tables_dir
 from ...core.results import BLURRED_INPUT, Evaluation, read_results, write_arrays, write_results
 from ...core.tables import CI_NOTE, exact_columns, footnote, score_cells, write_table
-from ...models import get_spec
+from ...models import get_spec, list_models
 from ...training import zoo
 from ...training.train import TrainResult
 from .study import CifarStudy, gpu_reference_runs
@@ -350,6 +350,7 @@ def summary_table(
     that hold CIFAR-10 models. Written to report/tables/<name> with each chapter's provenance.
     """
     rows, notes = [], {}
+    cifar_models = set(list_models(dataset="cifar10"))
     for path in sorted(results_dir().glob("*.json")):
         payload = read_results(path.stem)
         if not isinstance(payload.get("models"), dict) or (
@@ -359,8 +360,8 @@ def summary_table(
         for model_name, entry in payload["models"].items():
             if "epochs" not in entry:
                 continue  # the blurred input, or a row that is not a trained model
-            if get_spec(model_name).dataset != "cifar10":
-                continue
+            if model_name not in cifar_models:
+                continue  # a motion model, or a labelled row such as "nafnet_small, same steps"
             ref_run = entry.get("reference_run", {})
             ref_metrics = ref_run.get("metrics")
             ref_train = (
