@@ -230,7 +230,8 @@ def _motion_evidence() -> dict | None:
             k: {m: np.asarray(v)[keep] for m, v in per.items()}
             for k, per in found["scores"].items()
         }
-        found.update(n=len(keep), eval=f"{len(keep)} whole frames of {reds}", data_kind="reds")
+        frames = f"{len(keep)} whole frame{'s' if len(keep) != 1 else ''}"
+        found.update(n=len(keep), eval=f"{frames} of {reds}", data_kind="reds")
         found["data_label"] = reds
     return found
 
