@@ -168,3 +168,15 @@ def test_reference_rows_flag_other_data():
     assert report["psnr"] == 27.23 and published["psnr"] == 30.26
     assert MR._comparable(report, Data()) != "not comparable: different data"
     assert MR._comparable(published, Data()) == "not comparable: different data"
+
+
+def test_the_restored_frame_figure_titles_each_panel_with_its_psnr():
+    from deblurlab.studies.motion import figures as mf
+
+    rng = np.random.default_rng(0)
+    sharp = rng.random((40, 60, 3)).astype(np.float32)
+    images = {MS.BLURRED_INPUT: sharp * 0.9, "net": sharp * 0.95, "sharp": sharp}
+    fig = mf.plot_restored_frame(images, ["net", "not evaluated"], box_size=16)
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert titles[0].startswith("blurred input (") and titles[1].startswith("net (")
+    assert titles[-1] == "sharp" and len(titles) == 3  # names it does not hold are left out

@@ -169,3 +169,22 @@ def plot_blurred_and_restored(blurred, restored, sharp, model: str, title: str):
         ax.axis("off")
     fig.suptitle(title)
     return fig
+
+
+def plot_restored_frame(
+    images: dict[str, np.ndarray], names, box_size: int = 160, title: str | None = None
+):
+    """``plot_frame_comparison`` of one frame's ``images`` (an evaluation's ``hardest``: the
+    blurred input, each model's output and ``"sharp"``): the blurred input, then each of ``names``
+    that it holds, then the sharp frame, each titled with its PSNR, and the region where blur
+    destroyed most enlarged."""
+    from ...core.metrics import psnr_per_image
+    from ...core.results import BLURRED_INPUT
+
+    sharp = images["sharp"]
+    panels = {}
+    for name in [BLURRED_INPUT, *(n for n in names if n in images)]:
+        panels[f"{name} ({float(psnr_per_image(images[name], sharp)[0]):.2f} dB)"] = images[name]
+    panels["sharp"] = sharp
+    box = detail_box(images[BLURRED_INPUT], sharp, size=min(box_size, *sharp.shape[:2]))
+    return plot_frame_comparison(panels, box, title)
