@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 import threading
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -143,6 +144,14 @@ def multi_scale_targets(model: keras.Model) -> Callable:
     return mapper
 
 
+def _load_model_weights(model: keras.Model, path: Path) -> None:
+    """The model's weights from a checkpoint. Keras also finds the optimiser's variables there and
+    warns that it skips them while the optimiser is unbuilt: ``optimizer.npz`` restores those."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+        model.load_weights(path)
+
+
 def build_training_state(model: keras.Model, batch: tuple) -> None:
     """Create the optimiser's slots and the loss and metric state of a compiled ``model`` now,
     eagerly, from the shapes of ``batch`` (inputs, targets).
@@ -178,7 +187,7 @@ def _open_state(
                 "(or run `python -m deblurlab.run --fresh`) to train from scratch, "
                 "or pick another run name."
             )
-        model.load_weights(run_dir / "last.weights.h5")
+        _load_model_weights(model, run_dir / "last.weights.h5")
         load_optimizer(model.optimizer, model, run_dir / "optimizer.npz")
         resumed_at = state["epoch"] + 1
         if state.setdefault("backend", "tensorflow") != backend:  # runs before "backend" were TF
@@ -319,7 +328,7 @@ def train(
         collectives.barrier()  # the chief has written the run's last files
     best = run_dir / "best.weights.h5"
     if best.exists():
-        model.load_weights(best)
+        _load_model_weights(model, best)
     elif state["best_epoch"] >= 0 and not cluster.is_chief:
         raise cluster_lib.ClusterError(
             f"worker {cluster.index} cannot see {best}, which the chief wrote: the runs folder "
