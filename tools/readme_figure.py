@@ -13,15 +13,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from deblurlab.core.metrics import psnr_per_image
 from deblurlab.core.paths import REPO_ROOT, shared_data_dir
+from deblurlab.core.results import BLURRED_INPUT
 from deblurlab.deblur.cli import read_image
 from deblurlab.deblur.networks import load_model
-from deblurlab.studies.motion.figures import detail_box, plot_frame_comparison
+from deblurlab.studies.motion.figures import plot_restored_frame
 from deblurlab.training.inference import deblur_image
 
 FRAME = "reds-sample/train_{kind}/000/00000004.png"
 OUT = REPO_ROOT / "docs" / "images" / "restored.png"
+RESTORED = "restored: srndeblur_reds (zoo)"
 
 
 def main(argv=None) -> Path:
@@ -32,15 +33,8 @@ def main(argv=None) -> Path:
     blurred = read_image(data / FRAME.format(kind="blur"))
     sharp = read_image(data / FRAME.format(kind="sharp"))
     restored = deblur_image(load_model("srndeblur_reds"), blurred)
-    panels = {}
-    for name, image in (
-        ("blurred input", blurred),
-        ("restored: srndeblur_reds (zoo)", restored),
-        ("sharp", sharp),
-    ):
-        psnr = float(psnr_per_image(image, sharp)[0])
-        panels[name if name == "sharp" else f"{name}, {psnr:.2f} dB"] = image
-    fig = plot_frame_comparison(panels, detail_box(blurred, sharp, 192))
+    images = {BLURRED_INPUT: blurred, RESTORED: restored, "sharp": sharp}
+    fig = plot_restored_frame(images, [RESTORED], box_size=192)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(args.out, dpi=90, bbox_inches="tight", facecolor="white")
     print(f"wrote {args.out}")

@@ -115,9 +115,8 @@ def main(args) -> dict:
         "method": __doc__.split("\n\n")[1].replace("\n", " "),
         "policies": compare(frames, outputs, seconds),
     }
-    out = Path(args.out) if args.out else compute.TUNING_DIR / f"{compute.machine_key()}"
-    if not args.out:
-        out = out.with_name(out.name + ".frame-quality.json")
+    default = compute.TUNING_DIR / f"{compute.machine_key()}.frame-quality.json"
+    out = Path(args.out) if args.out else default
     out.write_text(json.dumps(record, indent=1) + "\n")
     print(summary(record))
     print(f"wrote {out}")
