@@ -112,6 +112,58 @@ def test_a_missing_damaged_or_mismatched_weights_file_names_the_file_and_the_fix
         zoo.load("resunet1")
 
 
+def test_int8_storage_keeps_each_kernel_within_half_a_step_of_its_channel_scale(tmp_path):
+    model = build_model("resunet1")
+    zoo.write_weights(model, tmp_path / "w8.h5", "int8")
+    zoo.write_weights(model, tmp_path / "w16.h5", "float16")
+    for weight, value in zip(model.weights, zoo.read_weights(tmp_path / "w8.h5")):
+        exact = np.asarray(weight, np.float32)
+        if exact.ndim >= 2:  # kernels: int8 with one scale a last-axis index
+            step = np.abs(exact).reshape(-1, exact.shape[-1]).max(axis=0) / 127
+            assert np.all(np.abs(value - exact) <= step / 2 + 1e-7)
+        else:  # biases and normalisation: float16
+            np.testing.assert_allclose(value, exact, rtol=1e-3, atol=1e-4)
+    assert (tmp_path / "w8.h5").stat().st_size < 0.7 * (tmp_path / "w16.h5").stat().st_size
+
+
+def test_storage_is_the_first_that_fits_the_size_limit_and_keeps_the_scores(tmp_path, monkeypatch):
+    model = build_model("resunet1")
+
+    def choose():
+        dtype, checks = zoo.choose_storage(
+            model, lambda: build_model("resunet1"), tmp_path / "w.h5"
+        )
+        copy = build_model("resunet1")
+        zoo.assign_weights(copy, zoo.read_weights(tmp_path / "w.h5"), tmp_path / "w.h5")
+        rescored = zoo.score_check_slice(copy)  # the stored scores are those of the file written
+        assert all(np.isclose(rescored[k], checks["stored"][k], rtol=1e-4) for k in rescored)
+        return dtype, checks
+
+    dtype, checks = choose()
+    assert dtype == "float16" and set(checks) == {"float32", "float16", "stored"}
+    monkeypatch.setattr(zoo, "MAX_BYTES", (tmp_path / "w.h5").stat().st_size - 1)
+    assert choose()[0] == "int8"  # float16 no longer fits
+    assert (tmp_path / "w.h5").stat().st_size <= zoo.MAX_BYTES
+    monkeypatch.setattr(zoo, "TOLERANCE", {"mse": -1.0, "psnr": -1.0, "ssim": -1.0})
+    assert choose()[0] == "float32"  # nothing keeps the scores: full precision
+
+
+def test_no_tracked_file_is_over_the_size_limit():
+    import subprocess
+
+    tracked = (
+        subprocess.run(["git", "ls-files", "-z"], cwd=REPO_ROOT, capture_output=True, check=True)
+        .stdout.decode()
+        .split("\0")
+    )
+    large = [
+        f"{p} ({(REPO_ROOT / p).stat().st_size / 1e6:.1f} MB)"
+        for p in tracked
+        if p and (REPO_ROOT / p).is_file() and (REPO_ROOT / p).stat().st_size > zoo.MAX_BYTES
+    ]
+    assert not large, f"tracked files over {zoo.MAX_BYTES / 1e6:g} MB: {large}"
+
+
 def test_export_writes_weights_and_a_record_that_load_and_the_check_reproduce(
     tmp_path, monkeypatch
 ):
@@ -130,7 +182,11 @@ def test_export_writes_weights_and_a_record_that_load_and_the_check_reproduce(
     saved = json.loads(zoo.record_path("resunet1").read_text())
     assert saved["sha256"] == zoo.sha256(zoo.weights_path("resunet1")) == record["sha256"]
     assert saved["data"]["n_test"] == len(study.splits.test) and saved["history"]
-    assert saved["dtype"] in ("float16", "float32") and saved["arithmetic"] and saved["machine"]
+    assert (
+        saved["dtype"] in ("float16", "int8", "float32")
+        and saved["arithmetic"]
+        and saved["machine"]
+    )
     assert zoo.within_tolerance(
         zoo.score_check_slice(zoo.load("resunet1")), saved["check"]["stored"]
     )

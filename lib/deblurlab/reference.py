@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -139,23 +138,21 @@ def _continuations(run_dir: Path) -> dict:
 
 
 def export(name: str, model, result, study, config, setup, reason: str) -> dict:
-    """Write the best weights (float16 when that keeps the check slice within tolerance) and
-    the record of a finished run of either study. Returns the record."""
+    """Write the best weights (in the smallest storage that keeps the check slice within
+    tolerance and the file small enough to track: ``zoo.choose_storage``) and the record of a
+    finished run of either study. Returns the record."""
     _ensure_check_images(study)
     motion = isinstance(study, motion_study.MotionStudy)
     input_shape = [None, None, 3] if motion else list(study.splits.train.shape[1:])
     if motion:  # trained on fixed-size patches; the same weights at any size
         model = full_resolution_model(model, name)
-    check32 = zoo.score_check_slice(model)
-    with tempfile.TemporaryDirectory() as tmp:
-        trial = Path(tmp) / "half.weights.h5"
-        zoo.write_weights(model, trial, "float16")
-        half = build_model(name, input_shape=tuple(input_shape))
-        zoo.assign_weights(half, zoo.read_weights(trial), trial)
-        check16 = zoo.score_check_slice(half)
-    dtype = "float16" if zoo.within_tolerance(check16, check32) else "float32"
-    stored = half if dtype == "float16" else model
-    zoo.write_weights(model, zoo.weights_path(name), dtype)
+    path, rebuild = (
+        zoo.weights_path(name),
+        lambda: build_model(name, input_shape=tuple(input_shape)),
+    )
+    dtype, checks = zoo.choose_storage(model, rebuild, path)
+    stored = rebuild()
+    zoo.assign_weights(stored, zoo.read_weights(path), path)
     if motion:
         scores = motion_study.evaluate(study, {name: stored}, verbose=False)[name]
     else:
@@ -164,9 +161,9 @@ def export(name: str, model, result, study, config, setup, reason: str) -> dict:
     record = {
         "model": name,
         "description": get_spec(name).description,
-        "sha256": zoo.sha256(zoo.weights_path(name)),
+        "sha256": zoo.sha256(path),
         "dtype": dtype,
-        "bytes": zoo.weights_path(name).stat().st_size,
+        "bytes": path.stat().st_size,
         "params": int(model.count_params()),
         "input_shape": input_shape,
         "weight_shapes": zoo.weight_shapes(model),
@@ -187,12 +184,7 @@ def export(name: str, model, result, study, config, setup, reason: str) -> dict:
         "history": result.history.to_dict(orient="records"),
         **_continuations(result.run_dir),
         "test_scores": {**summarize(scores), "n": data["n_test"]},
-        "check": {
-            "n": CHECK_SLICE,
-            "float32": check32,
-            "float16": check16,
-            "stored": check16 if dtype == "float16" else check32,
-        },
+        "check": {"n": CHECK_SLICE, **checks},
     }
     zoo.write_record(name, record)
     return record

@@ -5,10 +5,12 @@
     zoo.status()                      # every CIFAR-10 model: "finished", "in progress" or "not run"
 
 The weights file holds the model's weights only (no optimiser state), one HDF5 dataset a weight
-in the model's own order, stored as float16 unless that moved the scores beyond ``TOLERANCE``
-(the record says which). The record keeps the sha256 of the file, the data, the training set-up,
-the history, the test-split scores measured when training ended, and the scores of a fixed check
-slice (``zoo/check_images.npz``: sharp test images and their blur sigmas) that a test re-measures.
+in the model's own order, in the smallest storage that keeps the scores within ``TOLERANCE`` and
+the file under ``MAX_BYTES`` (``choose_storage``; the record says which): float16, or int8 kernels
+with one float32 scale an output channel when float16 is too large; float32 when neither holds.
+The record keeps the sha256 of the file, the data, the training set-up, the history, the
+test-split scores measured when training ended, and the scores of a fixed check slice
+(``zoo/check_images.npz``: sharp test images and their blur sigmas) that a test re-measures.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ CHECK_IMAGES = "check_images.npz"
 # How far re-measured check-slice scores may drift from the record (threads sum floats in any order;
 # float16 storage is accepted only within the same bounds).
 TOLERANCE = {"mse": 2e-5, "psnr": 0.05, "ssim": 1e-3}
+MAX_BYTES = 5_000_000  # a file the repository tracks stays under 5 MB
+STORAGES = ("float16", "int8")  # tried in this order; float32 is the fallback
 
 
 class ZooError(RuntimeError):
@@ -104,26 +108,72 @@ def _atomic(path: Path, write) -> None:
     os.replace(tmp, path)
 
 
+def _int8(kernel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric int8 values and one float32 scale for each index of the last axis."""
+    flat = np.abs(kernel.astype(np.float32)).reshape(-1, kernel.shape[-1])
+    scale = flat.max(axis=0) / 127.0
+    scale[scale == 0] = 1.0
+    return np.clip(np.round(kernel / scale), -127, 127).astype(np.int8), scale.astype(np.float32)
+
+
 def write_weights(model, path: Path, dtype: str = "float16") -> None:
-    """Every weight of ``model`` as one dataset ``w0000``, ``w0001``, ... cast to ``dtype``."""
+    """Every weight of ``model`` as one dataset ``w0000``, ``w0001``, ... cast to ``dtype``
+    ("float32", "float16", or "int8": kernels of two or more axes as int8 with a ``scale``
+    attribute, the other weights as float16)."""
     import h5py
 
     def write(tmp):
         with h5py.File(tmp, "w") as handle:
             handle.attrs["format"] = "deblurlab-zoo-1"
             for i, weight in enumerate(model.weights):
-                data = handle.create_dataset(f"w{i:04d}", data=np.asarray(weight).astype(dtype))
+                value, scale = np.asarray(weight), None
+                if dtype == "int8" and value.ndim >= 2:
+                    value, scale = _int8(value)
+                elif dtype == "int8":
+                    value = value.astype("float16")
+                else:
+                    value = value.astype(dtype)
+                data = handle.create_dataset(f"w{i:04d}", data=value)
                 data.attrs["path"] = weight.path
+                if scale is not None:
+                    data.attrs["scale"] = scale
 
     _atomic(path, write)
 
 
 def read_weights(path: Path) -> list[np.ndarray]:
-    """The arrays of a weights file written by ``write_weights``, in the model's order."""
+    """The arrays of a weights file written by ``write_weights``, in the model's order (int8
+    kernels multiplied back by their scales)."""
     import h5py
 
     with h5py.File(path, "r") as handle:
-        return [handle[key][()] for key in sorted(handle.keys())]
+        datasets = [handle[key] for key in sorted(handle.keys())]
+        return [d[()] * d.attrs["scale"] if "scale" in d.attrs else d[()] for d in datasets]
+
+
+def choose_storage(model, rebuild, path: Path) -> tuple[str, dict]:
+    """Write ``model``'s weights to ``path`` in the first of ``STORAGES`` whose file is under
+    ``MAX_BYTES`` and whose check-slice scores stay within ``TOLERANCE`` of float32's, else
+    float32. ``rebuild()`` makes an empty copy of the model. Returns (dtype, every score
+    measured: "float32", each storage tried, and "stored")."""
+    import tempfile
+
+    checks = {"float32": score_check_slice(model)}
+    with tempfile.TemporaryDirectory() as tmp:
+        for dtype in STORAGES:
+            trial = Path(tmp) / f"{dtype}.weights.h5"
+            write_weights(model, trial, dtype)
+            if trial.stat().st_size > MAX_BYTES:
+                continue
+            copy = rebuild()
+            assign_weights(copy, read_weights(trial), trial)
+            checks[dtype] = score_check_slice(copy)
+            if within_tolerance(checks[dtype], checks["float32"]):
+                break
+        else:
+            dtype = "float32"
+    write_weights(model, path, dtype)  # the same values as the trial that was scored
+    return dtype, {**checks, "stored": checks[dtype]}
 
 
 def assign_weights(model, arrays: list[np.ndarray], source: Path) -> None:
