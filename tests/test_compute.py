@@ -47,7 +47,11 @@ def test_a_cpu_follows_its_own_tuning_record():
             BF16, jit_compile=1.05, mixed_bfloat16=2.1, mixed_bfloat16__jit_compile=2.5
         ),
     }
-    kept = {"cpu-avx512-bf16-amx": {"precision_check": {"mixed_bfloat16": {"quality_kept": True}}}}
+    kept = {
+        ("cpu-avx512-bf16-amx", "m"): {
+            "precision_check": {"mixed_bfloat16": {"quality_kept": True}}
+        }
+    }
     avx2 = compute.choose(0, env={}, model_name="m", key="cpu-avx2", records=records, seeds=kept)
     assert (avx2.precision, avx2.jit_compile, avx2.source) == (
         "float32",
@@ -61,7 +65,12 @@ def test_a_cpu_follows_its_own_tuning_record():
     # faster, but no seed/precision check, or one that found the quality lost: float32
     for seeds in (
         {},
-        {"cpu-avx512-bf16-amx": {"precision_check": {"mixed_bfloat16": {"quality_kept": False}}}},
+        {
+            ("cpu-avx512-bf16-amx", "m"): {
+                "precision_check": {"mixed_bfloat16": {"quality_kept": False}}
+            }
+        },
+        {("cpu-avx512-bf16-amx", "other"): kept[("cpu-avx512-bf16-amx", "m")]},  # another model's
     ):
         setup = compute.choose(
             0, env={}, model_name="m", key="cpu-avx512-bf16-amx", records=records, seeds=seeds
@@ -75,7 +84,7 @@ def test_a_cpu_follows_its_own_tuning_record():
     assert (amx.precision, amx.jit_compile) == ("mixed_bfloat16", False)
     # a record claiming a bf16 gain on a CPU without bf16 instructions is not believed
     records["cpu-avx2"] = _record(AVX2, jit_compile=1.0, mixed_bfloat16=3.0)
-    kept["cpu-avx2"] = kept["cpu-avx512-bf16-amx"]
+    kept[("cpu-avx2", "m")] = kept[("cpu-avx512-bf16-amx", "m")]
     assert (
         compute.choose(
             0, env={}, model_name="m", key="cpu-avx2", records=records, seeds=kept
@@ -225,3 +234,20 @@ def test_every_kept_tuning_record_is_named_by_its_machine_and_drives_the_choice(
             setup = compute.choose(0, env={}, model_name=name, key=key, records=records)
             if setup.precision == "float32":
                 assert setup.jit_compile == (gain >= compute.XLA_MIN_GAIN), (key, name, gain)
+
+
+def test_seed_checks_are_kept_per_machine_and_model_beside_the_tuning_records(
+    tmp_path, monkeypatch
+):
+    for name in ("cpu-avx2.json", "cpu-avx2.frame.json", "cpu-avx2.resunet1.seeds.json"):
+        (tmp_path / name).write_text(json.dumps({"file": name}))
+    monkeypatch.setattr(compute, "TUNING_DIR", tmp_path)
+    assert compute.tuning_records() == {"cpu-avx2": {"file": "cpu-avx2.json"}}
+    assert compute.seed_records() == {
+        ("cpu-avx2", "resunet1"): {"file": "cpu-avx2.resunet1.seeds.json"}
+    }
+    from deblurlab import seeds
+
+    assert seeds.record_path("caessc_d30_f64", "cpu-avx2") == (
+        tmp_path / "cpu-avx2.caessc_d30_f64.seeds.json"
+    )

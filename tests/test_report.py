@@ -350,7 +350,9 @@ def test_speed_chapter_renders_in_every_state_of_the_records(state, tmp_path, mo
         compute, "tuning_records", lambda: {"test-cpu-avx2": TUNING_RECORD} if has_tuning else {}
     )
     monkeypatch.setattr(
-        compute, "seed_records", lambda: {"test-cpu-avx2": SEEDS_RECORD} if state == "both" else {}
+        compute,
+        "seed_records",
+        lambda: {("test-cpu-avx2", "resunet1"): SEEDS_RECORD} if state == "both" else {},
     )
     if state in ("benchmark only", "both"):
         (results_dir() / "bench_cpu.json").write_text(json.dumps(BENCH_RECORD))

@@ -1,16 +1,17 @@
 """Seed-to-seed spread, and float32 against mixed bfloat16, on one model at one profile.
 
     python -m deblurlab.seeds  # ResUNet1, default profile, seeds 0-2, both precisions
+    python -m deblurlab.seeds --model caessc_d30_f64  # the check of another model
     python -m deblurlab.seeds --precisions float32  # the seed spread alone
 
 Each (seed, precision) trains its own resumable run
 (``runs/cifar-<model>-<profile>[-seedN][-<precision>]``; seed 0 in float32 is chapter 1's own
 run, so it is reused) and is scored on the profile's test images. The record,
-``lib/deblurlab/tuning/<machine key>.seeds.json`` (kept in git beside the machine's tuning record:
-it costs CPU minutes a run), gives every run's scores with their bootstrap intervals, the spread
-across seeds, and the bf16-minus-float32 difference of the seed means, with the verdict the speed
-chapter prints: mixed bfloat16 may become a default only where its quality stays within the
-float32 seed-to-seed spread.
+``lib/deblurlab/tuning/<machine key>.<model>.seeds.json`` (kept in git beside the machine's tuning
+record: it costs CPU minutes a run), gives every run's scores with their bootstrap intervals, the
+spread across seeds, and the bf16-minus-float32 difference of the seed means, with the verdict the
+speed chapter prints. Mixed bfloat16 becomes a model's default on a machine only where that
+model's own check kept its quality within the float32 seed-to-seed spread (``compute.cpu_choice``).
 """
 
 from __future__ import annotations
@@ -31,9 +32,10 @@ from .studies.cifar.study import train_model as train_cifar_model
 METRICS = ("mse", "psnr_mean_mse", "ssim")
 
 
-def record_path(key: str | None = None):
-    """The seed/precision record file of machine ``key`` (default: this machine's)."""
-    return compute.TUNING_DIR / f"{key or compute.machine_key()}.seeds.json"
+def record_path(model_name: str, key: str | None = None):
+    """The seed/precision record file of ``model_name`` on machine ``key`` (default: this
+    machine's)."""
+    return compute.TUNING_DIR / f"{key or compute.machine_key()}.{model_name}.seeds.json"
 
 
 def spread(runs: list[dict], precision: str) -> dict:
@@ -137,7 +139,7 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--out",
         default=None,
-        help="record path (default: lib/deblurlab/tuning/<machine>.seeds.json)",
+        help="record path (default: lib/deblurlab/tuning/<machine>.<model>.seeds.json)",
     )
     args = parser.parse_args(argv)
     record = run(
@@ -147,7 +149,7 @@ def main(argv=None) -> int:
         tuple(args.precisions.split(",")),
         args.data_dir,
     )
-    path = args.out or record_path()
+    path = args.out or record_path(args.model)
     tmp = f"{path}.tmp"
     with open(tmp, "w") as handle:
         json.dump(record, handle, indent=1)

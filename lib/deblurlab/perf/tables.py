@@ -255,12 +255,13 @@ def precision_check_table() -> None:
     import pandas as pd
 
     rows, notes = [], []
-    for key, record in records.items():
+    for (key, model), record in records.items():
         for run in record["runs"]:
             t = run["test"]
             rows.append(
                 {
                     "machine": key,
+                    "model": model,
                     "precision": run["precision"],
                     "seed": run["seed"],
                     "epochs": run["epochs"],
@@ -284,7 +285,7 @@ def precision_check_table() -> None:
             "spread": r["spread"],
             "check": r.get("precision_check", {}),
         }
-        for k, r in records.items()
+        for (k, _), r in records.items()
     ]
     out.write_text(json.dumps({"machines": machines}, indent=1))
 

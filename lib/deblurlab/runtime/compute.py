@@ -249,12 +249,13 @@ def machine_key(name: str | None = None, flags: set[str] | None = None) -> str:
 
 
 @lru_cache(maxsize=4)
-def _load_records(folder: str, suffix: str) -> dict:
+def _load_records(folder: str, suffix: str, dots: int = 0) -> dict:
+    """The records ``<name><suffix>`` of ``folder`` whose name has ``dots`` dots, by name."""
     paths = sorted(Path(folder).glob(f"*{suffix}"))
     return {
         path.name[: -len(suffix)]: json.loads(path.read_text())
         for path in paths
-        if "." not in path.name[: -len(suffix)]
+        if path.name[: -len(suffix)].count(".") == dots
     }
 
 
@@ -263,10 +264,13 @@ def tuning_records() -> dict[str, dict]:
     return _load_records(str(TUNING_DIR), ".json")
 
 
-def seed_records() -> dict[str, dict]:
-    """Every kept seed/precision record (``tuning/<machine key>.seeds.json``, written by
-    ``python -m deblurlab.seeds``): machine key -> record."""
-    return _load_records(str(TUNING_DIR), ".seeds.json")
+def seed_records() -> dict[tuple[str, str], dict]:
+    """Every kept seed/precision record (``tuning/<machine key>.<model>.seeds.json``, written by
+    ``python -m deblurlab.seeds --model <model>``): (machine key, model) -> record."""
+    return {
+        tuple(name.split(".")): record
+        for name, record in _load_records(str(TUNING_DIR), ".seeds.json", dots=1).items()
+    }
 
 
 def _gain(record: dict, model_name: str, label: str) -> float | None:
@@ -279,10 +283,10 @@ def _has_bf16(record: dict) -> bool:
     return bool(flags.get("avx512_bf16") or flags.get("amx_bf16"))
 
 
-def bf16_quality_kept(key: str, seeds: dict | None = None) -> bool:
-    """Whether this machine's seed/precision record (``python -m deblurlab.seeds``) found mixed
-    bfloat16 within the float32 seed-to-seed spread; no record, no bf16."""
-    record = (seed_records() if seeds is None else seeds).get(key) or {}
+def bf16_quality_kept(key: str, model_name: str, seeds: dict | None = None) -> bool:
+    """Whether the model's own seed/precision check on this machine (``python -m deblurlab.seeds
+    --model``) found mixed bfloat16 within the float32 seed-to-seed spread; no check, no bf16."""
+    record = (seed_records() if seeds is None else seeds).get((key, model_name)) or {}
     return bool(record.get("precision_check", {}).get("mixed_bfloat16", {}).get("quality_kept"))
 
 
@@ -304,7 +308,7 @@ def cpu_choice(
         bf16 = (
             _has_bf16(record)
             and (_gain(record, model_name, "mixed_bfloat16") or 0.0) >= BF16_MIN_GAIN
-            and bf16_quality_kept(key, seeds)
+            and bf16_quality_kept(key, model_name, seeds)
         )
         if bf16:
             pair = _gain(record, model_name, "mixed_bfloat16+jit_compile")
