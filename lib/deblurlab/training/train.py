@@ -296,7 +296,13 @@ def train(
         ]
         if verbose:
             callbacks.append(
-                TqdmCallback(verbose=0, tqdm_class=text_tqdm, desc=run_name, initial=first_epoch)
+                TqdmCallback(
+                    epochs=config.epochs,
+                    verbose=0,
+                    tqdm_class=text_tqdm,
+                    desc=run_name,
+                    initial=first_epoch,  # a resumed run counts from its epoch
+                )
             )
         try:
             model.fit(
