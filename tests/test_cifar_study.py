@@ -77,6 +77,7 @@ def test_results_table_gives_intervals_and_the_reference_run_between_ours_and_th
                 "arithmetic": "float32 on CPU",
                 "machine": "here",
                 "date": "today",
+                "dtype": "int8",
             }
             for n in names
         },
@@ -114,6 +115,8 @@ def test_results_table_gives_intervals_and_the_reference_run_between_ours_and_th
     assert "mse low" in csv and f"{low}"[:8] in csv
     note = (tmp_path / "report" / "tables" / "t.md").read_text()
     assert "bootstrap" in note and "[resunet1] reference run: 30 epochs" in note
+    assert "today, weights stored with int8 kernels." in note  # the GPU run's float16: unsaid
+    assert note.count("int8") == 1
     assert "[resunet1] GPU reference run: 53 epochs (early stopping" in note and "jax" in note
 
 
