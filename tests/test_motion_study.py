@@ -180,3 +180,11 @@ def test_the_restored_frame_figure_titles_each_panel_with_its_psnr():
     titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
     assert titles[0].startswith("blurred input (") and titles[1].startswith("net (")
     assert titles[-1] == "sharp" and len(titles) == 3  # names it does not hold are left out
+
+
+def test_a_gain_without_an_interval_says_so():
+    from deblurlab.studies.motion.results import _gain_cell
+
+    one_frame = {"PSNR gain dB": 0.26, "PSNR gain interval": (float("nan"), float("nan"))}
+    assert _gain_cell(one_frame) == "+0.26 (no interval)"
+    assert _gain_cell({**one_frame, "PSNR gain interval": (0.1, 0.4)}) == "+0.26 [+0.10, +0.40]"

@@ -151,6 +151,8 @@ def evaluation_note(study: MotionStudy) -> str:
 
 def _gain_cell(gain: dict) -> str:
     low, high = gain["PSNR gain interval"]
+    if not (np.isfinite(low) and np.isfinite(high)):  # one frame: no interval to draw
+        return f"{gain['PSNR gain dB']:+.2f} (no interval)"
     return f"{gain['PSNR gain dB']:+.2f} [{low:+.2f}, {high:+.2f}]"
 
 
