@@ -22,16 +22,16 @@ MODELS = ["resunet1", "srndeblur_reds"]  # one CIFAR-10 model and the motion mod
 pytest.importorskip("jax")
 
 
-@pytest.fixture(scope="module")
-def gpu_run(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("gpu")
+def run_script(tmp, models: list[str], **settings) -> tuple[Path, str]:
+    """``gpu_reference.sh --local --smoke`` for ``models`` with TensorFlow blocked; (out, log)."""
     site = tmp / "site"
     site.mkdir()
     (site / "sitecustomize.py").write_text("import block_tf\nblock_tf.install(force=True)\n")
     env = {
         **os.environ,
         "PY": sys.executable,
-        "GPU_MODELS": ",".join(MODELS),
+        "GPU_MODELS": ",".join(models),
+        **settings,
         "PYTHONPATH": os.pathsep.join([str(site), str(REPO / "tests"), str(REPO / "lib")]),
         "DEBLURLAB_OUTPUT_DIR": str(tmp / "output"),
     }
@@ -48,10 +48,17 @@ def gpu_run(tmp_path_factory):
     return out, proc.stdout
 
 
+@pytest.fixture(scope="module")
+def gpu_run(tmp_path_factory):
+    # one process a model side by side, as on the GPU
+    return run_script(tmp_path_factory.mktemp("gpu"), MODELS, GPU_PARALLEL="2")
+
+
 def test_the_script_checks_layers_and_trains_on_jax_without_tensorflow(gpu_run):
     out, log = gpu_run
     assert "all layers match" in log
     assert "jax" in log
+    assert "2 process(es) at a time" in log and all(f"== {m}\n" in log for m in MODELS)
     with tarfile.open(out / "gpu_reference.tar.gz") as archive:
         names = set(archive.getnames())
     for model in MODELS:
@@ -69,3 +76,21 @@ def test_tensorflow_loads_what_jax_exported(gpu_run, tmp_path, monkeypatch):
         loaded = zoo.load(model)  # sha256 and architecture checked
         rescored = zoo.score_check_slice(loaded)
         assert zoo.within_tolerance(rescored, record["check"]["stored"]), (model, rescored)
+
+
+def test_the_script_skips_finished_gpu_runs_and_continues_those_in_progress(tmp_path):
+    with zoo.located(zoo.gpu_dir()):
+        finished = [n for n in zoo.available() if not zoo.in_progress(zoo.read_record(n))]
+        going = [n for n in zoo.available() if zoo.in_progress(zoo.read_record(n))]
+        shipped = zoo.read_record(going[0]) if going else {}
+    if not (finished and going):
+        pytest.skip("zoo/gpu has no finished and in-progress run side by side")
+    cap = str(shipped["epochs"] + 1)  # one epoch more than shipped
+    out, log = run_script(tmp_path, [finished[0], going[0]], GPU_CONTINUE="1", GPU_MAX_EPOCHS=cap)
+    assert f"{finished[0]}: in the zoo already" in log
+    with tarfile.open(out / "gpu_reference.tar.gz") as archive:
+        archive.extractall(tmp_path, filter="data")
+    record = json.loads((tmp_path / "gpu" / f"{going[0]}.json").read_text())
+    assert record["continued_from"]["epoch"] == shipped["epochs"]
+    assert "shipped in-progress weights" in record["continued_from"]["note"]
+    assert record["epochs"] == shipped["epochs"] + 1

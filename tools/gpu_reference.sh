@@ -9,12 +9,15 @@
 #       (64 MiB with the checkout), so the motion model is a second call. .gpu is git-ignored.
 #   device run, command "bash tools/gpu_reference.sh", carry [".gpu"], timeout_s 590
 #       there: installs the wheels, checks the layers against the TensorFlow golden file
-#       (deblurlab.training.backend_check), trains every model within the time left (resuming nothing: the
-#       machine starts bare), and writes $OUT/gpu_reference.tar.gz (zoo records + weights) and
-#       $OUT/gpu_reference.log.
+#       (deblurlab.training.backend_check), then trains every model not yet finished in the shipped
+#       zoo/gpu (in-progress runs continue from their weights; GPU_RETRAIN=1 trains all afresh), one
+#       process a model side by side (GPU_PARALLEL, default all: these small networks are bound by
+#       per-step overhead, so one GPU serves several), within the time left, and writes
+#       $OUT/gpu_reference.tar.gz (zoo/gpu, records + weights) and $OUT/gpu_reference.log.
 #   bash tools/gpu_reference.sh --local --smoke --out DIR
 #       the CPU test of the same path (tests/test_gpu_reference.py): this venv, KERAS_BACKEND=jax,
-#       the smoke profile and one epoch.
+#       the smoke profile and one epoch; GPU_PARALLEL (default 1) and GPU_CONTINUE=1 (continue
+#       the shipped zoo/gpu, as on the GPU) as set.
 # Unpack the archive here with: tar xzf gpu_reference.tar.gz -C zoo/   (-> zoo/gpu/, see the README).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,12 +29,13 @@ OUT_DIR=${OUT:-build/gpu-out}
 MAX_EPOCHS="--max-epochs ${GPU_MAX_EPOCHS:-200}"  # epochs are cheap there: the cap is only a safety
 MOTION=0
 MOTION_PAIRS=25
+PARALLEL=${GPU_PARALLEL:-}
 while [ $# -gt 0 ]; do
   case "$1" in
     --prepare) MODE=prepare ;;
     --motion) MOTION=1 ;;
     --local) MODE=local ;;
-    --smoke) PROFILE=smoke; MAX_EPOCHS="--max-epochs 1"; MINUTES=3 ;;
+    --smoke) PROFILE=smoke; MAX_EPOCHS="--max-epochs ${GPU_MAX_EPOCHS:-1}"; MINUTES=3 ;;
     --out) OUT_DIR="$2"; shift ;;
     *) echo "unknown option $1 (see the header of $0)" >&2; exit 2 ;;
   esac
@@ -92,16 +96,48 @@ ZOO_OUT="$OUT_DIR/zoo/gpu"
 mkdir -p "$ZOO_OUT"
 export DEBLURLAB_ZOO="$PWD/$ZOO_OUT"
 [ "${ZOO_OUT:0:1}" = / ] && export DEBLURLAB_ZOO="$ZOO_OUT"
+RETRAIN=--retrain
+[ "$MODE" = device ] && [ -z "${GPU_RETRAIN:-}" ] && GPU_CONTINUE=${GPU_CONTINUE:-1}
+if [ "${GPU_CONTINUE:-0}" = 1 ]; then
+  # the machine starts bare: the shipped GPU runs tell which models finished (skipped) and which are
+  # in progress (continued from their weights, with a fresh optimiser, said in their records)
+  cp -r zoo/gpu/. "$DEBLURLAB_ZOO/"
+  rm -rf "$DEBLURLAB_ZOO/logs"
+  RETRAIN=
+fi
+[ "$MODE" = device ] && PARALLEL=${PARALLEL:-$(echo "$MODELS" | tr , '\n' | wc -l)}
+PARALLEL=${PARALLEL:-1}
 
 echo "== layers against the TensorFlow golden file" | tee -a "$LOG"
 $PY -m deblurlab.training.backend_check 2>&1 | tee -a "$LOG" ||
   echo "== layer check FAILED (above); training goes on, and its records must be read with that" |
   tee -a "$LOG"
 
-echo "== reference training ($PROFILE profile, $MINUTES min)" | tee -a "$LOG"
-$PY -m deblurlab.reference --profile "$PROFILE" --models "$MODELS" --retrain \
-  --hours "$(python3 -c "print($MINUTES / 60)")" --export-unfinished $MAX_EPOCHS $DATA_ARGS 2>&1 | tee -a "$LOG" ||
-  echo "== the reference command failed (above); archiving what it exported" | tee -a "$LOG"
+HOURS=$(python3 -c "print($MINUTES / 60)")
+reference() {  # the reference command for the models "$1"
+  $PY -m deblurlab.reference --profile "$PROFILE" --models "$1" $RETRAIN --hours "$HOURS" \
+    --export-unfinished $MAX_EPOCHS $DATA_ARGS
+}
+echo "== reference training ($PROFILE profile, $MINUTES min, $PARALLEL process(es) at a time)" |
+  tee -a "$LOG"
+if [ "$PARALLEL" -le 1 ]; then
+  reference "$MODELS" 2>&1 | tee -a "$LOG" ||
+    echo "== the reference command failed (above); archiving what it exported" | tee -a "$LOG"
+else
+  # one process a model, PARALLEL at a time; JAX takes GPU memory as it needs it, not 75% each
+  export XLA_PYTHON_CLIENT_PREALLOCATE=false
+  mkdir -p "$OUT_DIR/logs"
+  for model in ${MODELS//,/ }; do
+    while [ "$(jobs -rp | wc -l)" -ge "$PARALLEL" ]; do sleep 1; done
+    (reference "$model" > "$OUT_DIR/logs/$model.log" 2>&1 ||
+      echo "== the reference command failed for $model (its log below)" >> "$OUT_DIR/logs/$model.log") &
+  done
+  wait
+  for model in ${MODELS//,/ }; do
+    echo "== $model" | tee -a "$LOG"; tee -a "$LOG" < "$OUT_DIR/logs/$model.log"
+  done
+  rm -rf "$OUT_DIR/logs"
+fi
 
 tar czf "$OUT_DIR/gpu_reference.tar.gz" -C "$OUT_DIR/zoo" gpu
 rm -rf "$OUT_DIR/zoo"

@@ -165,3 +165,5 @@ def continue_run(
         continued_from={"epoch": len(history), "note": start.note},
     )
     atomic_save(run_dir / "best.weights.h5", model.save_weights, write)
+    if write:  # the folder says where it began, even if no epoch is left to train
+        atomic_write_text(run_dir / "state.json", json.dumps(state, indent=1))
