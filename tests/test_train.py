@@ -36,11 +36,13 @@ class StopAfter(keras.callbacks.Callback):
             raise KeyboardInterrupt
 
 
-def run(sharp, val, name, epochs, callbacks=None):
+def run(sharp, val, name, epochs, callbacks=None, setup=None):
     config = TrainConfig(epochs=epochs, batch_size=8, patience=50, seed=0)
     stream = lambda a, b: training_stream(sharp, config.batch_size, 0, a, b)  # noqa: E731
     set_seeds(config.seed)  # the initial weights too
-    return train(tiny_model(), stream, val, name, config, verbose=False, callbacks=callbacks)
+    return train(
+        tiny_model(), stream, val, name, config, verbose=False, callbacks=callbacks, setup=setup
+    )
 
 
 @pytest.mark.jax
@@ -61,6 +63,30 @@ def test_interrupted_run_resumes_at_next_epoch_with_history(data, tmp_path, monk
 
     straight = run(sharp, val, "straight", 4)
     np.testing.assert_allclose(resumed.history["loss"], straight.history["loss"], rtol=1e-4)
+
+
+def test_a_run_resumed_in_another_arithmetic_keeps_the_change_for_its_record(
+    data, tmp_path, monkeypatch
+):
+    from deblurlab.runtime.compute import ComputeSetup
+    from deblurlab.training import zoo
+
+    monkeypatch.setenv("DEBLURLAB_OUTPUT_DIR", str(tmp_path))
+    sharp, val = data
+    cpu = dict(device="cpu", gpus=0, jit_compile=False, distribute=False)
+    with pytest.raises(KeyboardInterrupt):
+        run(sharp, val, "r", 4, [StopAfter(2)], setup=ComputeSetup(precision="float32", **cpu))
+    bf16 = ComputeSetup(precision="mixed_bfloat16", **cpu)
+    with pytest.raises(KeyboardInterrupt):
+        run(sharp, val, "r", 4, [StopAfter(3)], setup=bf16)
+    run(sharp, val, "r", 4, setup=bf16)  # the same arithmetic again: no new entry
+    state = json.loads((tmp_path / "runs" / "r" / "state.json").read_text())
+    change = {"epoch": 2, "backend": keras.backend.backend(), "before": "float32 on CPU"}
+    assert state["resumed_on"] == [{**change, "arithmetic": "mixed_bfloat16 on CPU"}]
+    record = {"arithmetic": bf16.arithmetic(), "resumed_on": state["resumed_on"]}
+    assert zoo.arithmetic_story(record) == (
+        "float32 on CPU for epochs 1-2, then mixed_bfloat16 on CPU from epoch 3"
+    )
 
 
 def test_finished_run_is_loaded_not_retrained(data, tmp_path, monkeypatch):

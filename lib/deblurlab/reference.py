@@ -130,8 +130,8 @@ def _ensure_check_images(study) -> None:
 
 def _continuations(run_dir: Path) -> dict:
     """How the run was carried across machines or backends, from its state: ``continued_from``
-    (shipped weights, a fresh optimiser) and ``resumed_on`` (another backend), where either
-    happened."""
+    (shipped weights, a fresh optimiser) and ``resumed_on`` (another backend or arithmetic from an
+    epoch on), where either happened."""
     state_file = Path(run_dir) / "state.json"
     state = json.loads(state_file.read_text()) if state_file.exists() else {}
     return {k: state[k] for k in ("continued_from", "resumed_on") if k in state}

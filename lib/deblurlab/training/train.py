@@ -171,6 +171,22 @@ def run_directory(run_name: str) -> Path:
     return runs_dir() / run_name
 
 
+def _last_setup(state: dict) -> dict:
+    """The backend and arithmetic (``ComputeSetup.arithmetic``) of a run's latest stretch."""
+    from ..runtime.compute import ComputeSetup
+
+    first = state.get("compute") or {}
+    fields = set(ComputeSetup.__dataclass_fields__)
+    try:
+        arithmetic = ComputeSetup(**{k: v for k, v in first.items() if k in fields}).arithmetic()
+    except TypeError:  # a state without its set-up
+        arithmetic = None
+    last = {"backend": state["backend"], "arithmetic": arithmetic}
+    for change in state.get("resumed_on", []):
+        last = {k: change.get(k) or last[k] for k in last}
+    return last
+
+
 def _open_state(
     model, run_dir: Path, config, setup, continue_from, chief: bool
 ) -> tuple[dict, int | None]:
@@ -190,8 +206,14 @@ def _open_state(
         _load_model_weights(model, run_dir / "last.weights.h5")
         load_optimizer(model.optimizer, model, run_dir / "optimizer.npz")
         resumed_at = state["epoch"] + 1
-        if state.setdefault("backend", "tensorflow") != backend:  # runs before "backend" were TF
-            state.setdefault("resumed_on", []).append({"epoch": resumed_at, "backend": backend})
+        state.setdefault("backend", "tensorflow")  # runs before "backend" were TensorFlow's
+        before = _last_setup(state)
+        now = {"backend": backend, "arithmetic": setup.arithmetic() if setup else None}
+        if any(now[k] and before[k] and now[k] != before[k] for k in now):
+            # another backend, precision or device from this epoch on: the record says so
+            state.setdefault("resumed_on", []).append(
+                {"epoch": resumed_at, **now, "before": before["arithmetic"]}
+            )
         return state, resumed_at
     state = {
         "fingerprint": stamp,

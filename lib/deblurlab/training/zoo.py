@@ -328,7 +328,7 @@ def records_table(folder=None) -> list[dict]:
                     "stopped by": f"{r.get('stopped')} (best epoch {r.get('best_epoch')})"
                     + (" (continued from shipped weights)" if r.get("continued_from") else ""),
                     "minutes": f"{r.get('train_seconds', 0) / 60:.1f}",
-                    "arithmetic": r.get("arithmetic", ""),
+                    "arithmetic": arithmetic_story(r),
                     "machine": r.get("machine", ""),
                     "test data": f"{n} {what}",
                     "test MSE": f"{scores['mse']:.5f}" if "mse" in scores else "",
@@ -337,6 +337,19 @@ def records_table(folder=None) -> list[dict]:
                 }
             )
     return rows
+
+
+def arithmetic_story(record: dict) -> str:
+    """A record's arithmetic, with each change a resumed run made, e.g. "float32 on CPU for
+    epochs 1-40, then mixed_bfloat16 on CPU"."""
+    changes = [c for c in record.get("resumed_on", []) if c.get("arithmetic") and c.get("before")]
+    if not changes:
+        return record.get("arithmetic", "")
+    parts, start = [], 1
+    for change in changes:
+        parts.append(f"{change['before']} for epochs {start}-{change['epoch']}")
+        start = change["epoch"] + 1
+    return ", then ".join(parts + [f"{record.get('arithmetic', '?')} from epoch {start}"])
 
 
 def records_markdown(folder=None) -> str:
