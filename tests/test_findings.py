@@ -263,20 +263,52 @@ def test_reference_runs_decide_where_they_exist():
     ev.training[F.REFERENCE + "resunet1"] = {"epochs": 8, "stopped": "epoch limit (8)"}
     r1 = row(F.scorecard(ev), 1)
     assert r1["source"] == "reference run" and r1["verdict"] == "contradicted"
-    assert "could only widen" in r1["limit"]
+    assert "more training of those networks could not undo" in r1["limit"]
 
 
-def test_capped_runs_decide_only_in_the_direction_more_epochs_cannot_undo():
+def test_unfinished_runs_decide_only_in_the_direction_more_epochs_cannot_undo():
     claim = next(c for c in F.CLAIMS if c.number == 1)  # ResUNet3 beats ResUNet1 (MSE)
     assert F.claimed_sides(claim) == ({"resunet3"}, {"resunet1"})
-    assert F.capped_runs_decide(claim, "inconclusive", [])
-    assert F.capped_runs_decide(claim, "reproduced", ["resunet3"])
-    assert not F.capped_runs_decide(claim, "reproduced", ["resunet1"])
-    assert F.capped_runs_decide(claim, "contradicted", ["resunet1"])
-    assert not F.capped_runs_decide(claim, "contradicted", ["resunet3"])
-    assert not F.capped_runs_decide(claim, "inconclusive", ["resunet3"])
+
+    def run(verdict, missing=()):
+        test = {"verdict": verdict, "missing": list(missing)}
+        return {"verdict": verdict, "tests": [test], "missing": bool(missing)}
+
+    assert F.source_decides(claim, run("inconclusive"), [])
+    assert F.source_decides(claim, run("reproduced"), ["resunet3"])
+    assert not F.source_decides(claim, run("reproduced"), ["resunet1"])
+    assert F.source_decides(claim, run("contradicted"), ["resunet1"])
+    assert not F.source_decides(claim, run("contradicted"), ["resunet3"])
+    assert not F.source_decides(claim, run("inconclusive"), ["resunet3"])
+    assert not F.source_decides(claim, run("inconclusive", ["reference:resunet1"]), [])
+    assert not F.source_decides(claim, None, [])
     lstm = next(c for c in F.CLAIMS if c.number == 5)  # PSNR up, SSIM down: both sides each way
-    assert not F.capped_runs_decide(lstm, "reproduced", ["srndeblur_cifar_lstm"])
+    both = {"verdict": "reproduced", "missing": []}
+    reproduced = {"verdict": "reproduced", "tests": [both, both], "missing": False}
+    assert not F.source_decides(lstm, reproduced, ["srndeblur_cifar_lstm"])
+
+
+def test_one_contradiction_between_finished_networks_decides_a_claim_others_cannot_save():
+    """Claim 6 (SRNDeblur+LSTM is the best network): finished reference runs of ResUNet3 and the
+    LSTM network decide it, though a CAESSC network has no run and another is unfinished."""
+    scores = {**cifar_scores()}
+    for name, v in cifar_scores(seed=1, prefix=F.REFERENCE).items():
+        if name.startswith(F.REFERENCE) and "no_sigmoid" not in name:  # one network without a run
+            scores[name] = v
+    ev = evidence(scores)
+    for name in F.MODEL_CHAPTER:
+        ev.training[F.REFERENCE + name] = {"epochs": 30, "stopped": "early stopping: ..."}
+    ev.training[F.REFERENCE + "caessc_d30_f64"] = {"epochs": 1, "stopped": "in progress: ..."}
+    r6 = row(F.scorecard(ev), 6)
+    assert r6["reference"]["missing"] and r6["reference"]["verdict"] == "contradicted"
+    assert r6["source"] == "reference run" and r6["verdict"] == "contradicted"
+    assert r6["budget"] == "" and "in the reference runs" in r6["sentence"]
+    assert "CAESSC_d30_f64 stopped before early stopping" in r6["limit"]
+    assert "has no run" in r6["limit"] and "Data:" not in r6["limit"]
+
+    # the LSTM network unfinished: more epochs could undo every contradiction, this run decides
+    ev.training[F.REFERENCE + "srndeblur_cifar_lstm"] = {"epochs": 3, "stopped": "epoch limit"}
+    assert row(F.scorecard(ev), 6)["source"] == "this run"
 
 
 def test_pairing_problem_refuses_other_test_images():
@@ -531,8 +563,9 @@ def test_finished_gpu_runs_decide_before_unfinished_ones_and_budgets_are_named()
     assert "in the GPU reference runs" in r1["sentence"] and "GPU reference runs" in r1["limit"]
     assert any("GPU reference runs" in s for s in F.conclusion(F.scorecard(ev), ev))
 
-    # a GPU run cut by its time limit is not finished: this run decides, and says at what budget
-    ev.training[F.GPU_REFERENCE + "resunet3"] = {"epochs": 4, "stopped": "in progress: time"}
+    # the claimed loser's GPU run cut by its time limit could still catch up: this run decides,
+    # and says at what budget
+    ev.training[F.GPU_REFERENCE + "resunet1"] = {"epochs": 4, "stopped": "in progress: time"}
     ev.training["resunet3"] = {"epochs": 2, "train_seconds": 9.0}
     card = F.scorecard(ev)
     r1 = row(card, 1)

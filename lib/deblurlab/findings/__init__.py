@@ -55,10 +55,10 @@ from .psnr import psnr_table
 from .scorecard import (
     Scorecard,
     budget_of,
-    capped_runs_decide,
     claimed_sides,
     conclusion,
     scorecard,
+    source_decides,
     unconverged,
 )
 from .verdicts import format_run, phrase, run_claim, run_test
@@ -107,7 +107,7 @@ __all__ = [
     "scorecard",
     "unconverged",
     "budget_of",
-    "capped_runs_decide",
+    "source_decides",
     "claimed_sides",
     "write_tables",
 ]

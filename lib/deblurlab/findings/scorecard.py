@@ -57,70 +57,106 @@ def budget_of(claim: Claim, evidence: Evidence, source: str) -> str:
 LOWER_IS_BETTER = {"mse"}
 
 
+def sides(test) -> tuple[str, str]:
+    """(the method ``test`` claims is better, the one it claims is worse)."""
+    a_better = (test.expected_sign < 0) == (test.metric in LOWER_IS_BETTER)
+    return (test.a, test.b) if a_better else (test.b, test.a)
+
+
 def claimed_sides(claim: Claim) -> tuple[set[str], set[str]]:
     """(methods the claim says are better, methods it says are worse), over its tests."""
-    better, worse = set(), set()
-    for t in claim.tests:
-        a_better = (t.expected_sign < 0) == (t.metric in LOWER_IS_BETTER)
-        better.add(t.a if a_better else t.b)
-        worse.add(t.b if a_better else t.a)
-    return better, worse
+    pairs = [sides(t) for t in claim.tests]
+    return {better for better, _ in pairs}, {worse for _, worse in pairs}
 
 
-def capped_runs_decide(claim: Claim, verdict: str, capped: list[str]) -> bool:
-    """Whether reference runs cut at an epoch cap can still decide ``claim``.
+def _test_stands(test, result: dict, unfinished: set[str]) -> bool:
+    """Whether one test's verdict would stand however its unfinished networks went on training.
 
-    A capped run's best checkpoint only improves with more epochs. So a claimed winner that is
-    capped and already significantly better ("reproduced"), or a claimed loser that is capped and
-    already significantly better ("contradicted"), gives a verdict more training would not undo;
-    any other case compares unequal budgets."""
-    if not capped:
-        return True
-    better, worse = claimed_sides(claim)
-    if verdict == "reproduced":
-        return set(capped) <= better - worse
-    if verdict == "contradicted":
-        return set(capped) <= worse - better
-    return False
+    A network that stopped before early stopping (an epoch cap, or cut by its time limit) only
+    gets better with more epochs. So a claimed winner already significantly ahead ("reproduced")
+    stays ahead if the claimed loser is finished; a claimed loser already significantly ahead
+    ("contradicted") stays ahead if the claimed winner is finished; an undecided test needs both."""
+    if result["missing"]:
+        return False
+    better, worse = sides(test)
+    needed = {
+        "reproduced": {worse},
+        "contradicted": {better},
+    }.get(result["verdict"], {better, worse})
+    return not (needed & unfinished)
+
+
+def source_decides(claim: Claim, run: dict | None, unfinished) -> bool:
+    """Whether a set of reference runs (``run``: the claim's tests on them) decides ``claim``
+    though some of its networks are unfinished or have no run: a contradiction needs one test
+    that stands (``_test_stands``); any other verdict needs every test present and standing."""
+    if run is None or not run["tests"]:
+        return False
+    stands = [_test_stands(t, r, set(unfinished)) for t, r in zip(claim.tests, run["tests"])]
+    if run["verdict"] == "contradicted":
+        return any(ok and r["verdict"] == "contradicted" for ok, r in zip(stands, run["tests"]))
+    return not run["missing"] and all(stands)
+
+
+def _no_run(run: dict | None) -> list[str]:
+    """The claim's networks without a run in ``run``'s source."""
+    missing = {m for t in (run or {}).get("tests", []) for m in t["missing"]}
+    return sorted({m.split(":", 1)[-1] for m in missing})
+
+
+def _partial_note(short: list[str], absent: list[str]) -> str:
+    """What a verdict from reference runs with unfinished or absent networks rests on."""
+    said = [f"{', '.join(map(pretty, short))} stopped before early stopping"] if short else []
+    if absent:
+        said.append(
+            f"{', '.join(map(pretty, absent))} ha{'s' if len(absent) == 1 else 've'} no run"
+        )
+    text = "; ".join(said)
+    return (
+        text[0].upper() + text[1:] + "; the verdict rests on tests that more training of those "
+        "networks could not undo."
+    )
 
 
 def scorecard(evidence: Evidence, claims=CLAIMS) -> Scorecard:
-    """Test every claim on this run and, where every method has one, on the reference runs (CPU
-    and GPU). The verdict that counts comes from finished networks first: the CPU reference runs
-    when all reached early stopping, else the GPU reference runs when all of those did, else the
-    CPU reference runs when only capped runs on the side the verdict favours are capped
-    (``capped_runs_decide``), else this run's, which then names its training budget."""
+    """Test every claim on this run and on the reference runs (CPU and GPU). The verdict that
+    counts comes from finished networks first: the CPU reference runs when every network has one
+    that reached early stopping, else the GPU's when all of those did; else the CPU's, then the
+    GPU's, when their verdict stands however their unfinished or absent networks would score
+    (``source_decides``); else this run's, which then names its training budget."""
     rows, tests = [], []
     for claim in claims:
         this = run_claim(claim, evidence)
         reference = run_claim(claim, evidence, prefix=REFERENCE)
         gpu = run_claim(claim, evidence, prefix=GPU_REFERENCE)
         capped = unconverged(claim, evidence)
-        has_reference = reference is not None and not reference.get("missing")
-        has_gpu = gpu is not None and not gpu.get("missing")
-        decides = has_reference and capped_runs_decide(claim, reference["verdict"], capped)
-        if has_reference and not capped:
-            final, source = reference, "reference run"
-        elif has_gpu and not unconverged(claim, evidence, GPU_REFERENCE):
-            final, source = gpu, "GPU reference run"
-        elif decides:
-            final, source = reference, "reference run"
-        else:
-            final, source = this, "this run"
-        decides = source == "reference run"
+        capped_gpu = unconverged(claim, evidence, GPU_REFERENCE)
+        complete = {
+            "reference run": reference is not None and not reference["missing"] and not capped,
+            "GPU reference run": gpu is not None and not gpu["missing"] and not capped_gpu,
+        }
+        partial = {
+            "reference run": source_decides(claim, reference, capped),
+            "GPU reference run": source_decides(claim, gpu, capped_gpu),
+        }
+        runs = {"reference run": reference, "GPU reference run": gpu}
+        # finished networks first: every run complete, then runs whose verdict more epochs
+        # cannot undo, the CPU's before the GPU's each time; else this run's, with its budget
+        source = next((src for ok in (complete, partial) for src, v in ok.items() if v), "this run")
+        final = runs.get(source, this)
         verdict = final["verdict"] if final else "inconclusive"
         budget = budget_of(claim, evidence, source) if final and not final.get("missing") else ""
         limit = verdict_limit(claim, final, source, evidence)
+        has_reference = reference is not None and any(not t["missing"] for t in reference["tests"])
         names = ", ".join(pretty(m) for m in capped)
-        if has_reference and capped and not decides:
+        if source == "this run" and has_reference and capped:
             limit += (
                 f" The reference runs do not decide it: {names} stopped at an epoch cap "
                 "before early stopping, so they compare unequal budgets."
             )
-        elif decides and capped:
-            limit += (
-                f" {names} stopped at an epoch cap before early stopping; more epochs could only "
-                "widen the difference the interval already shows."
+        elif source != "this run" and not complete[source]:
+            limit += " " + _partial_note(
+                capped if source == "reference run" else capped_gpu, _no_run(final)
             )
         rows.append(
             {

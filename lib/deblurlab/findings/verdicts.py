@@ -245,7 +245,7 @@ def verdict_limit(claim: Claim, run: dict | None, source: str, evidence: Evidenc
         and info["status"] in ("missing", "refused")
         and any(MODEL_CHAPTER.get(t.a) == c or MODEL_CHAPTER.get(t.b) == c for t in claim.tests)
     ]
-    if run is None or run.get("missing"):
+    if run is None or (run.get("missing") and source == "this run"):
         return "Data: " + ("; ".join(problems) if problems else "scores are missing") + "."
     models = sorted({m for t in claim.tests for m in (t.a, t.b) if m != BLURRED_INPUT})
     if source in ("reference run", "GPU reference run"):
