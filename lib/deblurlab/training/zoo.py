@@ -7,7 +7,8 @@
 The weights file holds the model's weights only (no optimiser state), one HDF5 dataset a weight
 in the model's own order, in the smallest storage that keeps the scores within ``TOLERANCE`` and
 the file under ``MAX_BYTES`` (``choose_storage``; the record says which): float16, or int8 kernels
-with one float32 scale an output channel when float16 is too large; float32 when neither holds.
+with a float32 scale for each slice of their last axis (a convolution's output channels) when
+float16 is too large; float32 when neither holds.
 The record keeps the sha256 of the file, the data, the training set-up, the history, the
 test-split scores measured when training ended, and the scores of a fixed check slice
 (``zoo/check_images.npz``: sharp test images and their blur sigmas) that a test re-measures.
@@ -342,7 +343,11 @@ def records_table(folder=None) -> list[dict]:
 def arithmetic_story(record: dict) -> str:
     """A record's arithmetic, with each change a resumed run made, e.g. "float32 on CPU for
     epochs 1-40, then mixed_bfloat16 on CPU"."""
-    changes = [c for c in record.get("resumed_on", []) if c.get("arithmetic") and c.get("before")]
+    changes = [
+        c
+        for c in record.get("resumed_on", [])
+        if c.get("arithmetic") and c.get("before") and c["arithmetic"] != c["before"]
+    ]
     if not changes:
         return record.get("arithmetic", "")
     parts, start = [], 1
