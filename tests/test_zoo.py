@@ -191,6 +191,9 @@ def test_export_writes_weights_and_a_record_that_load_and_the_check_reproduce(
         zoo.score_check_slice(zoo.load("resunet1")), saved["check"]["stored"]
     )
     assert zoo.status(["resunet1", "resunet3"]) == {"resunet1": "finished", "resunet3": "not run"}
+    rows = reference.progress_rows(["resunet1", "resunet3"], "smoke")
+    assert rows[0]["zoo/"] == "1 epoch, epoch limit (1)" and rows[1]["zoo/"] == "–"
+    assert rows[0]["checkpoint in runs/"].startswith("epoch 1, best val_loss ")
 
 
 def test_stopping_reasons_and_epoch_caps():

@@ -3,6 +3,7 @@
     python -m deblurlab.reference --models resunet1,resunet3 --hours 2
     python -m deblurlab.reference                      # every model, in order of cost
     python -m deblurlab.reference --models srndeblur_reds --motion-dir PATH   # the motion model
+    python -m deblurlab.reference --status             # what is shipped, and how far runs got
 
 A reference run is the ``full`` profile's training (for CIFAR-10: all the training images less 10%
 for validation, the report's learning rate and patience, early stopping, batch 32, at most 70
@@ -226,6 +227,46 @@ def train_reference(
     )
 
 
+def _shipped(name: str, folder: Path) -> str:
+    with zoo.located(folder):
+        if name not in zoo.available():
+            return "–"
+        r = zoo.read_record(name)
+    epochs = r.get("epochs")
+    return f"{epochs} epoch{'s' if epochs != 1 else ''}, {str(r.get('stopped', '?')).split(':')[0]}"
+
+
+def _checkpoint(name: str, profile: str) -> str:
+    from .core.paths import runs_dir
+
+    states = sorted(runs_dir().glob(f"*-{name}-{profile}/state.json")) + sorted(
+        runs_dir().glob(f"*-{name}-*-{profile}/state.json")
+    )
+    if not states:
+        return "–"
+    s = json.loads(states[0].read_text())
+    done = " (early stopping)" if s.get("stopped_early") else ""
+    return (
+        f"epoch {s['epoch'] + 1}{done}, best val_loss {s['best']:.5f} at epoch "
+        f"{s['best_epoch'] + 1}, {s['wait']} since"
+    )
+
+
+def progress_rows(names: list[str], profile: str = PROFILE) -> list[dict]:
+    """For each model: its shipped CPU and GPU runs (epochs, how they stopped) and its
+    checkpoint of ``profile`` in ``runs/`` on this machine (epoch, best validation loss, epochs
+    since)."""
+    return [
+        {
+            "model": name,
+            "zoo/": _shipped(name, zoo.zoo_dir()),
+            "zoo/gpu/": _shipped(name, zoo.gpu_dir()),
+            "checkpoint in runs/": _checkpoint(name, profile),
+        }
+        for name in names
+    ]
+
+
 def parse_caps(text: str | None, names: list[str], parser) -> dict[str, int]:
     """``"12"`` -> every model 12; ``"resunet1=40,resunet3=12"`` -> those two."""
     if not text:
@@ -272,6 +313,11 @@ def main(argv=None) -> int:
         help="when --hours cuts a run, still export its best weights, recorded as in progress "
         "(for machines whose run folders do not survive, such as a lent GPU)",
     )
+    parser.add_argument(
+        "--status",
+        action="store_true",
+        help="list what the zoo ships and how far the runs in runs/ got, and train nothing",
+    )
     args = parser.parse_args(argv)
     known = [n for n in ORDER if get_spec(n).dataset in STUDIES and n in list_models()]
     known += [n for n in list_models() if n not in known and get_spec(n).dataset in STUDIES]
@@ -279,6 +325,13 @@ def main(argv=None) -> int:
     for name in names:
         if name not in known:
             parser.error(f"{name!r}: the reference command trains {', '.join(known)}")
+    if args.status:
+        import pandas as pd
+
+        from .core.tables import to_markdown
+
+        print(to_markdown(pd.DataFrame(progress_rows(names, args.profile))))
+        return 0
     caps = parse_caps(args.max_epochs, names, parser)
     deadline = time.time() + 3600 * args.hours if args.hours else float("inf")
     if workers.multi:
