@@ -44,6 +44,7 @@ from .studies.cifar import study as cifar_study
 from .studies.motion import study as motion_study
 from .training import zoo
 from .training.inference import full_resolution_model
+from .training.train import last_setup
 
 PROFILE = "full"
 # Cheapest first, so that the runs that can finish in a session do (seconds per epoch on 2 cores).
@@ -129,13 +130,22 @@ def _ensure_check_images(study) -> None:
         shutil.copyfile(zoo.ZOO_DIR / zoo.CHECK_IMAGES, target)
 
 
-def _continuations(run_dir: Path) -> dict:
-    """How the run was carried across machines or backends, from its state: ``continued_from``
-    (shipped weights, a fresh optimiser) and ``resumed_on`` (another backend or arithmetic from an
-    epoch on), where either happened."""
+def _run_state(run_dir: Path) -> dict:
     state_file = Path(run_dir) / "state.json"
-    state = json.loads(state_file.read_text()) if state_file.exists() else {}
-    return {k: state[k] for k in ("continued_from", "resumed_on") if k in state}
+    return json.loads(state_file.read_text()) if state_file.exists() else {}
+
+
+def _trained_with(state: dict, setup) -> dict:
+    """How the run trained, from its state (not from this process, which may only export it):
+    the set-up it began with (``compute``), the arithmetic of its last stretch, and where it was
+    carried across machines, backends or arithmetic (``continued_from``: shipped weights and a
+    fresh optimiser; ``resumed_on``: another backend or arithmetic from an epoch on)."""
+    return {
+        "backend": (last_setup(state)["backend"] if state else None) or keras.backend.backend(),
+        "compute": state.get("compute") or setup.record(),
+        "arithmetic": (last_setup(state)["arithmetic"] if state else None) or setup.arithmetic(),
+        **{k: state[k] for k in ("continued_from", "resumed_on") if k in state},
+    }
 
 
 def export(name: str, model, result, study, config, setup, reason: str) -> dict:
@@ -177,13 +187,10 @@ def export(name: str, model, result, study, config, setup, reason: str) -> dict:
         "stopped": reason,
         "train_seconds": result.train_seconds,
         "machine": machine(),
-        "backend": keras.backend.backend(),
-        "compute": setup.record(),
-        "arithmetic": setup.arithmetic(),
         "commit": STARTED_AT_COMMIT or git_commit(),
         "date": today(),
         "history": result.history.to_dict(orient="records"),
-        **_continuations(result.run_dir),
+        **_trained_with(_run_state(result.run_dir), setup),
         "test_scores": {**summarize(scores), "n": data["n_test"]},
         "check": {"n": CHECK_SLICE, **checks},
     }

@@ -171,8 +171,9 @@ def run_directory(run_name: str) -> Path:
     return runs_dir() / run_name
 
 
-def _last_setup(state: dict) -> dict:
-    """The backend and arithmetic (``ComputeSetup.arithmetic``) of a run's latest stretch."""
+def last_setup(state: dict) -> dict:
+    """The backend and arithmetic (``ComputeSetup.arithmetic``) of a run's latest stretch, from
+    its state."""
     from ..runtime.compute import ComputeSetup
 
     first = state.get("compute") or {}
@@ -207,9 +208,10 @@ def _open_state(
         load_optimizer(model.optimizer, model, run_dir / "optimizer.npz")
         resumed_at = state["epoch"] + 1
         state.setdefault("backend", "tensorflow")  # runs before "backend" were TensorFlow's
-        before = _last_setup(state)
+        before = last_setup(state)
         now = {"backend": backend, "arithmetic": setup.arithmetic() if setup else None}
-        if any(now[k] and before[k] and now[k] != before[k] for k in now):
+        trains = resumed_at < config.epochs and not state.get("stopped_early")
+        if trains and any(now[k] and before[k] and now[k] != before[k] for k in now):
             # another backend, precision or device from this epoch on: the record says so
             state.setdefault("resumed_on", []).append(
                 {"epoch": resumed_at, **now, "before": before["arithmetic"]}
