@@ -254,10 +254,9 @@ def verdict_limit(claim: Claim, run: dict | None, source: str, evidence: Evidenc
         epochs = sorted({s.get("epochs") for s in spent if s.get("epochs") is not None})
         runs = "the reference runs" if source == "reference run" else "the GPU reference runs"
         budget = (
-            f"Budget: {runs} trained at the full profile (all the training images, "
-            "early stopping"
+            f"Budget: {runs} trained at the full profile (all the training images"
             + (f", {'/'.join(map(str, epochs))} epochs" if epochs else "")
-            + "), close to the "
+            + ", to early stopping unless named below), close to the "
             "original's training, but our networks add an input skip that the original's lack"
         )
     elif evidence.profile == "full":
