@@ -222,3 +222,24 @@ def test_a_run_continues_from_saved_weights_where_its_checkpoints_are_gone(
     state = json.loads((later.run_dir / "state.json").read_text())
     assert state["continued_from"] == {"epoch": 2, "note": "from machine a"}
     assert later.history["val_loss"].min() <= first.history["val_loss"].min()
+
+
+def test_a_resumed_run_keeps_its_precision_unless_the_user_sets_one(tmp_path):
+    from deblurlab.runtime.compute import ComputeSetup
+    from deblurlab.training.checkpoints import resumed_setup
+
+    cpu = dict(device="cpu", gpus=0, jit_compile=False, distribute=False)
+    float32, bf16 = (ComputeSetup(precision=p, **cpu) for p in ("float32", "mixed_bfloat16"))
+    assert resumed_setup(bf16, tmp_path, env={}) == bf16  # a new run: the machine's choice
+    state = {"backend": keras.backend.backend(), "compute": float32.record()}
+    (tmp_path / "state.json").write_text(json.dumps(state))
+    kept = resumed_setup(bf16, tmp_path, env={})
+    assert kept.precision == "float32" and "float32 as the run began" in kept.source
+    assert resumed_setup(bf16, tmp_path, env={"DEBLURLAB_PRECISION": "mixed_bfloat16"}) == bf16
+    gpu = ComputeSetup(
+        device="gpu", gpus=1, precision="mixed_bfloat16", jit_compile="auto", distribute=False
+    )
+    assert resumed_setup(gpu, tmp_path, env={}) == gpu  # another device: its own choice
+    state["resumed_on"] = [{"epoch": 3, "arithmetic": "mixed_bfloat16 on CPU"}]  # asked for
+    (tmp_path / "state.json").write_text(json.dumps(state))
+    assert resumed_setup(float32, tmp_path, env={}).precision == "mixed_bfloat16"

@@ -43,8 +43,8 @@ from .runtime.provenance import git_commit, machine, today
 from .studies.cifar import study as cifar_study
 from .studies.motion import study as motion_study
 from .training import zoo
+from .training.checkpoints import last_setup
 from .training.inference import full_resolution_model
-from .training.train import last_setup
 
 PROFILE = "full"
 # Cheapest first, so that the runs that can finish in a session do (seconds per epoch on 2 cores).

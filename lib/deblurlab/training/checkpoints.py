@@ -11,6 +11,7 @@ variable while saving), which every worker must join.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -167,3 +168,42 @@ def continue_run(
     atomic_save(run_dir / "best.weights.h5", model.save_weights, write)
     if write:  # the folder says where it began, even if no epoch is left to train
         atomic_write_text(run_dir / "state.json", json.dumps(state, indent=1))
+
+
+def last_setup(state: dict) -> dict:
+    """The backend and arithmetic (``ComputeSetup.arithmetic``) of a run's latest stretch, from
+    its state."""
+    from ..runtime.compute import ComputeSetup
+
+    first = state.get("compute") or {}
+    fields = set(ComputeSetup.__dataclass_fields__)
+    try:
+        arithmetic = ComputeSetup(**{k: v for k, v in first.items() if k in fields}).arithmetic()
+    except TypeError:  # a state without its set-up
+        arithmetic = None
+    last = {"backend": state["backend"], "arithmetic": arithmetic}
+    for change in state.get("resumed_on", []):
+        last = {k: change.get(k) or last[k] for k in last}
+    return last
+
+
+def resumed_setup(setup, run_dir: Path, env=None):
+    """``setup`` (a ``compute.ComputeSetup``) for resuming the run in ``run_dir``: on the same kind
+    of device it keeps the precision of the run's latest stretch, unless ``$DEBLURLAB_PRECISION``
+    sets one. Measured: CAESSC d22 half, switched from float32 to mixed bfloat16 at epoch 71 of a
+    run near convergence, trained five epochs that were all worse, even scored in float32
+    (docs/machines.md). A change the user asks for is recorded in the run's state."""
+    from ..runtime import compute
+
+    env = os.environ if env is None else env
+    state_file = Path(run_dir) / "state.json"
+    if env.get(compute.PRECISION_ENV) or not state_file.exists():
+        return setup
+    before = last_setup(json.loads(state_file.read_text()))["arithmetic"]
+    if not before or before.split(" on ", 1)[1] != setup.arithmetic().split(" on ", 1)[1]:
+        return setup  # a new run, or another device: the machine's choice, recorded on resume
+    precision = before.split(" on ", 1)[0]
+    if precision == setup.precision:
+        return setup
+    kept = compute.replace_precision(setup, precision)
+    return dataclasses.replace(kept, source=f"{setup.source}; {precision} as the run began")

@@ -41,6 +41,7 @@ from .checkpoints import (
     build_optimizer,
     continue_run,
     fingerprint,
+    last_setup,
     load_optimizer,
 )
 from .losses import LOSSES, learning_rate
@@ -169,23 +170,6 @@ def build_training_state(model: keras.Model, batch: tuple) -> None:
 def run_directory(run_name: str) -> Path:
     """The folder of the training run ``run_name`` under the runs folder."""
     return runs_dir() / run_name
-
-
-def last_setup(state: dict) -> dict:
-    """The backend and arithmetic (``ComputeSetup.arithmetic``) of a run's latest stretch, from
-    its state."""
-    from ..runtime.compute import ComputeSetup
-
-    first = state.get("compute") or {}
-    fields = set(ComputeSetup.__dataclass_fields__)
-    try:
-        arithmetic = ComputeSetup(**{k: v for k, v in first.items() if k in fields}).arithmetic()
-    except TypeError:  # a state without its set-up
-        arithmetic = None
-    last = {"backend": state["backend"], "arithmetic": arithmetic}
-    for change in state.get("resumed_on", []):
-        last = {k: change.get(k) or last[k] for k in last}
-    return last
 
 
 def _open_state(

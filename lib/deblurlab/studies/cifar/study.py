@@ -25,8 +25,16 @@ from ...models import build_model
 from ...runtime import compute
 from ...runtime.provenance import provenance
 from ...training import zoo
+from ...training.checkpoints import resumed_setup
 from ...training.profiles import CifarPlan, resolve_profile
-from ...training.train import TrainResult, local_copy, predict, set_seeds, train
+from ...training.train import (
+    TrainResult,
+    local_copy,
+    predict,
+    run_directory,
+    set_seeds,
+    train,
+)
 
 VAL_SEED = TEST_SEED + 1
 
@@ -129,6 +137,8 @@ def train_model(
     if precision is not None and precision != setup.precision:
         setup = compute.replace_precision(setup, precision)
         name += f"-{precision}"
+    elif precision is None:  # a resumed run keeps its precision
+        setup = resumed_setup(setup, run_directory(name))
     with setup.scope():  # precision and, on several GPUs or workers, the distribution
         set_seeds(seed)  # before building, so the initial weights are reproducible
         model = build_model(model_name, input_shape=study.splits.train.shape[1:])

@@ -29,9 +29,10 @@ from ...data.sources import find_motion_data
 from ...models import build_model
 from ...runtime import compute
 from ...runtime.provenance import provenance
+from ...training.checkpoints import resumed_setup
 from ...training.inference import centre_crop, deblur_frame, downscale, full_resolution_model
 from ...training.profiles import MOTION_FINAL_LR, MOTION_RECIPE, MOTION_RECIPES, MotionPlan
-from ...training.train import TrainResult, local_copy, set_seeds, train
+from ...training.train import TrainResult, local_copy, run_directory, set_seeds, train
 
 MODEL = "srndeblur_reds"
 DECAY_SUFFIX = " + lr decay"
@@ -279,7 +280,7 @@ def train_model(
         recipe=recipe,
         extra=run_extra,
     )
-    setup = compute.current(model_name)
+    setup = resumed_setup(compute.current(model_name), run_directory(name))  # keeps its precision
     with setup.scope():  # precision and, on several GPUs or workers, the distribution
         set_seeds(seed)
         model = build_model(model_name, input_shape=(plan.patch_size, plan.patch_size, 3))
