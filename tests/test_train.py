@@ -243,3 +243,33 @@ def test_a_resumed_run_keeps_its_precision_unless_the_user_sets_one(tmp_path):
     state["resumed_on"] = [{"epoch": 3, "arithmetic": "mixed_bfloat16 on CPU"}]  # asked for
     (tmp_path / "state.json").write_text(json.dumps(state))
     assert resumed_setup(float32, tmp_path, env={}).precision == "mixed_bfloat16"
+
+
+def test_a_continued_run_in_another_arithmetic_records_the_change(data, tmp_path, monkeypatch):
+    from deblurlab.runtime.compute import ComputeSetup
+    from deblurlab.training.checkpoints import Continuation
+
+    monkeypatch.setenv("DEBLURLAB_OUTPUT_DIR", str(tmp_path))
+    sharp, val = data
+    shipped = Continuation(
+        assign=lambda model: None,
+        history=[{"epoch": 1, "loss": 0.1, "val_loss": 0.1}],
+        note="continued from shipped weights",
+        arithmetic="float32 on CPU",
+    )
+    bf16 = ComputeSetup(
+        device="cpu", gpus=0, precision="mixed_bfloat16", jit_compile=False, distribute=False
+    )
+    config = TrainConfig(epochs=2, batch_size=8, patience=50, seed=0)
+    stream = lambda a, b: training_stream(sharp, config.batch_size, 0, a, b)  # noqa: E731
+    train(tiny_model(), stream, val, "c", config, verbose=False, setup=bf16, continue_from=shipped)
+    state = json.loads((tmp_path / "runs" / "c" / "state.json").read_text())
+    assert state["continued_from"]["epoch"] == 1 and len(state["history"]) == 2
+    assert state["resumed_on"] == [
+        {
+            "epoch": 1,
+            "arithmetic": "mixed_bfloat16 on CPU",
+            "before": "float32 on CPU",
+            "backend": keras.backend.backend(),
+        }
+    ]

@@ -193,6 +193,10 @@ def test_export_writes_weights_and_a_record_that_load_and_the_check_reproduce(
         zoo.score_check_slice(zoo.load("resunet1")), saved["check"]["stored"]
     )
     assert zoo.status(["resunet1", "resunet3"]) == {"resunet1": "finished", "resunet3": "not run"}
+    assert zoo.continuation("resunet1") is None  # stopped at its epoch limit: not in progress
+    capped = zoo.continuation("resunet1", capped=True)  # --retrain continues it
+    assert "weights stopped at their epoch limit" in capped.note
+    assert capped.arithmetic == saved["arithmetic"] and len(capped.history) == 1
     rows = reference.progress_rows(["resunet1", "resunet3"], "smoke")
     assert rows[0]["zoo/"] == "1 epoch, epoch limit (1)" and rows[1]["zoo/"] == "–"
     assert rows[0]["checkpoint in runs/"].startswith("epoch 1, best val_loss ")

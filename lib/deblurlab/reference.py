@@ -199,7 +199,12 @@ def export(name: str, model, result, study, config, setup, reason: str) -> dict:
 
 
 def train_reference(
-    name: str, study, deadline: float, max_epochs: int | None, export_unfinished: bool = False
+    name: str,
+    study,
+    deadline: float,
+    max_epochs: int | None,
+    export_unfinished: bool = False,
+    retrain: bool = False,
 ) -> str:
     """Train (or resume) one model's reference run; export it when finished, or, with
     ``export_unfinished``, also when the time limit cut it (its record then says "in progress").
@@ -211,7 +216,11 @@ def train_reference(
     stop = Deadline(deadline)
     train_model = STUDIES[get_spec(name).dataset].train_model
     model, result = train_model(
-        study, name, epochs=epochs, callbacks=[stop], continue_from=zoo.continuation(name)
+        study,
+        name,
+        epochs=epochs,
+        callbacks=[stop],
+        continue_from=zoo.continuation(name, capped=retrain),
     )
     reason = stopping_reason(result, epochs, config.patience)
     workers = cluster.current()
@@ -312,7 +321,11 @@ def main(argv=None) -> int:
     parser.add_argument("--data-dir", default=None, help="CIFAR-10 folder or archive (searched)")
     parser.add_argument("--motion-dir", default=None, help="REDS or GoPro folder (searched)")
     parser.add_argument(
-        "--retrain", action="store_true", help="train a model again even if the zoo has it"
+        "--retrain",
+        action="store_true",
+        help="train a model the zoo has: resume its checkpoints in runs/, else continue a run "
+        "shipped at its epoch limit from its weights (a fresh optimiser); with an empty "
+        "$DEBLURLAB_ZOO, from scratch",
     )
     parser.add_argument(
         "--export-unfinished",
@@ -359,7 +372,12 @@ def main(argv=None) -> int:
                 print(f"Reference runs on {studies[dataset].describe()}", flush=True)
             print(f"[{i}/{len(names)}] {name}", flush=True)
             status[name] = train_reference(
-                name, studies[dataset], deadline, caps.get(name), args.export_unfinished
+                name,
+                studies[dataset],
+                deadline,
+                caps.get(name),
+                args.export_unfinished,
+                retrain=args.retrain,
             )
         print(f"{name}: {status[name]}", flush=True)
     print("\nReference runs:\n" + "\n".join(f"  {n}: {s}" for n, s in status.items()))

@@ -42,6 +42,7 @@ class Continuation:
     assign: Callable[[keras.Model], None]
     history: list[dict]
     note: str
+    arithmetic: str | None = None  # that of the run it continues (``ComputeSetup.arithmetic``)
 
 
 def fingerprint(model: keras.Model, config: TrainConfig) -> str:
@@ -187,19 +188,23 @@ def last_setup(state: dict) -> dict:
     return last
 
 
-def resumed_setup(setup, run_dir: Path, env=None):
-    """``setup`` (a ``compute.ComputeSetup``) for resuming the run in ``run_dir``: on the same kind
-    of device it keeps the precision of the run's latest stretch, unless ``$DEBLURLAB_PRECISION``
-    sets one. Measured: CAESSC d22 half, switched from float32 to mixed bfloat16 at epoch 71 of a
-    run near convergence, trained five epochs that were all worse, even scored in float32
-    (docs/machines.md). A change the user asks for is recorded in the run's state."""
+def resumed_setup(setup, run_dir: Path, env=None, continuing: Continuation | None = None):
+    """``setup`` (a ``compute.ComputeSetup``) for resuming the run in ``run_dir``, or for
+    ``continuing`` a shipped one: on the same kind of device it keeps the precision of the run's
+    latest stretch, unless ``$DEBLURLAB_PRECISION`` sets one. Measured: CAESSC d22 half, switched
+    from float32 to mixed bfloat16 at epoch 71 of a run near convergence, trained five epochs that
+    were all worse, even scored in float32 (docs/machines.md). A change the user asks for is
+    recorded in the run's state."""
     from ..runtime import compute
 
     env = os.environ if env is None else env
     state_file = Path(run_dir) / "state.json"
-    if env.get(compute.PRECISION_ENV) or not state_file.exists():
+    if env.get(compute.PRECISION_ENV):
         return setup
-    before = last_setup(json.loads(state_file.read_text()))["arithmetic"]
+    if state_file.exists():
+        before = last_setup(json.loads(state_file.read_text()))["arithmetic"]
+    else:  # a fresh run, or one continuing shipped weights (``continuing``)
+        before = continuing.arithmetic if continuing is not None else None
     if not before or before.split(" on ", 1)[1] != setup.arithmetic().split(" on ", 1)[1]:
         return setup  # a new run, or another device: the machine's choice, recorded on resume
     precision = before.split(" on ", 1)[0]

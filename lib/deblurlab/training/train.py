@@ -214,6 +214,10 @@ def _open_state(
         "backend": backend,
     }
     if continue_from is not None and continue_from.history:
+        now, before = setup.arithmetic() if setup else None, continue_from.arithmetic
+        if now and before and now != before:  # the shipped epochs ran in another arithmetic
+            change = {"epoch": len(continue_from.history), "arithmetic": now, "before": before}
+            state["resumed_on"] = [{**change, "backend": backend}]
         continue_run(model, state, continue_from, run_dir, write=chief)
         return state, state["epoch"] + 1
     return state, None

@@ -202,26 +202,29 @@ def in_progress(record: dict) -> bool:
     return str(record.get("stopped", "")).startswith("in progress")
 
 
-def continuation(name: str):
+def continuation(name: str, capped: bool = False):
     """A ``train.Continuation`` from model ``name``'s shipped weights when its record says the
-    run is still in progress (cut by a time limit), else None: how a reference run continues on a
-    machine where its checkpoints are gone."""
+    run is still in progress (cut by a time limit), or, with ``capped``, stopped at its epoch
+    limit; else None: how a reference run continues on a machine where its checkpoints are gone."""
     from .train import Continuation
 
     if name not in available():
         return None
     record = read_record(name)
-    if not in_progress(record):
+    at_cap = capped and str(record.get("stopped", "")).startswith("epoch limit")
+    if not (in_progress(record) or at_cap):
         return None
     path = weights_path(name)
+    what = "weights stopped at their epoch limit" if at_cap else "in-progress weights"
     return Continuation(
         assign=lambda model: assign_weights(model, read_weights(path), path),
         history=record.get("history", []),
         note=(
-            f"continued from the shipped in-progress weights {path.name} ({record['epochs']} "
+            f"continued from the shipped {what} {path.name} ({record['epochs']} "
             f"epochs, {record.get('date', '?')}, {record.get('machine', '?')}) with a fresh "
             "optimiser"
         ),
+        arithmetic=record.get("arithmetic"),
     )
 
 

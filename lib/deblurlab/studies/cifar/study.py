@@ -138,7 +138,7 @@ def train_model(
         setup = compute.replace_precision(setup, precision)
         name += f"-{precision}"
     elif precision is None:  # a resumed run keeps its precision
-        setup = resumed_setup(setup, run_directory(name))
+        setup = resumed_setup(setup, run_directory(name), continuing=continue_from)
     with setup.scope():  # precision and, on several GPUs or workers, the distribution
         set_seeds(seed)  # before building, so the initial weights are reproducible
         model = build_model(model_name, input_shape=study.splits.train.shape[1:])

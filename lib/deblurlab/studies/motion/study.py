@@ -280,7 +280,9 @@ def train_model(
         recipe=recipe,
         extra=run_extra,
     )
-    setup = resumed_setup(compute.current(model_name), run_directory(name))  # keeps its precision
+    setup = resumed_setup(  # a resumed or continued run keeps its precision
+        compute.current(model_name), run_directory(name), continuing=continue_from
+    )
     with setup.scope():  # precision and, on several GPUs or workers, the distribution
         set_seeds(seed)
         model = build_model(model_name, input_shape=(plan.patch_size, plan.patch_size, 3))
