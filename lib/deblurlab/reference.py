@@ -157,10 +157,11 @@ def export(name: str, model, result, study, config, setup, reason: str) -> dict:
     input_shape = [None, None, 3] if motion else list(study.splits.train.shape[1:])
     if motion:  # trained on fixed-size patches; the same weights at any size
         model = full_resolution_model(model, name)
-    path, rebuild = (
-        zoo.weights_path(name),
-        lambda: build_model(name, input_shape=tuple(input_shape)),
-    )
+
+    def rebuild():
+        return build_model(name, input_shape=tuple(input_shape))
+
+    path = zoo.weights_path(name)
     dtype, checks = zoo.choose_storage(model, rebuild, path)
     stored = rebuild()
     zoo.assign_weights(stored, zoo.read_weights(path), path)

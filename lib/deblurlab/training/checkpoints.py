@@ -188,6 +188,14 @@ def last_setup(state: dict) -> dict:
     return last
 
 
+def arithmetic_change(epoch: int, before: dict, now: dict) -> dict | None:
+    """A ``resumed_on`` entry when the run goes on from ``epoch`` with another backend or
+    arithmetic (``now``) than ``before`` (``last_setup``'s keys; an unknown one never differs)."""
+    if any(now[k] and before.get(k) and now[k] != before[k] for k in now):
+        return {"epoch": epoch, **now, "before": before.get("arithmetic")}
+    return None
+
+
 def resumed_setup(setup, run_dir: Path, env=None, continuing: Continuation | None = None):
     """``setup`` (a ``compute.ComputeSetup``) for resuming the run in ``run_dir``, or for
     ``continuing`` a shipped one: on the same kind of device it keeps the precision of the run's

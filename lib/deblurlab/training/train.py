@@ -38,6 +38,7 @@ from ..runtime import collectives
 from .checkpoints import (
     Continuation,
     ResumableCheckpoint,
+    arithmetic_change,
     build_optimizer,
     continue_run,
     fingerprint,
@@ -192,14 +193,10 @@ def _open_state(
         load_optimizer(model.optimizer, model, run_dir / "optimizer.npz")
         resumed_at = state["epoch"] + 1
         state.setdefault("backend", "tensorflow")  # runs before "backend" were TensorFlow's
-        before = last_setup(state)
         now = {"backend": backend, "arithmetic": setup.arithmetic() if setup else None}
-        trains = resumed_at < config.epochs and not state.get("stopped_early")
-        if trains and any(now[k] and before[k] and now[k] != before[k] for k in now):
-            # another backend, precision or device from this epoch on: the record says so
-            state.setdefault("resumed_on", []).append(
-                {"epoch": resumed_at, **now, "before": before["arithmetic"]}
-            )
+        change = arithmetic_change(resumed_at, last_setup(state), now)
+        if change and resumed_at < config.epochs and not state.get("stopped_early"):
+            state.setdefault("resumed_on", []).append(change)  # the record says so
         return state, resumed_at
     state = {
         "fingerprint": stamp,
@@ -214,10 +211,11 @@ def _open_state(
         "backend": backend,
     }
     if continue_from is not None and continue_from.history:
-        now, before = setup.arithmetic() if setup else None, continue_from.arithmetic
-        if now and before and now != before:  # the shipped epochs ran in another arithmetic
-            change = {"epoch": len(continue_from.history), "arithmetic": now, "before": before}
-            state["resumed_on"] = [{**change, "backend": backend}]
+        now = {"backend": backend, "arithmetic": setup.arithmetic() if setup else None}
+        shipped = {"arithmetic": continue_from.arithmetic}  # its backend is not recorded
+        change = arithmetic_change(len(continue_from.history), shipped, now)
+        if change:  # the shipped epochs ran in another arithmetic
+            state["resumed_on"] = [change]
         continue_run(model, state, continue_from, run_dir, write=chief)
         return state, state["epoch"] + 1
     return state, None

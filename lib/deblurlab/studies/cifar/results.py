@@ -42,8 +42,8 @@ def _finished(record: dict) -> bool:
 def _run_note(label: str, name: str, r: dict) -> str:
     return (
         f"[{name}] {label}: {r['epochs']} epochs ({r['stopped']}), {r['data']['n_train']:,} "
-        f"training images, {r['arithmetic']}, {r.get('backend', 'tensorflow')}, {r['machine']}, "
-        f"{r['date']}"
+        f"training images, {zoo.arithmetic_story(r)}, {r.get('backend', 'tensorflow')}, "
+        f"{r['machine']}, {r['date']}"
         + (", weights stored with int8 kernels" if r.get("dtype") == "int8" else "")
         + "."
     )
