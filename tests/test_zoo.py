@@ -230,19 +230,17 @@ def test_weights_zoo_loads_shipped_models_and_trains_the_others(tmp_path, monkey
     zoo.zoo_dir().mkdir()
     model = build_model("resunet1")
     zoo.write_weights(model, zoo.weights_path("resunet1"))
-    zoo.write_record(
-        "resunet1",
-        {
-            "model": "resunet1",
-            "sha256": zoo.sha256(zoo.weights_path("resunet1")),
-            "epochs": 3,
-            "best_epoch": 2,
-            "train_seconds": 60.0,
-            "stopped": "epoch limit (3)",
-            "machine": "here",
-            "history": [{"epoch": 1, "loss": 0.1, "seconds": 20.0}],
-        },
-    )
+    record = {
+        "model": "resunet1",
+        "sha256": zoo.sha256(zoo.weights_path("resunet1")),
+        "epochs": 3,
+        "best_epoch": 2,
+        "train_seconds": 60.0,
+        "stopped": "epoch limit (3)",
+        "machine": "here",
+        "history": [{"epoch": 1, "loss": 0.1, "seconds": 20.0}],
+    }
+    zoo.write_record("resunet1", record)
     study = cs.prepare_study("smoke")
     shipped, result = cs.train_model(study, "resunet1", weights="zoo")
     assert (
@@ -252,6 +250,13 @@ def test_weights_zoo_loads_shipped_models_and_trains_the_others(tmp_path, monkey
     assert trained.epochs_run == 1 and "no shipped reference weights" in capsys.readouterr().out
     with pytest.raises(ValueError, match="weights='best'"):
         cs.train_model(study, "resunet1", weights="best")
+    # weights shipped while their run goes on load too, under their own status
+    zoo.write_record("resunet1", {**record, "stopped": "in progress: time limit after 3 of 70"})
+    assert zoo.status(["resunet1", "eddensenet"]) == {
+        "resunet1": "shipped in progress",
+        "eddensenet": "not run",  # its smoke run above is no reference checkpoint
+    }
+    assert list(cs.reference_models(["resunet1", "eddensenet"])) == ["resunet1"]
 
 
 def test_the_docs_list_every_shipped_run_as_its_record_says():

@@ -20,9 +20,20 @@ FOLDERS = {"cpu": zoo.ZOO_DIR, "gpu": zoo.ZOO_DIR / zoo.GPU_SUBDIR}
 BLOCK = re.compile(r"(<!-- zoo-table:(\w+) -->\n)(.*?)(\n<!-- /zoo-table -->)", re.S)
 
 
+def records_markdown(folder) -> str:
+    """``zoo.records_table(folder)`` as a markdown table."""
+    rows = zoo.records_table(folder)
+    if not rows:
+        return "(no shipped run)"
+    head = list(rows[0])
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(str(row[k]) for k in head) + " |" for row in rows]
+    return "\n".join(lines)
+
+
 def render(text: str) -> str:
     """``text`` with every zoo table replaced by the current records'."""
-    return BLOCK.sub(lambda m: m[1] + zoo.records_markdown(FOLDERS[m[2]]) + m[4], text)
+    return BLOCK.sub(lambda m: m[1] + records_markdown(FOLDERS[m[2]]) + m[4], text)
 
 
 if __name__ == "__main__":
@@ -31,4 +42,4 @@ if __name__ == "__main__":
         print(f"wrote {DOC}")
     else:
         for name, folder in FOLDERS.items():
-            print(f"{name}: {folder}\n{zoo.records_markdown(folder)}\n")
+            print(f"{name}: {folder}\n{records_markdown(folder)}\n")

@@ -254,11 +254,7 @@ def _shipped(name: str, folder: Path) -> str:
 
 
 def _checkpoint(name: str, profile: str) -> str:
-    from .core.paths import runs_dir
-
-    states = sorted(runs_dir().glob(f"*-{name}-{profile}/state.json")) + sorted(
-        runs_dir().glob(f"*-{name}-*-{profile}/state.json")
-    )
+    states = zoo.checkpoints(name, profile)
     if not states:
         return "–"
     s = json.loads(states[0].read_text())

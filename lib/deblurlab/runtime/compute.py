@@ -164,6 +164,13 @@ class ComputeSetup:
             model.jit_compile = bool(self.jit_compile)
 
 
+def split_arithmetic(arithmetic: str) -> tuple[str, str]:
+    """``ComputeSetup.arithmetic``'s text as (precision, where): "float32 on CPU" -> ("float32",
+    "CPU")."""
+    precision, _, where = arithmetic.partition(" on ")
+    return precision, where
+
+
 def choose(
     gpus: int,
     capability: tuple[int, int] | None = None,

@@ -213,9 +213,11 @@ def resumed_setup(setup, run_dir: Path, env=None, continuing: Continuation | Non
         before = last_setup(json.loads(state_file.read_text()))["arithmetic"]
     else:  # a fresh run, or one continuing shipped weights (``continuing``)
         before = continuing.arithmetic if continuing is not None else None
-    if not before or before.split(" on ", 1)[1] != setup.arithmetic().split(" on ", 1)[1]:
-        return setup  # a new run, or another device: the machine's choice, recorded on resume
-    precision = before.split(" on ", 1)[0]
+    if not before:
+        return setup  # a new run: the machine's choice
+    precision, where = compute.split_arithmetic(before)
+    if where != compute.split_arithmetic(setup.arithmetic())[1]:
+        return setup  # another device: the machine's choice, recorded on resume
     if precision == setup.precision:
         return setup
     kept = compute.replace_precision(setup, precision)

@@ -2,7 +2,7 @@
 
     model = zoo.load("resunet3")      # built from the registry, sha256 and architecture checked
     zoo.available()                   # the models with shipped weights
-    zoo.status()                      # every CIFAR-10 model: "finished", "in progress" or "not run"
+    zoo.status()                      # every model: "finished", "in progress", "not run", ...
 
 The weights file holds the model's weights only (no optimiser state), one HDF5 dataset a weight
 in the model's own order, in the smallest storage that keeps the scores within ``TOLERANCE`` and
@@ -319,21 +319,35 @@ def within_tolerance(a: dict, b: dict) -> bool:
     return all(abs(a[k] - b[k]) <= TOLERANCE[k] for k in TOLERANCE)
 
 
-def status(models: list[str] | None = None) -> dict[str, str]:
-    """For each model: "finished" (weights shipped), "in progress" (a reference checkpoint without a
-    finished record) or "not run"."""
+def checkpoints(name: str, profile: str = "full") -> list[Path]:
+    """The ``state.json`` of model ``name``'s runs of ``profile`` in ``runs/`` on this machine:
+    ``cifar-<model>-<profile>``, or a motion run's ``motion-<data>-<model>-<recipe>-<profile>``."""
     from ..core.paths import runs_dir
+
+    runs = runs_dir()
+    return sorted(runs.glob(f"*-{name}-{profile}/state.json")) + sorted(
+        runs.glob(f"*-{name}-*-{profile}/state.json")
+    )
+
+
+def status(models: list[str] | None = None) -> dict[str, str]:
+    """For each model: "finished" (its run ended and its weights are shipped), "shipped in
+    progress" (weights shipped while the run goes on), "in progress" (a reference checkpoint on
+    this machine only) or "not run"."""
     from ..models import list_models
 
-    out = {}
+    out, shipped = {}, set(available())
     for name in models or list_models(dataset="cifar10") + list_models(dataset="motion"):
-        if name in available():
-            out[name] = "finished"
-        elif any(runs_dir().glob(f"*-{name}-full/state.json")):
+        if name in shipped:
+            out[name] = "shipped in progress" if in_progress(read_record(name)) else "finished"
+        elif checkpoints(name):
             out[name] = "in progress"
         else:
             out[name] = "not run"
     return out
+
+
+SHIPPED = ("finished", "shipped in progress")  # the ``status`` values with weights to load
 
 
 def records_table(folder=None) -> list[dict]:
@@ -379,14 +393,3 @@ def arithmetic_story(record: dict) -> str:
         parts.append(f"{change['before']} for epochs {start}-{change['epoch']}")
         start = change["epoch"] + 1
     return ", then ".join(parts + [f"{record.get('arithmetic', '?')} from epoch {start}"])
-
-
-def records_markdown(folder=None) -> str:
-    """``records_table`` as a markdown table."""
-    rows = records_table(folder)
-    if not rows:
-        return "(no shipped run)"
-    head = list(rows[0])
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    lines += ["| " + " | ".join(str(row[k]) for k in head) + " |" for row in rows]
-    return "\n".join(lines)

@@ -189,12 +189,12 @@ def reference_models(model_names: list[str]) -> dict[str, keras.Model]:
     """The shipped reference models among ``model_names``; says which are missing and why."""
     status = zoo.status(model_names)
     for name, state in status.items():
-        if state != "finished":
+        if state not in zoo.SHIPPED:
             print(
                 f"{name}: no shipped reference run ({state}); "
                 f"`python -m deblurlab.reference --models {name}`"
             )
-    return {name: zoo.load(name) for name, state in status.items() if state == "finished"}
+    return {name: zoo.load(name) for name, state in status.items() if state in zoo.SHIPPED}
 
 
 def gpu_reference_runs(study: CifarStudy, model_names) -> dict[str, tuple[dict, dict]]:
