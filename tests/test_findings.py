@@ -451,13 +451,20 @@ def test_reference_curves_read_the_shipped_records_and_are_drawn_dashed(tmp_path
     (tmp_path / "resunet1.json").write_text(json.dumps(record))
     (tmp_path / "resunet1.weights.h5").write_bytes(b"")
     (tmp_path / "resunet3.json").write_text(json.dumps(record))  # no weights: not shipped
+    # SRNDeblur logs its finest scale's PSNR; a run shipped unfinished says so
+    scales = [{"epoch": 1, "val_fine_psnr": 24.0, "seconds": 50.0}]
+    unfinished = {**record, "history": scales, "stopped": "in progress: time limit after 1 of 9"}
+    (tmp_path / "srndeblur_cifar.json").write_text(json.dumps(unfinished))
+    (tmp_path / "srndeblur_cifar.weights.h5").write_bytes(b"")
     curves = F.reference_curves(flops=False)
-    assert list(curves) == ["resunet1"]
+    assert list(curves) == ["resunet1", "srndeblur_cifar"]
     assert list(curves["resunet1"]["seconds"]) == [30.0, 60.0, 90.0]
     assert list(curves["resunet1"]["val_psnr"]) == [26.0, 27.0, 28.0]
+    assert list(curves["srndeblur_cifar"]["val_psnr"]) == [24.0]
     fig = plot_quality_vs_budget({"resunet1": curves["resunet1"].iloc[:1]}, curves)
     styles = {line.get_label(): line.get_linestyle() for line in fig.axes[0].lines}
     assert styles["resunet1"] == "-" and styles["resunet1 (reference run)"] == "--"
+    assert styles["srndeblur_cifar (reference run, in progress)"] == "--"
 
 
 def test_outputs_and_the_report_section_render(tmp_path, monkeypatch):

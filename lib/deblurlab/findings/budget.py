@@ -41,9 +41,7 @@ def budget_curves(study, models=None, flops: bool = True) -> dict[str, pd.DataFr
         if not (run / "history.csv").exists():
             continue
         history = pd.read_csv(run / "history.csv")
-        column = next(
-            (c for c in history.columns if c.startswith("val_") and c.endswith("psnr")), None
-        )
+        column = _psnr_column(history)
         if column is None or not len(history):
             continue
         try:
@@ -54,6 +52,11 @@ def budget_curves(study, models=None, flops: bool = True) -> dict[str, pd.DataFr
         per_epoch = (images // batch) * batch
         curves[model] = _curve(history, column, per_epoch, forward_flops(model) if flops else None)
     return curves
+
+
+def _psnr_column(history: pd.DataFrame) -> str | None:
+    """The validation PSNR column of a history (SRNDeblur logs its finest scale's)."""
+    return next((c for c in history.columns if c.startswith("val_") and c.endswith("psnr")), None)
 
 
 def _curve(history: pd.DataFrame, column: str, per_epoch: int, forward: float | None):
@@ -72,8 +75,9 @@ def _curve(history: pd.DataFrame, column: str, per_epoch: int, forward: float | 
 
 def reference_curves(models=None, flops: bool = True) -> dict[str, pd.DataFrame]:
     """The same curves as ``budget_curves`` for the shipped CIFAR-10 reference runs, from their
-    zoo records' histories (``zoo/<model>.json``: epoch, seconds, val_psnr; images an epoch from
-    the record's training images and batch). Models without a shipped run are left out."""
+    zoo records' histories (``zoo/<model>.json``: epoch, seconds, validation PSNR; images an epoch
+    from the record's training images and batch). Models without a shipped run are left out; each
+    curve's ``attrs["label"]`` names it, and says "in progress" for a run not yet finished."""
     from ..models import list_models
     from ..training import zoo
 
@@ -83,12 +87,15 @@ def reference_curves(models=None, flops: bool = True) -> dict[str, pd.DataFrame]
             continue
         record = zoo.read_record(model)
         history = pd.DataFrame(record.get("history") or [])
-        if not len(history) or "val_psnr" not in history or "seconds" not in history:
+        column = _psnr_column(history)
+        if not len(history) or column is None or "seconds" not in history:
             continue
         batch = record["config"]["batch_size"]
         per_epoch = (record["data"]["n_train"] // batch) * batch
         forward = forward_flops(model) if flops else None
-        curves[model] = _curve(history, "val_psnr", per_epoch, forward)
+        curves[model] = _curve(history, column, per_epoch, forward)
+        unfinished = ", in progress" if zoo.in_progress(record) else ""
+        curves[model].attrs["label"] = f"{model} (reference run{unfinished})"
     return curves
 
 

@@ -206,7 +206,9 @@ def plot_quality_vs_budget(
     names = list(dict.fromkeys([*curves, *reference]))
     colours = dict(zip(names, list(plt.cm.tab10.colors) * 2))
     runs = [(m, c, "-", m) for m, c in curves.items()]
-    runs += [(m, c, "--", f"{m} (reference run)") for m, c in reference.items()]
+    runs += [
+        (m, c, "--", c.attrs.get("label", f"{m} (reference run)")) for m, c in reference.items()
+    ]
     for model, curve, style, label in runs:
         colour = colours[model]
         for ax, x in zip(axes, ("seconds", "tflop")):
@@ -237,9 +239,13 @@ def plot_quality_vs_budget(
 
             ax.set_xscale("log")
             ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-            ax.xaxis.set_minor_formatter(
-                FuncFormatter(lambda v, _: f"{v:g}" if f"{v:.0e}"[0] in "25" else "")
-            )
+            low, high = ax.get_xlim()
+            if high / low <= 300:  # label 2x and 5x between the decades only where they fit
+                ax.xaxis.set_minor_formatter(
+                    FuncFormatter(lambda v, _: f"{v:g}" if f"{v:.0e}"[0] in "25" else "")
+                )
+            else:
+                ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
         else:
             ax.text(
                 0.5,
