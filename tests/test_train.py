@@ -202,6 +202,8 @@ def test_losses_and_the_cosine_schedule():
 def test_a_run_continues_from_saved_weights_where_its_checkpoints_are_gone(
     data, tmp_path, monkeypatch
 ):
+    from deblurlab.runtime import provenance
+    from deblurlab.training.checkpoints import machine_story
     from deblurlab.training.train import Continuation
 
     monkeypatch.setenv("DEBLURLAB_OUTPUT_DIR", str(tmp_path))
@@ -213,6 +215,7 @@ def test_a_run_continues_from_saved_weights_where_its_checkpoints_are_gone(
         assign=lambda m: m.set_weights(donor.get_weights()),
         history=first.history.to_dict(orient="records"),
         note="from machine a",
+        machines=[{"epoch": 1, "machine": "machine a"}],
     )
     config = TrainConfig(epochs=4, batch_size=8, patience=50, seed=0)
     stream = lambda a, b: training_stream(sharp, config.batch_size, 0, a, b)  # noqa: E731
@@ -221,6 +224,14 @@ def test_a_run_continues_from_saved_weights_where_its_checkpoints_are_gone(
     assert later.resumed_at == 2 and list(later.history["epoch"]) == [1, 2, 3, 4]
     state = json.loads((later.run_dir / "state.json").read_text())
     assert state["continued_from"] == {"epoch": 2, "note": "from machine a"}
+    here = provenance.machine()
+    assert state["machines"] == [
+        {"epoch": 1, "machine": "machine a"},
+        {"epoch": 3, "machine": here},
+    ]
+    assert machine_story(state) == f"machine a for epochs 1-2, then {here} from epoch 3"
+    first_state = json.loads((first.run_dir / "state.json").read_text())
+    assert machine_story({**first_state, "machine": here}) == here  # one machine: its name
     assert later.history["val_loss"].min() <= first.history["val_loss"].min()
 
 

@@ -139,12 +139,14 @@ def _trained_with(state: dict, setup) -> dict:
     """How the run trained, from its state (not from this process, which may only export it):
     the set-up it began with (``compute``), the arithmetic of its last stretch, and where it was
     carried across machines, backends or arithmetic (``continued_from``: shipped weights and a
-    fresh optimiser; ``resumed_on``: another backend or arithmetic from an epoch on)."""
+    fresh optimiser; ``resumed_on``: another backend or arithmetic from an epoch on; ``machines``:
+    each machine's stretch, when there was more than one)."""
     return {
         "backend": (last_setup(state)["backend"] if state else None) or keras.backend.backend(),
         "compute": state.get("compute") or setup.record(),
         "arithmetic": (last_setup(state)["arithmetic"] if state else None) or setup.arithmetic(),
         **{k: state[k] for k in ("continued_from", "resumed_on") if k in state},
+        **({"machines": state["machines"]} if len(state.get("machines", [])) > 1 else {}),
     }
 
 

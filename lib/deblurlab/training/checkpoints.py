@@ -43,6 +43,7 @@ class Continuation:
     history: list[dict]
     note: str
     arithmetic: str | None = None  # that of the run it continues (``ComputeSetup.arithmetic``)
+    machines: list[dict] | None = None  # where it trained (``note_machine``'s stretches)
 
 
 def fingerprint(model: keras.Model, config: TrainConfig) -> str:
@@ -169,6 +170,29 @@ def continue_run(
     atomic_save(run_dir / "best.weights.h5", model.save_weights, write)
     if write:  # the folder says where it began, even if no epoch is left to train
         atomic_write_text(run_dir / "state.json", json.dumps(state, indent=1))
+
+
+def note_machine(state: dict, epoch: int, machine: str) -> None:
+    """Keep in ``state["machines"]`` the machine of each stretch of the run, from ``epoch``
+    (1-based) on: a run resumed or continued on another machine starts a stretch."""
+    stretches = state.setdefault("machines", [])
+    if not stretches or stretches[-1]["machine"] != machine:
+        stretches.append({"epoch": epoch, "machine": machine})
+
+
+def machine_story(record: dict) -> str:
+    """A record's machine, or, for a run that moved, each machine with its epochs, e.g.
+    "A for epochs 1-95, then B from epoch 96"."""
+    stretches = record.get("machines") or []
+    if len(stretches) < 2:
+        return record.get("machine", "")
+    parts = [
+        f"{a['machine']} for epochs {a['epoch']}-{b['epoch'] - 1}"
+        for a, b in zip(stretches, stretches[1:])
+    ]
+    return ", then ".join(
+        parts + [f"{stretches[-1]['machine']} from epoch {stretches[-1]['epoch']}"]
+    )
 
 
 def last_setup(state: dict) -> dict:

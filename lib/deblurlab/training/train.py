@@ -35,6 +35,7 @@ from tqdm.std import tqdm as text_tqdm
 from ..core.paths import runs_dir
 from ..runtime import cluster as cluster_lib
 from ..runtime import collectives
+from ..runtime.provenance import machine
 from .checkpoints import (
     Continuation,
     ResumableCheckpoint,
@@ -44,6 +45,7 @@ from .checkpoints import (
     fingerprint,
     last_setup,
     load_optimizer,
+    note_machine,
 )
 from .losses import LOSSES, learning_rate
 from .profiles import TrainConfig
@@ -195,8 +197,11 @@ def _open_state(
         state.setdefault("backend", "tensorflow")  # runs before "backend" were TensorFlow's
         now = {"backend": backend, "arithmetic": setup.arithmetic() if setup else None}
         change = arithmetic_change(resumed_at, last_setup(state), now)
-        if change and resumed_at < config.epochs and not state.get("stopped_early"):
+        going_on = resumed_at < config.epochs and not state.get("stopped_early")
+        if change and going_on:
             state.setdefault("resumed_on", []).append(change)  # the record says so
+        if going_on and "machines" in state:  # (runs begun before it was kept have none)
+            note_machine(state, resumed_at + 1, machine())
         return state, resumed_at
     state = {
         "fingerprint": stamp,
@@ -209,8 +214,11 @@ def _open_state(
         "history": [],
         "compute": setup.record() if setup is not None else None,
         "backend": backend,
+        "machines": [],
     }
     if continue_from is not None and continue_from.history:
+        state["machines"] = list(continue_from.machines or [])
+        note_machine(state, len(continue_from.history) + 1, machine())
         now = {"backend": backend, "arithmetic": setup.arithmetic() if setup else None}
         shipped = {"arithmetic": continue_from.arithmetic}  # its backend is not recorded
         change = arithmetic_change(len(continue_from.history), shipped, now)
@@ -218,6 +226,7 @@ def _open_state(
             state["resumed_on"] = [change]
         continue_run(model, state, continue_from, run_dir, write=chief)
         return state, state["epoch"] + 1
+    note_machine(state, 1, machine())
     return state, None
 
 

@@ -225,6 +225,7 @@ def continuation(name: str, capped: bool = False):
             "optimiser"
         ),
         arithmetic=record.get("arithmetic"),
+        machines=record.get("machines") or [{"epoch": 1, "machine": record.get("machine", "?")}],
     )
 
 
@@ -353,6 +354,8 @@ SHIPPED = ("finished", "shipped in progress")  # the ``status`` values with weig
 def records_table(folder=None) -> list[dict]:
     """One row a shipped run of ``folder`` (default: this zoo): epochs, how it stopped, minutes,
     arithmetic, machine, the test data and scores its record measured at the end, and storage."""
+    from .checkpoints import machine_story
+
     rows = []
     with located(folder or zoo_dir()):
         for name in available():
@@ -368,7 +371,7 @@ def records_table(folder=None) -> list[dict]:
                     + (" (continued from shipped weights)" if r.get("continued_from") else ""),
                     "minutes": f"{r.get('train_seconds', 0) / 60:.1f}",
                     "arithmetic": arithmetic_story(r),
-                    "machine": r.get("machine", ""),
+                    "machine": machine_story(r),
                     "test data": f"{n} {what}",
                     "test MSE": f"{scores['mse']:.5f}" if "mse" in scores else "",
                     "test SSIM": f"{scores['ssim']:.4f}" if "ssim" in scores else "",
