@@ -106,6 +106,8 @@ def test_a_machine_without_a_record_uses_float32_and_the_closest_records_xla():
         "float32",
         False,
     ) and "cpu-b-avx512-bf16" in other.source
+    amx = compute.choose(0, env={}, model_name="m", key="cpu-y-avx512-bf16-amx", records=records)
+    assert "cpu-b-avx512-bf16" in amx.source  # the nearest vector units, not the first name
     untuned = compute.choose(0, env={}, model_name="never_tuned", key="cpu-a-avx2", records=records)
     assert (untuned.precision, untuned.jit_compile) == ("float32", "auto")
     assert compute.choose(1, (9, 0), env={}, model_name="m", records=records).jit_compile == "auto"

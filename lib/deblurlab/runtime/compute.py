@@ -297,6 +297,11 @@ def bf16_quality_kept(key: str, model_name: str, seeds: dict | None = None) -> b
     return bool(record.get("precision_check", {}).get("mixed_bfloat16", {}).get("quality_kept"))
 
 
+def _vector_units(key: str) -> set[str]:
+    """The vector units a machine key names, e.g. {"avx512", "bf16", "amx"}."""
+    return set(key.split("-")) & {"avx2", "avx512", "bf16", "amx"}
+
+
 def cpu_choice(
     model_name: str | None, key: str, records: dict, seeds: dict | None = None
 ) -> tuple[str, bool | str, str]:
@@ -306,8 +311,8 @@ def cpu_choice(
     bfloat16 where the CPU has bf16 instructions, it gained >= BF16_MIN_GAIN and the machine's
     seed/precision check kept the quality (``seeds``, default: the kept records), with XLA only if
     the record measured the pair together, since some models do not compile so. Without one: float32
-    (bf16 needs this machine's measurement) and XLA from the closest record that tuned the model,
-    one of the same vector units first.
+    (bf16 needs this machine's measurement) and XLA from the record that tuned the model on the
+    nearest vector units (fewest differing in ``_vector_units``), then by name.
     """
     record = records.get(key)
     if record and model_name in record.get("tuning", {}).get("summary", {}):
@@ -325,7 +330,7 @@ def cpu_choice(
         return ("mixed_bfloat16" if bf16 else "float32"), jit, f"tuning record {key}"
     others = sorted(
         (k for k, r in records.items() if model_name in r.get("tuning", {}).get("summary", {})),
-        key=lambda k: (k.split("-")[-1] != key.split("-")[-1], k),
+        key=lambda k: (len(_vector_units(k) ^ _vector_units(key)), k),
     )
     if not others:
         return (
