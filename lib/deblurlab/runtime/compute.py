@@ -51,6 +51,7 @@ from ..core.paths import PACKAGE_DIR
 # `python -m deblurlab.perf --tune`).
 XLA_MIN_GAIN = 1.10
 BF16_MIN_GAIN = 1.10
+VECTOR_UNITS = {"avx2", "avx512", "bf16", "amx"}  # the words of a machine key that name them
 # One record per machine kind (CPU name and vector units), e.g. tuning/amd-epyc-avx2.json.
 TUNING_DIR = PACKAGE_DIR / "tuning"
 PRECISION_ENV = "DEBLURLAB_PRECISION"
@@ -297,11 +298,6 @@ def bf16_quality_kept(key: str, model_name: str, seeds: dict | None = None) -> b
     return bool(record.get("precision_check", {}).get("mixed_bfloat16", {}).get("quality_kept"))
 
 
-def _vector_units(key: str) -> set[str]:
-    """The vector units a machine key names, e.g. {"avx512", "bf16", "amx"}."""
-    return set(key.split("-")) & {"avx2", "avx512", "bf16", "amx"}
-
-
 def cpu_choice(
     model_name: str | None, key: str, records: dict, seeds: dict | None = None
 ) -> tuple[str, bool | str, str]:
@@ -312,7 +308,7 @@ def cpu_choice(
     seed/precision check kept the quality (``seeds``, default: the kept records), with XLA only if
     the record measured the pair together, since some models do not compile so. Without one: float32
     (bf16 needs this machine's measurement) and XLA from the record that tuned the model on the
-    nearest vector units (fewest differing in ``_vector_units``), then by name.
+    nearest vector units (fewest of ``VECTOR_UNITS`` differing), then by name.
     """
     record = records.get(key)
     if record and model_name in record.get("tuning", {}).get("summary", {}):
@@ -330,7 +326,7 @@ def cpu_choice(
         return ("mixed_bfloat16" if bf16 else "float32"), jit, f"tuning record {key}"
     others = sorted(
         (k for k, r in records.items() if model_name in r.get("tuning", {}).get("summary", {})),
-        key=lambda k: (len(_vector_units(k) ^ _vector_units(key)), k),
+        key=lambda k: (len((set(k.split("-")) ^ set(key.split("-"))) & VECTOR_UNITS), k),
     )
     if not others:
         return (
