@@ -260,12 +260,17 @@ def test_weights_zoo_loads_shipped_models_and_trains_the_others(tmp_path, monkey
 
 
 def test_the_docs_list_every_shipped_run_as_its_record_says():
-    """docs/reference-runs.md's tables are the records' (tools/zoo_tables.py --write)."""
+    """docs/reference-runs.md's tables and the README's are the records' (tools/zoo_tables.py
+    --write): every run, the GPU's too, with its epochs, time, arithmetic and machine."""
     import runpy
 
     tool = runpy.run_path(str(REPO_ROOT / "tools" / "zoo_tables.py"))
-    text = tool["DOC"].read_text()
-    assert text.count("<!-- zoo-table:") == 2
-    assert tool["render"](text) == text, "run: python tools/zoo_tables.py --write"
+    doc, readme = (page.read_text() for page in tool["PAGES"])
+    assert doc.count("<!-- zoo-table:") == 2 and readme.count("<!-- zoo-table:summary -->") == 1
+    for text in (doc, readme):
+        assert tool["render"](text) == text, "run: python tools/zoo_tables.py --write"
     with zoo.located(zoo.ZOO_DIR):
-        assert all(f"| {name} |" in text for name in zoo.available())
+        assert all(f"| {name} |" in doc and f"| {name} |" in readme for name in zoo.available())
+    with zoo.located(zoo.ZOO_DIR / zoo.GPU_SUBDIR):
+        assert all(f"| {name} (GPU) |" in readme for name in zoo.available())
+    assert {"epochs", "minutes", "arithmetic", "machine"} <= set(tool["summary_rows"]()[0])

@@ -1,10 +1,12 @@
-"""The tables of shipped reference runs in docs/reference-runs.md, from the zoo's records.
+"""The tables of shipped reference runs in docs/reference-runs.md and README.md, from the zoo's
+records.
 
     .venv/bin/python tools/zoo_tables.py            # print them
-    .venv/bin/python tools/zoo_tables.py --write    # rewrite them in docs/reference-runs.md
+    .venv/bin/python tools/zoo_tables.py --write    # rewrite them in docs/reference-runs.md, README.md
 
 Each table sits between ``<!-- zoo-table:NAME -->`` and ``<!-- /zoo-table -->`` (NAME ``cpu``:
-``zoo/``, ``gpu``: ``zoo/gpu/``); ``tests/test_zoo.py`` checks that the page matches the records.
+``zoo/``, ``gpu``: ``zoo/gpu/``, both in full; ``summary``: every run of both, in the columns the
+README shows); ``tests/test_zoo.py`` checks that the pages match the records.
 """
 
 from __future__ import annotations
@@ -16,13 +18,35 @@ from deblurlab.core.paths import REPO_ROOT
 from deblurlab.training import zoo
 
 DOC = REPO_ROOT / "docs" / "reference-runs.md"
+PAGES = (DOC, REPO_ROOT / "README.md")
 FOLDERS = {"cpu": zoo.ZOO_DIR, "gpu": zoo.ZOO_DIR / zoo.GPU_SUBDIR}
+SUMMARY = (
+    "epochs",
+    "stopped by",
+    "minutes",
+    "arithmetic",
+    "machine",
+    "test data",
+    "test MSE",
+    "test SSIM",
+)
 BLOCK = re.compile(r"(<!-- zoo-table:(\w+) -->\n)(.*?)(\n<!-- /zoo-table -->)", re.S)
 
 
+def summary_rows() -> list[dict]:
+    """Every shipped run, the CPU's then the GPU's, with how it stopped in a few words."""
+    rows = []
+    for where, folder in FOLDERS.items():
+        for row in zoo.records_table(folder):
+            short = {k: row[k] for k in SUMMARY}
+            short["stopped by"] = re.split(r"[:(]", row["stopped by"])[0].strip()
+            rows.append({"run": row["model"] + (" (GPU)" if where == "gpu" else ""), **short})
+    return rows
+
+
 def records_markdown(folder) -> str:
-    """``zoo.records_table(folder)`` as a markdown table."""
-    rows = zoo.records_table(folder)
+    """``zoo.records_table(folder)`` (``folder`` None: ``summary_rows()``) as a markdown table."""
+    rows = summary_rows() if folder is None else zoo.records_table(folder)
     if not rows:
         return "(no shipped run)"
     head = list(rows[0])
@@ -33,13 +57,16 @@ def records_markdown(folder) -> str:
 
 def render(text: str) -> str:
     """``text`` with every zoo table replaced by the current records'."""
-    return BLOCK.sub(lambda m: m[1] + records_markdown(FOLDERS[m[2]]) + m[4], text)
+    return BLOCK.sub(
+        lambda m: m[1] + records_markdown(None if m[2] == "summary" else FOLDERS[m[2]]) + m[4], text
+    )
 
 
 if __name__ == "__main__":
     if "--write" in sys.argv[1:]:
-        DOC.write_text(render(DOC.read_text()))
-        print(f"wrote {DOC}")
+        for page in PAGES:
+            page.write_text(render(page.read_text()))
+            print(f"wrote {page}")
     else:
-        for name, folder in FOLDERS.items():
-            print(f"{name}: {folder}\n{records_markdown(folder)}\n")
+        for name, folder in [*FOLDERS.items(), ("summary", None)]:
+            print(f"{name}: {folder or 'every run'}\n{records_markdown(folder)}\n")
