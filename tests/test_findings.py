@@ -409,6 +409,18 @@ def test_motion_chapters_save_what_the_findings_read():
     assert found["label"] == "srndeblur_reds (reference run)"
     gain = found["scores"]["srndeblur_reds"]["psnr"] - found["scores"][BLURRED_INPUT]["psnr"]
     assert np.mean(gain) > 0.9
+    # ... and each run shows under its own name: the chapter's as this run's, the shipped one as
+    # the reference run's, which (stopped at its epoch cap) decides, since more epochs of the
+    # restoring network cannot undo "restored beats blurred"
+    assert set(found["runs"]) == {"", F.REFERENCE}
+    ev = evidence(motion={**found, "data_kind": "reds"})
+    ev.training.update({"srndeblur_reds": {"epochs": 3}, **found["training"]})
+    ev.training[F.REFERENCE + "srndeblur_reds"] = {"epochs": 60, "stopped": "epoch limit (60)"}
+    r8 = row(F.scorecard(ev), 8)
+    assert r8["source"] == "reference run" and r8["verdict"] == "reproduced"
+    assert r8["this_run"]["tests"] and r8["this_budget"] == "at a budget of 3 epochs"
+    assert "SRNDeblur_reds stopped before early stopping" in r8["limit"]
+    assert "the chapter's own" not in r8["limit"]
     found = F._patch_evidence()
     assert list(found["frame"]) == [0, 0, 1, 1, 2, 2, 3, 3] and len(found["ssim"]) == 8
 
@@ -565,15 +577,25 @@ def test_finished_gpu_runs_decide_before_unfinished_ones_and_budgets_are_named()
     ev = evidence(scores)
     for name in ("resunet1", "resunet3"):
         ev.training[F.GPU_REFERENCE + name] = {"epochs": 50, "stopped": "early stopping: ..."}
-    r1 = row(F.scorecard(ev), 1)
+    ev.training["resunet3"] = {"epochs": 2, "train_seconds": 9.0}
+    card = F.scorecard(ev)
+    r1 = row(card, 1)
     assert r1["source"] == "GPU reference run" and r1["budget"] == ""
     assert "in the GPU reference runs" in r1["sentence"] and "GPU reference runs" in r1["limit"]
     assert any("GPU reference runs" in s for s in F.conclusion(F.scorecard(ev), ev))
+    # this run's own verdicts, shown beside the deciding ones, still name their budget
+    table = F.write_tables(card, ev)
+    mine = table.loc[table["#"] == 1, "ours, this run"].item()
+    assert mine.endswith(f"→ {r1['this_run']['verdict']} at a budget of 1/2 epochs")
+    assert (
+        card.tests.query("claim == 1 and run == 'this run'")["verdict"]
+        .str.endswith("at a budget of 1/2 epochs")
+        .all()
+    )
 
     # the claimed loser's GPU run cut by its time limit could still catch up: this run decides,
     # and says at what budget
     ev.training[F.GPU_REFERENCE + "resunet1"] = {"epochs": 4, "stopped": "in progress: time"}
-    ev.training["resunet3"] = {"epochs": 2, "train_seconds": 9.0}
     card = F.scorecard(ev)
     r1 = row(card, 1)
     assert r1["source"] == "this run" and r1["budget"] == "at a budget of 1/2 epochs"

@@ -182,6 +182,7 @@ def collect(study, recompute: bool = False) -> Evidence:
                 }
         evidence.chapters[chapter] = info
     evidence.motion = _motion_evidence()
+    evidence.training.update((evidence.motion or {}).get("training", {}))
     evidence.patches = _patch_evidence()
     for chapter, found in ((MOTION_CHAPTER, evidence.motion), (PATCH_CHAPTER, evidence.patches)):
         evidence.chapters[chapter] = (
@@ -209,13 +210,21 @@ def _motion_evidence() -> dict | None:
     models = [name for name in scores if name != BLURRED_INPUT]
     if BLURRED_INPUT not in scores or not models:
         return None
-    # The shipped reference run decides where chapter 05 scored it, else the chapter's own run.
+    # The chapter's own run is this run's; the shipped one, where chapter 05 scored it, is the
+    # reference run's, and decides ("scores", "label", "trained") before the chapter's own.
     reference = "srndeblur_reds" + REFERENCE_SUFFIX
     model = next((m for m in (reference, "srndeblur_reds") if m in scores), models[0])
+    own = "srndeblur_reds" if "srndeblur_reds" in scores else model
+    runs = {"": own, **({REFERENCE: reference} if reference in scores else {})}
     found = {
-        "scores": {BLURRED_INPUT: scores[BLURRED_INPUT], "srndeblur_reds": scores[model]},
+        "runs": {
+            prefix: {BLURRED_INPUT: scores[BLURRED_INPUT], "srndeblur_reds": scores[name]}
+            for prefix, name in runs.items()
+        },
         "label": model,
         "trained": _motion_training(model),
+        "trained_by": {"this run": _motion_training(own), "reference run": _motion_training(model)},
+        "training": _motion_budgets(saved, own, reference in scores),
         "n": int(len(scores[BLURRED_INPUT]["mse"])),
         "eval": saved.get("eval", ""),
         **_data_fields(saved),
@@ -226,14 +235,35 @@ def _motion_evidence() -> dict | None:
     if reds and "names" in arrays:
         names = [str(n) for n in arrays["names"]]
         keep = np.array([names.index(f) for f in groups[reds]["frames"] if f in names], int)
-        found["scores"] = {
-            k: {m: np.asarray(v)[keep] for m, v in per.items()}
-            for k, per in found["scores"].items()
+        found["runs"] = {
+            prefix: {k: {m: np.asarray(v)[keep] for m, v in per.items()} for k, per in run.items()}
+            for prefix, run in found["runs"].items()
         }
         frames = f"{len(keep)} whole frame{'s' if len(keep) != 1 else ''}"
         found.update(n=len(keep), eval=f"{frames} of {reds}", data_kind="reds")
         found["data_label"] = reds
+    found["scores"] = found["runs"].get(REFERENCE, found["runs"][""])
     return found
+
+
+def _motion_budgets(saved: dict, own: str, shipped: bool) -> dict:
+    """How far the scored motion networks trained, as ``Evidence.training`` keeps it: the
+    chapter's own run from its results, the shipped one from its zoo record."""
+    out = {}
+    entry = saved.get("models", {}).get(own, {})
+    if "epochs" in entry and not own.endswith(REFERENCE_SUFFIX):
+        out["srndeblur_reds"] = {k: entry.get(k) for k in ("epochs", "train_seconds")}
+    if shipped:
+        try:
+            record = read_record("srndeblur_reds")
+        except (ZooError, OSError, ValueError):
+            return out
+        out[REFERENCE + "srndeblur_reds"] = {
+            "epochs": record.get("epochs"),
+            "train_seconds": record.get("train_seconds"),
+            "stopped": record.get("stopped", ""),
+        }
+    return out
 
 
 def _motion_training(label: str) -> str:

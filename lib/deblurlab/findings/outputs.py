@@ -26,7 +26,8 @@ def write_tables(card: Scorecard, evidence: Evidence) -> pd.DataFrame:
                 "claim": r["text"],
                 "tested by": r["metric"],
                 "original": r["original"],
-                "ours, this run": format_run(r["this_run"], "results missing", names=False),
+                "ours, this run": format_run(r["this_run"], "results missing", names=False)
+                + (f" {r['this_budget']}" if r.get("this_budget") and r["this_run"] else ""),
                 "ours, reference run": format_run(r["reference"], names=False),
                 "verdict": r["verdict"]
                 + {"reference run": " (reference)", "GPU reference run": " (GPU reference)"}.get(

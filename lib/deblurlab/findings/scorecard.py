@@ -43,9 +43,9 @@ def unconverged(claim: Claim, evidence: Evidence, prefix: str = REFERENCE) -> li
 
 
 def budget_of(claim: Claim, evidence: Evidence, source: str) -> str:
-    """For a CIFAR-10 verdict that rests on this run's networks at a CPU profile (not trained to
-    convergence), the budget it was reached at, e.g. "at a budget of 1 epoch"; else ""."""
-    if claim.kind != "cifar" or source != "this run" or evidence.profile == "full":
+    """For a CIFAR-10 or motion verdict that rests on this run's networks at a CPU profile (not
+    trained to convergence), the budget it was reached at, e.g. "at a budget of 1 epoch", or ""."""
+    if claim.kind not in ("cifar", "motion") or source != "this run" or evidence.profile == "full":
         return ""
     models = sorted({m for t in claim.tests for m in (t.a, t.b) if m != BLURRED_INPUT})
     epochs = sorted({evidence.training.get(m, {}).get("epochs") for m in models} - {None})
@@ -146,6 +146,7 @@ def scorecard(evidence: Evidence, claims=CLAIMS) -> Scorecard:
         final = runs.get(source, this)
         verdict = final["verdict"] if final else "inconclusive"
         budget = budget_of(claim, evidence, source) if final and not final.get("missing") else ""
+        this_budget = budget_of(claim, evidence, "this run")  # said beside this run's verdicts
         limit = verdict_limit(claim, final, source, evidence)
         has_reference = reference is not None and any(not t["missing"] for t in reference["tests"])
         names = ", ".join(pretty(m) for m in capped)
@@ -170,6 +171,7 @@ def scorecard(evidence: Evidence, claims=CLAIMS) -> Scorecard:
                 "gpu_reference": gpu,
                 "verdict": verdict,
                 "budget": budget,
+                "this_budget": this_budget,
                 "source": source,
                 "reason": verdict_reason(final, claim),
                 "limit": limit,
@@ -192,7 +194,8 @@ def scorecard(evidence: Evidence, claims=CLAIMS) -> Scorecard:
                         "B": t["b_value"],
                         "A − B": t["a_value"] - t["b_value"],
                         "95% CI": _ci_cell(t),
-                        "verdict": t["verdict"],
+                        "verdict": t["verdict"]
+                        + (f" {this_budget}" if run_label == "this run" and this_budget else ""),
                     }
                 )
     return Scorecard(rows, pd.DataFrame(tests))

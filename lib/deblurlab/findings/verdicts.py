@@ -85,14 +85,15 @@ def run_claim(claim: Claim, evidence: Evidence, prefix: str = "") -> dict | None
     if claim.kind == "patches":
         return None if prefix else _patch_claim(claim, evidence.patches)
     if claim.kind == "motion":
-        if prefix or evidence.motion is None:
+        runs = (evidence.motion or {}).get("runs") or {"": (evidence.motion or {}).get("scores")}
+        if runs.get(prefix) is None:
             return (
                 None
                 if prefix
                 else {"verdict": "inconclusive", "tests": [], "missing": True, "data_match": None}
             )
         match = evidence.motion["data_kind"] == "reds"
-        tests = [run_test(t, evidence.motion["scores"], data_match=match) for t in claim.tests]
+        tests = [run_test(t, runs[prefix], data_match=match) for t in claim.tests]
         return {
             "verdict": S.combine_verdicts(t["verdict"] for t in tests),
             "tests": tests,
@@ -233,10 +234,10 @@ def verdict_limit(claim: Claim, run: dict | None, source: str, evidence: Evidenc
                 "Protocol: the original estimated its share by a kernel density estimate over half "
                 "the REDS training set; we count random patches of the frames analysed."
             )
+        trained = found.get("trained_by", {}).get(source) or found.get("trained", "a CPU run")
         return (
-            f"Protocol and budget: we score {found['eval']} with "
-            f"{found.get('trained', 'a CPU-sized training')}; the original averaged 500 whole "
-            "REDS frames after 150 epochs."
+            f"Protocol and budget: we score {found['eval']} with {trained}; the original "
+            "averaged 500 whole REDS frames after 150 epochs."
         )
     problems = [
         info["message"]
