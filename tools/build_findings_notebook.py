@@ -65,9 +65,12 @@ and *inconclusive* when it contains zero, or when our data are not the original'
 claims, unless the data really are REDS). A claim made of several comparisons is reproduced only if
 all are, and contradicted if any is. Where a shipped reference run (the full profile's training,
 with early stopping, scored by the chapters on the same images) exists, its verdict is the one that
-counts when every network in it reached early stopping, or when the only ones stopped at an
-epoch cap are on the side its interval favours (more epochs improve a capped run's best
-checkpoint, so they could only widen that difference); otherwise this run's counts.
+counts when every network in it reached early stopping, or when its verdict rests on
+comparisons that more training of the unfinished or absent networks could not undo (an unfinished
+network's best checkpoint only improves with more epochs, so one already significantly ahead
+stays ahead); the GPU reference runs likewise, after the
+CPU's; otherwise this run's counts. This run's verdicts name the budget they were reached at
+("contradicted at a budget of 1 epoch"): they describe networks cut short, not finished ones.
 """,
     ),
     (
