@@ -2,7 +2,7 @@
 records.
 
     .venv/bin/python tools/zoo_tables.py            # print them
-    .venv/bin/python tools/zoo_tables.py --write    # rewrite them in docs/reference-runs.md, README.md
+    .venv/bin/python tools/zoo_tables.py --write    # rewrite them in those two pages
 
 Each table sits between ``<!-- zoo-table:NAME -->`` and ``<!-- /zoo-table -->`` (NAME ``cpu``:
 ``zoo/``, ``gpu``: ``zoo/gpu/``, both in full; ``summary``: every run of both, in the columns the
