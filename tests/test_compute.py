@@ -253,3 +253,18 @@ def test_seed_checks_are_kept_per_machine_and_model_beside_the_tuning_records(
     assert seeds.record_path("caessc_d30_f64", "cpu-avx2") == (
         tmp_path / "cpu-avx2.caessc_d30_f64.seeds.json"
     )
+
+
+def test_jax_trains_float32_where_bf16_was_only_checked_on_tensorflow():
+    records = {
+        "k": {
+            "cpu_flags": {"amx_bf16": True},
+            "tuning": {"summary": {"m": {"mixed_bfloat16": {"train_ratio": 2.0}}}},
+        }
+    }
+    kept = {("k", "m"): {"precision_check": {"mixed_bfloat16": {"quality_kept": True}}}}
+    common = dict(env={}, model_name="m", key="k", records=records, seeds=kept)
+    assert compute.choose(0, backend="tensorflow", **common).precision == "mixed_bfloat16"
+    jax = compute.choose(0, backend="jax", **common)
+    assert (jax.precision, jax.jit_compile) == ("float32", True)
+    assert "bf16 was checked on TensorFlow" in jax.source

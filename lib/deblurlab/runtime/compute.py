@@ -24,8 +24,7 @@ TensorFlow or ``DataParallel`` over every process's devices on JAX; the batch si
 **Backend**: the Keras backend in use (``keras.backend.backend()``) picks the TensorFlow-only
 pieces (MirroredStrategy, ``tf.config`` device queries) or their JAX counterparts
 (``DataParallel``, ``jax.devices()``). On JAX every step is compiled with XLA (``jit_compile``
-False would run it op by op), so the CPU tuning records, measured on TensorFlow, set only the
-precision there.
+False would run it op by op), and a CPU trains float32 (the bf16 checks are TensorFlow's).
 
 ``DEBLURLAB_PRECISION`` (a Keras dtype policy such as ``float32``) and ``DEBLURLAB_JIT``
 (``0``/``1``) override the choice, e.g. to train the float32 reference a mixed-precision run is
@@ -206,8 +205,9 @@ def choose(
             tuning_records() if records is None else records,
             seeds,
         )
-        if backend == "jax":  # the records time TensorFlow's XLA; JAX always compiles
-            jit, source = True, f"{source}; XLA always on the JAX backend"
+        if backend == "jax":  # JAX always compiles; the records' bf16 was checked on TensorFlow
+            bf16 = ", float32 (bf16 was checked on TensorFlow)" if precision != "float32" else ""
+            jit, precision, source = True, "float32", f"{source}; XLA always on JAX{bf16}"
         setup = dict(
             device="cpu",
             gpus=0,
